@@ -1,0 +1,409 @@
+/**
+ * Configuration: one schema with each default beside its field; loaded and validated once at start,
+ * then frozen. Nothing after `loadConfig` reads `process.env`.
+ */
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** A configuration mistake. The message names the field; the CLI exits with code 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly exitCode = 2;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** `30s`, `5m`, `1h`, `500ms`, `1d` → milliseconds; throws on anything else. */
+export function parseDuration(text: string): number {
+  if (/^\s*-/.test(text)) throw new Error(`expected a positive duration, got ${JSON.stringify(text)}`);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(text);
+  if (!m) throw new Error(`expected a duration like 30s, 5m or 1h, got ${JSON.stringify(text)}`);
+  return Math.round(Number(m[1]) * (UNITS[m[2]!.toLowerCase()] ?? 1));
+}
+
+/** `16MiB`, `5GB`, `1024` (bytes) → bytes. */
+export function parseSize(text: string | number): number {
+  if (typeof text === 'number') return text;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(text);
+  if (!m) throw new Error(`expected a size like 16MiB or 5GB, got ${JSON.stringify(text)}`);
+  return Math.round(Number(m[1]) * (SIZE_UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1));
+}
+
+const got = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+const duration = () =>
+  z.custom<string>().transform((v, ctx) => {
+    if (typeof v !== 'string') {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 5m or 1h, got ${got(v)}` });
+      return z.NEVER;
+    }
+    try {
+      const ms = parseDuration(v);
+      if (ms <= 0) throw new Error(`expected a positive duration, got ${JSON.stringify(v)}`);
+      return ms;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const size = () =>
+  z.custom<string | number>().transform((v, ctx) => {
+    try {
+      if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`expected a size, got ${got(v)}`);
+      const n = parseSize(v);
+      if (n <= 0) throw new Error(`expected a positive size, got ${JSON.stringify(v)}`);
+      return n;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+/** An integer in a range; numeric strings (from `${ENV}` expansion) are accepted. */
+const int = (min: number, max: number, what = 'a number') =>
+  z.custom<unknown>().transform((v, ctx) => {
+    const n = typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `expected ${what} from ${min} to ${max}, got ${got(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const bool = () =>
+  z.custom<unknown>().transform((v, ctx) => {
+    if (typeof v === 'boolean') return v;
+    if (v === 'true' || v === 'false') return v === 'true';
+    ctx.addIssue({ code: 'custom', message: `expected true or false, got ${got(v)}` });
+    return z.NEVER;
+  });
+
+const str = (what = 'a non-empty string') =>
+  z.string({ error: (iss) => `expected ${what}, got ${got(iss.input)}` }).min(1, `expected ${what}`);
+
+/** Lower-case letters, digits, `-` and `_`: safe in S3 keys, Redis keys and BullMQ job ids. */
+export const ORG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Call-data extensions synced when a tenant names no `include`. */
+export const AUDIO_EXTENSIONS = [
+  'wav',
+  'mp3',
+  'm4a',
+  'ogg',
+  'oga',
+  'opus',
+  'flac',
+  'aac',
+  'wma',
+  'amr',
+  'gsm',
+];
+export const RECORD_EXTENSIONS = ['csv', 'tsv', 'json', 'jsonl', 'ndjson'];
+export const DEFAULT_INCLUDE = [`**/*.{${[...AUDIO_EXTENSIONS, ...RECORD_EXTENSIONS].join(',')}}`];
+
+const secureSchema = z
+  .custom<unknown>()
+  .transform((v, ctx) => {
+    if (v === false || v === 'false') return false as const;
+    if (v === true || v === 'explicit' || v === 'true') return 'explicit' as const;
+    if (v === 'implicit') return 'implicit' as const;
+    ctx.addIssue({ code: 'custom', message: `expected false, explicit or implicit, got ${got(v)}` });
+    return z.NEVER;
+  })
+  .default('explicit');
+
+export const ftpSchema = z.strictObject({
+  host: str('a host name'),
+  port: int(1, 65535).optional(),
+  /** `explicit` (AUTH TLS, the default), `implicit` (port 990) or `false` (plain FTP, warned at start). */
+  secure: secureSchema,
+  user: str('a user name').optional(),
+  password: z.string().optional(),
+  /** PEM file of a CA that signs the server's certificate (self-hosted CAs). */
+  caFile: str('a file path').optional(),
+  /** SHA-256 fingerprint of the server certificate to pin (`AA:BB:...`). */
+  fingerprint: str('a SHA-256 fingerprint').optional(),
+  /** Verify the server's certificate. Default true; turning it off is logged as a warning. */
+  verifyCertificate: bool().default(true),
+});
+
+export const metadataSchema = z.strictObject({
+  /** Manifest column names (first present wins). */
+  columns: z
+    .strictObject({
+      file: z.array(str()).default(['file', 'recording', 'filename', 'file_name', 'recording_file']),
+      email: z.array(str()).default(['email', 'agent_email', 'agent']),
+      date: z.array(str()).default(['date_of_call', 'call_date', 'date']),
+    })
+    .prefault({}),
+  /** Delimiter override for CSV/TSV manifests; default by extension. */
+  delimiter: z.string().min(1).max(1).optional(),
+  /** How dates in manifests and file names are written. `iso` is YYYY-MM-DD. */
+  dateFormat: z.enum(['iso', 'DD/MM/YYYY', 'MM/DD/YYYY', 'YYYY/MM/DD']).default('iso'),
+  /** Regular expression with named groups `email` and `date`, matched against the file name. */
+  pattern: str('a regular expression')
+    .refine(
+      (p) => {
+        try {
+          new RegExp(p);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: 'expected a valid regular expression' },
+    )
+    .optional(),
+  defaultEmail: z.email({ error: (iss) => `expected an email address, got ${got(iss.input)}` }).optional(),
+  /** When true, a recording waits up to `manifestWait` for its manifest row, then is parked. */
+  requireManifest: bool().default(false),
+  manifestWait: duration().prefault('1h'),
+});
+
+const tenantSchema = z.strictObject({
+  org: z.string().regex(ORG_PATTERN, 'expected lower-case letters, digits, - and _ (at most 63)'),
+  enabled: bool().default(true),
+  ftp: ftpSchema,
+  dirs: z.array(str('a directory')).min(1).default(['/']),
+  include: z.array(str('a glob pattern')).optional(),
+  exclude: z.array(str('a glob pattern')).default([]),
+  pollInterval: duration().optional(),
+  minFileAge: duration().optional(),
+  maxConnections: int(1, 64).optional(),
+  maxFileSize: size().optional(),
+  metadata: metadataSchema.prefault({}),
+});
+
+const velaSchema = z.preprocess(
+  (v) => (v && typeof v === 'object' && !('enabled' in v) ? { ...v, enabled: true } : v),
+  z.discriminatedUnion('enabled', [
+    z.strictObject({ enabled: z.literal(false) }),
+    z.strictObject({
+      enabled: z.literal(true),
+      url: z.url({ error: (iss) => `expected an http(s) URL, got ${got(iss.input)}` }),
+      token: str('a bearer token'),
+      timeout: duration().prefault('10s'),
+    }),
+  ]),
+);
+
+export const configSchema = z.strictObject({
+  redis: z
+    .strictObject({
+      url: str('a redis:// URL').default('redis://127.0.0.1:6379'),
+      /** Key prefix for queues and sync state. Wrapped in `{}` on a Redis Cluster. */
+      prefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_.{}-]+$/, 'expected letters, digits, . _ - { }')
+        .default('ftpsync'),
+    })
+    .prefault({}),
+  s3: z.strictObject({
+    bucket: str('a bucket name'),
+    region: str().default('us-east-1'),
+    endpoint: z.url({ error: (iss) => `expected a URL, got ${got(iss.input)}` }).optional(),
+    forcePathStyle: bool().default(false),
+    keyTemplate: str()
+      .default('{org}/{path}')
+      .refine(
+        (t) => t.includes('{org}') && t.endsWith('{path}') && t.indexOf('{org}') < t.indexOf('{path}'),
+        {
+          message: 'expected a template containing {org} and ending with {path}',
+        },
+      ),
+    /** Files up to this size are uploaded with one PutObject; larger ones with a multipart upload. */
+    multipartThreshold: size().prefault('16MiB'),
+    /** Parallel part uploads per multipart upload (memory ≈ queueSize × partSize). */
+    queueSize: int(1, 16).default(4),
+  }),
+  vela: velaSchema,
+  defaults: z
+    .strictObject({
+      pollInterval: duration().prefault('60s'),
+      minFileAge: duration().prefault('30s'),
+      maxConnections: int(1, 64).default(2),
+      allocationRecheck: duration().prefault('15m'),
+      maxFileSize: size().prefault('10GiB'),
+    })
+    .prefault({}),
+  worker: z
+    .strictObject({
+      /** Sync jobs processed at once per worker process. */
+      concurrency: int(1, 256).default(8),
+      /** Attempts of a sync job before it stays failed (backoff grows to 5 minutes). */
+      attempts: int(1, 1000).default(40),
+      /** On SIGTERM, how long transfers may run before they are aborted and handed back. */
+      shutdownTimeout: duration().prefault('30s'),
+      /** How long completed jobs are kept (the dedup window for job ids). */
+      keepCompleted: duration().prefault('1d'),
+    })
+    .prefault({}),
+  credentials: z
+    .strictObject({
+      /** How long fetched FTP credentials are cached by a worker. */
+      cacheTtl: duration().prefault('5m'),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      enabled: bool().default(false),
+      host: str().default('127.0.0.1'),
+      port: int(1, 65535).default(9464),
+      /** Token for /admin/queues and (when set) /metrics. */
+      token: z.string().optional(),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  tenants: z.array(tenantSchema).default([]),
+});
+
+type RawConfig = z.output<typeof configSchema>;
+export type FtpConfig = z.output<typeof ftpSchema>;
+export type MetadataConfig = z.output<typeof metadataSchema>;
+
+/** A tenant with the defaults applied. */
+export interface TenantConfig {
+  org: string;
+  enabled: boolean;
+  ftp: FtpConfig & { port: number };
+  dirs: string[];
+  include: string[];
+  exclude: string[];
+  pollInterval: number;
+  minFileAge: number;
+  maxConnections: number;
+  maxFileSize: number;
+  metadata: MetadataConfig;
+  /** Where the credentials come from: `config` (inline) or `redis` (onboarded at run time). */
+  origin: 'config' | 'onboarded';
+}
+
+export interface Config extends Omit<RawConfig, 'tenants'> {
+  tenants: TenantConfig[];
+  /** AES-256-GCM key for onboarded tenants' credentials, from FTPSYNC_SECRET_KEY. */
+  secretKey?: string;
+}
+
+/** Applies the defaults to one tenant entry (config file or onboarding). */
+export function resolveTenant(
+  t: z.output<typeof tenantSchema>,
+  defaults: RawConfig['defaults'],
+  origin: TenantConfig['origin'] = 'config',
+): TenantConfig {
+  return {
+    ...t,
+    ftp: { ...t.ftp, port: t.ftp.port ?? (t.ftp.secure === 'implicit' ? 990 : 21) },
+    include: t.include ?? DEFAULT_INCLUDE,
+    pollInterval: t.pollInterval ?? defaults.pollInterval,
+    minFileAge: t.minFileAge ?? defaults.minFileAge,
+    maxConnections: t.maxConnections ?? defaults.maxConnections,
+    maxFileSize: t.maxFileSize ?? defaults.maxFileSize,
+    origin,
+  };
+}
+
+export const tenantInputSchema = tenantSchema;
+
+/** `tenants[1].ftp.port` */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(top level)';
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((iss) => {
+      if (iss.code === 'unrecognized_keys') {
+        return `${formatPath(iss.path)}: unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${k}"`).join(', ')}`;
+      }
+      if (iss.code === 'invalid_union')
+        return `${formatPath(iss.path)}: expected { url, token } or { enabled: false }`;
+      return `${formatPath(iss.path)}: ${iss.message}`;
+    })
+    .join('\n');
+}
+
+/** Expands `${VAR}` in every string; a missing variable is an error naming the field. */
+export function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: PropertyKey[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined)
+        throw new ConfigError(`${formatPath(path)}: environment variable ${name} is not set`);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, [...path, i]));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]));
+  }
+  return value;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+/** Validates an already-parsed document (after env expansion). */
+export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = {}): Config {
+  if (doc === null || doc === undefined) throw new ConfigError('the configuration is empty');
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError('the configuration must be a mapping');
+  const expanded = expandEnv(doc, env);
+  const result = configSchema.safeParse(expanded);
+  if (!result.success) throw new ConfigError(formatIssues(result.error));
+  const raw = result.data;
+  const seen = new Map<string, number>();
+  raw.tenants.forEach((t, i) => {
+    const first = seen.get(t.org);
+    if (first !== undefined) {
+      throw new ConfigError(`tenants[${i}].org: duplicate org "${t.org}" (also tenants[${first}])`);
+    }
+    seen.set(t.org, i);
+  });
+  const config: Config = {
+    ...raw,
+    tenants: raw.tenants.map((t) => resolveTenant(t, raw.defaults)),
+    secretKey: env.FTPSYNC_SECRET_KEY || undefined,
+  };
+  return deepFreeze(config);
+}
+
+/** Reads, expands and validates a YAML configuration file. */
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `${file}: cannot read the configuration (${(err as NodeJS.ErrnoException).code ?? err})`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseConfig(doc, env);
+}

@@ -1,0 +1,26 @@
+import type { Readable } from 'node:stream';
+
+export interface ObjectHead {
+  size: number;
+  etag?: string;
+  /** User metadata (x-amz-meta-*), keys in lower case. */
+  metadata: Record<string, string>;
+}
+
+export interface PutOptions {
+  /** Exact byte length of the body. */
+  size: number;
+  metadata: Record<string, string>;
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Called with bytes sent so far; never allowed to break the upload. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface ObjectStore {
+  head(key: string): Promise<ObjectHead | undefined>;
+  /** Uploads a whole object. A stream body must end only when it is complete and correct. */
+  put(key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag?: string }>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): AsyncIterable<{ key: string; size: number }>;
+}

@@ -1,0 +1,47 @@
+import type { Writable } from 'node:stream';
+
+/** Credentials of one tenant's source. Never put in job data, logs or errors. */
+export interface SourceCredentials {
+  user: string;
+  password: string;
+}
+
+/** One entry of a directory listing. */
+export interface SourceEntry {
+  name: string;
+  type: 'file' | 'dir' | 'link' | 'other';
+  size: number;
+  /** ISO UTC time when exact (MLSD), else the raw LIST time string ('' when none). */
+  mtime: string;
+  mtimeExact: boolean;
+  modifiedAt?: Date;
+}
+
+/**
+ * One logged-in connection to a tenant's source. One command at a time: callers take a session from
+ * the tenant's pool and give it back.
+ */
+export interface SourceSession {
+  /** Lists one directory (absolute path on the server). */
+  list(dir: string): Promise<SourceEntry[]>;
+  /**
+   * Downloads `remotePath` into `dest`. Resolves only when the server confirmed the transfer.
+   * Implementations may end `dest` even when the transfer fails (basic-ftp does): callers must not
+   * trust `dest` ending as success.
+   */
+  download(remotePath: string, dest: Writable, signal?: AbortSignal): Promise<void>;
+  /** Moves or deletes a file after sync (post-action). */
+  rename?(from: string, to: string): Promise<void>;
+  remove?(path: string): Promise<void>;
+  /** True when the connection is usable for another command. */
+  readonly healthy: boolean;
+  /** TLS details for `tenants test`. */
+  readonly tls?: {
+    protocol: string;
+    cipher: string;
+    authorized: boolean;
+    subject?: string;
+    fingerprint?: string;
+  };
+  close(): void;
+}

@@ -1,0 +1,100 @@
+/**
+ * Domain types of ftp-sync.
+ *
+ * Terminology (the same words are used in code, logs and docs):
+ * - **tenant**: a customer organisation, keyed by `org` (Vela's `org_id`). Owns one source, its
+ *   credentials, a minute allocation in Vela and an S3 key prefix.
+ * - **source**: a tenant's FTP/FTPS server, the directories to watch and the include/exclude filters.
+ * - **remote file**: one listing entry: path (relative to the source root), size, modification time.
+ * - **version**: a remote file's (path, size, mtime); a changed file is a new version.
+ * - **poll**: one listing of one tenant's source, which adds a sync job for every new, stable version.
+ * - **sync job**: the transfer of one version into one S3 object.
+ * - **sync state**: per tenant, which version of each path is in S3, under which key, since when.
+ * - **allocation check**: the call to Vela for one call, before its upload.
+ * - **parked**: a job held back on purpose (allocation exceeded, missing metadata, tenant disabled),
+ *   visible and resumable; never silently dropped.
+ */
+
+/** One listing entry. `path` is relative to the source root and always uses `/`. */
+export interface RemoteFile {
+  path: string;
+  size: number;
+  /**
+   * The modification time as a stable token: an ISO-8601 UTC timestamp when the server gave an exact
+   * time (MLSD), otherwise the raw LIST string, which we never trust to the second or its timezone.
+   */
+  mtime: string;
+  /** True when `mtime` is an exact UTC time (MLSD). */
+  mtimeExact: boolean;
+  /** Best-effort parsed modification time (may be off by the server's timezone when not exact). */
+  modifiedAt?: Date;
+}
+
+/** What identifies one version of a remote file. */
+export interface Version {
+  path: string;
+  size: number;
+  mtime: string;
+}
+
+/** Per-call metadata sent to Vela and stored on the object. */
+export interface CallMetadata {
+  email: string;
+  /** YYYY-MM-DD */
+  dateOfCall: string;
+  /** Where the metadata came from, for logs and status. */
+  source: 'manifest' | 'pattern' | 'defaults';
+}
+
+export type AllocationStatus = 'within' | 'exceeded';
+
+export interface AllocationAnswer {
+  allocation: AllocationStatus;
+  remainingMinutes?: number;
+  /** Vela's `voice_id` status string, recorded with the call. */
+  voiceId: string;
+}
+
+/** Sync state of one path: the version in S3, under which key, since when. */
+export interface SyncRecord {
+  size: number;
+  mtime: string;
+  key: string;
+  etag?: string;
+  /** ms since epoch */
+  syncedAt: number;
+}
+
+/** A file held back on purpose. */
+export interface ParkedRecord {
+  path: string;
+  jobId: string;
+  reason: 'allocation-exceeded' | 'missing-metadata' | 'tenant-disabled';
+  detail?: string;
+  /** ms since epoch */
+  since: number;
+}
+
+/** Data of a sync job. Never holds a credential: only the tenant and the version. */
+export interface SyncJobData {
+  org: string;
+  path: string;
+  size: number;
+  mtime: string;
+  /** Set by `resync --force`: upload even if an object for this version exists. */
+  force?: boolean;
+  /** Set by resync, to group the jobs of one batch for progress reporting. */
+  batch?: string;
+}
+
+/** Data of a poll job. */
+export interface PollJobData {
+  org: string;
+}
+
+/** Result of a sync job, stored by BullMQ on completion. */
+export interface SyncResult {
+  outcome: 'uploaded' | 'already-in-s3' | 'already-synced';
+  key: string;
+  bytes: number;
+}
