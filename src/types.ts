@@ -94,7 +94,7 @@ export interface PollJobData {
 
 /** Result of a sync job, stored by BullMQ on completion. */
 export interface SyncResult {
-  outcome: 'uploaded' | 'already-in-s3' | 'already-synced';
+  outcome: 'uploaded' | 'already-in-s3' | 'already-synced' | 'superseded';
   key: string;
   bytes: number;
 }

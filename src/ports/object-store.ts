@@ -21,6 +21,8 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectHead | undefined>;
   /** Uploads a whole object. A stream body must end only when it is complete and correct. */
   put(key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag?: string }>;
+  /** The object's body as a stream. */
+  get(key: string): Promise<Readable>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<{ key: string; size: number }>;
 }

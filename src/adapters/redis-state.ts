@@ -1,0 +1,231 @@
+/**
+ * Sync state in Redis. Every key of a tenant carries the hash tag `{org}` so a Redis Cluster keeps a
+ * tenant's keys in one slot (multi-key transactions stay legal).
+ *
+ *   <prefix>:{<org>}:synced   hash  path → SyncRecord JSON   (which version of each path is in S3)
+ *   <prefix>:{<org>}:seen     hash  path → SeenRecord JSON   (versions seen once, waiting to be stable)
+ *   <prefix>:{<org>}:parked   hash  path → ParkedRecord JSON
+ *   <prefix>:{<org>}:info     hash  health, reason, lastPoll*, files, bytes, lastError
+ *   <prefix>:{<org>}:manifest hash  recording reference → ManifestRow JSON (call metadata)
+ *   <prefix>:{<org>}:reports  hash  manifest path → ReportSummary JSON
+ */
+import type { Redis } from 'ioredis';
+import type { ParkedRecord, SyncRecord } from '../types.js';
+
+/** A version seen on a poll but not yet stable. */
+export interface SeenRecord {
+  size: number;
+  mtime: string;
+  /** When we first saw this exact version (our clock, ms). */
+  firstSeen: number;
+}
+
+export interface TenantInfo {
+  health: 'ok' | 'unhealthy' | 'unknown';
+  reason?: string;
+  since?: number;
+  lastPollAt?: number;
+  lastPollMs?: number;
+  lastPollFiles?: number;
+  files: number;
+  bytes: number;
+  lastError?: string;
+  lastErrorAt?: number;
+}
+
+/** What status shows of a manifest's validation report. */
+export interface ReportSummary {
+  path: string;
+  key: string;
+  rows: number;
+  accepted: number;
+  errorCount: number;
+  at: number;
+}
+
+/** A manifest row as indexed (same shape as the parser's ManifestRow). */
+export interface IndexedRow {
+  email: string;
+  dateOfCall: string;
+  line: number;
+  file: string;
+  manifest: string;
+}
+
+const CHUNK = 1000;
+
+export interface SyncStateStore {
+  /** Looks up sync state and seen records for many paths in one round trip. */
+  lookup(
+    org: string,
+    paths: string[],
+  ): Promise<{ synced: (SyncRecord | undefined)[]; seen: (SeenRecord | undefined)[] }>;
+  /** Replaces the set of seen-but-unstable versions of a tenant (one transaction). */
+  replaceSeen(org: string, seen: Map<string, SeenRecord>): Promise<void>;
+  getSynced(org: string, path: string): Promise<SyncRecord | undefined>;
+  /** Marks a version synced, unparks it and counts it, atomically. */
+  markSynced(org: string, path: string, rec: SyncRecord): Promise<void>;
+  /** Every synced path of a tenant (for status and resync). */
+  allSynced(org: string): Promise<Map<string, SyncRecord>>;
+  forgetSynced(org: string, paths: string[]): Promise<void>;
+  park(org: string, rec: ParkedRecord): Promise<void>;
+  unpark(org: string, path: string): Promise<void>;
+  parked(org: string): Promise<ParkedRecord[]>;
+  info(org: string): Promise<TenantInfo>;
+  setHealth(org: string, health: 'ok' | 'unhealthy', reason?: string): Promise<void>;
+  recordPoll(org: string, p: { at: number; ms: number; files: number }): Promise<void>;
+  recordError(org: string, message: string): Promise<void>;
+  /** Stores the usable rows of a manifest under their recording references. */
+  indexManifest(org: string, rows: ReadonlyMap<string, IndexedRow>): Promise<void>;
+  /** The first row found among `refs` (most specific first). */
+  findManifestRow(org: string, refs: string[]): Promise<IndexedRow | undefined>;
+  recordReport(org: string, summary: ReportSummary): Promise<void>;
+  reports(org: string): Promise<ReportSummary[]>;
+  getParked(org: string, path: string): Promise<ParkedRecord | undefined>;
+  /** Removes every state key of a tenant. */
+  clear(org: string): Promise<void>;
+}
+
+export function stateKey(prefix: string, org: string, name: string): string {
+  return `${prefix}:{${org}}:${name}`;
+}
+
+function parse<T>(v: string | null | undefined): T | undefined {
+  if (!v) return undefined;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export function makeRedisState(redis: Redis, prefix: string): SyncStateStore {
+  const k = (org: string, name: string) => stateKey(prefix, org, name);
+
+  return {
+    async lookup(org, paths) {
+      const pipe = redis.pipeline();
+      for (let i = 0; i < paths.length; i += CHUNK)
+        pipe.hmget(k(org, 'synced'), ...paths.slice(i, i + CHUNK));
+      for (let i = 0; i < paths.length; i += CHUNK) pipe.hmget(k(org, 'seen'), ...paths.slice(i, i + CHUNK));
+      const res = paths.length ? ((await pipe.exec()) ?? []) : [];
+      const chunks = Math.ceil(paths.length / CHUNK);
+      const flat = (from: number, to: number) =>
+        res.slice(from, to).flatMap(([err, v]) => {
+          if (err) throw err;
+          return v as (string | null)[];
+        });
+      return {
+        synced: flat(0, chunks).map((v) => parse<SyncRecord>(v)),
+        seen: flat(chunks, 2 * chunks).map((v) => parse<SeenRecord>(v)),
+      };
+    },
+    async replaceSeen(org, seen) {
+      const multi = redis.multi().del(k(org, 'seen'));
+      const entries = [...seen].map(([p, r]) => [p, JSON.stringify(r)] as const);
+      for (let i = 0; i < entries.length; i += CHUNK)
+        multi.hset(k(org, 'seen'), ...entries.slice(i, i + CHUNK).flat());
+      await multi.exec();
+    },
+    async getSynced(org, path) {
+      return parse<SyncRecord>(await redis.hget(k(org, 'synced'), path));
+    },
+    async markSynced(org, path, rec) {
+      await redis
+        .multi()
+        .hset(k(org, 'synced'), path, JSON.stringify(rec))
+        .hdel(k(org, 'seen'), path)
+        .hdel(k(org, 'parked'), path)
+        .hincrby(k(org, 'info'), 'files', 1)
+        .hincrby(k(org, 'info'), 'bytes', rec.size)
+        .exec();
+    },
+    async allSynced(org) {
+      const out = new Map<string, SyncRecord>();
+      let cursor = '0';
+      do {
+        const [next, flat] = await redis.hscan(k(org, 'synced'), cursor, 'COUNT', 1000);
+        for (let i = 0; i < flat.length; i += 2) {
+          const rec = parse<SyncRecord>(flat[i + 1]);
+          if (rec) out.set(flat[i]!, rec);
+        }
+        cursor = next;
+      } while (cursor !== '0');
+      return out;
+    },
+    async forgetSynced(org, paths) {
+      if (paths.length) await redis.hdel(k(org, 'synced'), ...paths);
+    },
+    async park(org, rec) {
+      await redis.hset(k(org, 'parked'), rec.path, JSON.stringify(rec));
+    },
+    async unpark(org, path) {
+      await redis.hdel(k(org, 'parked'), path);
+    },
+    async parked(org) {
+      const all = await redis.hgetall(k(org, 'parked'));
+      return Object.values(all)
+        .map((v) => parse<ParkedRecord>(v))
+        .filter((r): r is ParkedRecord => r !== undefined);
+    },
+    async info(org) {
+      const h = await redis.hgetall(k(org, 'info'));
+      const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+      return {
+        health: (h.health as TenantInfo['health']) ?? 'unknown',
+        reason: h.reason || undefined,
+        since: num(h.since),
+        lastPollAt: num(h.lastPollAt),
+        lastPollMs: num(h.lastPollMs),
+        lastPollFiles: num(h.lastPollFiles),
+        files: Number(h.files ?? 0),
+        bytes: Number(h.bytes ?? 0),
+        lastError: h.lastError || undefined,
+        lastErrorAt: num(h.lastErrorAt),
+      };
+    },
+    async setHealth(org, health, reason) {
+      const key = k(org, 'info');
+      const prev = await redis.hget(key, 'health');
+      const multi = redis.multi().hset(key, 'health', health, 'reason', reason ?? '');
+      if (prev !== health) multi.hset(key, 'since', Date.now());
+      await multi.exec();
+    },
+    async recordPoll(org, p) {
+      await redis.hset(k(org, 'info'), 'lastPollAt', p.at, 'lastPollMs', p.ms, 'lastPollFiles', p.files);
+    },
+    async recordError(org, message) {
+      await redis.hset(k(org, 'info'), 'lastError', message, 'lastErrorAt', Date.now());
+    },
+    async indexManifest(org, rows) {
+      const entries = [...rows].map(([ref, row]) => [ref, JSON.stringify(row)] as const);
+      const pipe = redis.pipeline();
+      for (let i = 0; i < entries.length; i += CHUNK)
+        pipe.hset(k(org, 'manifest'), ...entries.slice(i, i + CHUNK).flat());
+      if (entries.length) await pipe.exec();
+    },
+    async findManifestRow(org, refs) {
+      if (!refs.length) return undefined;
+      const found = await redis.hmget(k(org, 'manifest'), ...refs);
+      for (const v of found) {
+        const row = parse<IndexedRow>(v);
+        if (row) return row;
+      }
+      return undefined;
+    },
+    async recordReport(org, summary) {
+      await redis.hset(k(org, 'reports'), summary.path, JSON.stringify(summary));
+    },
+    async reports(org) {
+      return Object.values(await redis.hgetall(k(org, 'reports')))
+        .map((v) => parse<ReportSummary>(v))
+        .filter((r): r is ReportSummary => r !== undefined);
+    },
+    async getParked(org, path) {
+      return parse<ParkedRecord>(await redis.hget(k(org, 'parked'), path));
+    },
+    async clear(org) {
+      await redis.del(...['synced', 'seen', 'parked', 'info', 'manifest', 'reports'].map((n) => k(org, n)));
+    },
+  };
+}

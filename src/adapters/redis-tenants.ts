@@ -1,0 +1,163 @@
+/**
+ * Tenants onboarded at run time, stored in Redis; their source password encrypted with AES-256-GCM
+ * under a key from the environment (FTPSYNC_SECRET_KEY). The org is the additional authenticated
+ * data, so one tenant's ciphertext can never be decrypted as another's credentials.
+ *
+ *   <prefix>:tenants         hash  org → tenant settings JSON (no secret)
+ *   <prefix>:tenant-secrets  hash  org → base64(iv | tag | ciphertext) of {"user","password"}
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { type Config, ConfigError, resolveTenant, type TenantConfig, tenantInputSchema } from '../config.js';
+import { TenantError } from '../errors.js';
+import type { CredentialProvider } from '../ports/credentials.js';
+import type { SourceCredentials } from '../ports/source.js';
+import type { TenantDirectory } from '../ports/tenants.js';
+
+/** Parses FTPSYNC_SECRET_KEY: 32 bytes as 64 hex characters or base64. */
+export function parseSecretKey(text: string | undefined): Buffer {
+  if (!text) throw new ConfigError('FTPSYNC_SECRET_KEY is not set (needed for onboarded tenants)');
+  const t = text.trim();
+  const key = /^[0-9a-f]{64}$/i.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
+  if (key.length !== 32) {
+    throw new ConfigError(
+      'FTPSYNC_SECRET_KEY: expected 32 bytes as 64 hex characters or base64 (openssl rand -hex 32)',
+    );
+  }
+  return key;
+}
+
+export function encryptCredentials(key: Buffer, org: string, creds: SourceCredentials): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(org));
+  const body = Buffer.concat([cipher.update(JSON.stringify(creds), 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+}
+
+export function decryptCredentials(key: Buffer, org: string, blob: string): SourceCredentials {
+  const raw = Buffer.from(blob, 'base64');
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+    decipher.setAAD(Buffer.from(org));
+    decipher.setAuthTag(raw.subarray(12, 28));
+    const text = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+    return JSON.parse(text) as SourceCredentials;
+  } catch {
+    throw new TenantError(`credentials of tenant "${org}" cannot be decrypted: wrong FTPSYNC_SECRET_KEY?`);
+  }
+}
+
+export interface OnboardInput {
+  /** Tenant settings as in the config file's `tenants[]`, without `ftp.password`. */
+  tenant: Record<string, unknown>;
+  user: string;
+  password: string;
+}
+
+export interface TenantStore extends TenantDirectory {
+  /** Credentials of every tenant: inline ones from the config, decrypted ones for onboarded tenants. */
+  readonly credentials: CredentialProvider;
+  /** Validates and stores a tenant (or replaces its settings and credentials). */
+  add(input: OnboardInput): Promise<TenantConfig>;
+  remove(org: string): Promise<boolean>;
+  /** Only the onboarded ones. */
+  onboarded(): Promise<TenantConfig[]>;
+  /** Throws ConfigError when onboarded tenants exist and the key is missing or does not decrypt them. */
+  verifyKey(): Promise<void>;
+}
+
+/**
+ * Config-file tenants plus onboarded ones. Config tenants win on a clash (onboarding refuses one).
+ * Reads are cached for `cacheMs` so per-job lookups do not hit Redis every time.
+ */
+export function makeTenantStore(redis: Redis, config: Config, opts: { cacheMs?: number } = {}): TenantStore {
+  const prefix = config.redis.prefix;
+  const settingsKey = `${prefix}:tenants`;
+  const secretsKey = `${prefix}:tenant-secrets`;
+  const fromConfig = new Map(config.tenants.map((t) => [t.org, t]));
+  const key = () => parseSecretKey(config.secretKey);
+  let cache: { at: number; tenants: Map<string, TenantConfig> } | undefined;
+
+  function parseStored(json: string): TenantConfig | undefined {
+    try {
+      const parsed = tenantInputSchema.safeParse(JSON.parse(json));
+      return parsed.success ? resolveTenant(parsed.data, config.defaults, 'onboarded') : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function onboarded(): Promise<Map<string, TenantConfig>> {
+    if (cache && Date.now() - cache.at < (opts.cacheMs ?? 5_000)) return cache.tenants;
+    const all = await redis.hgetall(settingsKey);
+    const tenants = new Map<string, TenantConfig>();
+    for (const [org, json] of Object.entries(all)) {
+      const t = parseStored(json);
+      if (t && !fromConfig.has(org)) tenants.set(org, t);
+    }
+    cache = { at: Date.now(), tenants };
+    return tenants;
+  }
+
+  return {
+    async list() {
+      return [...fromConfig.values(), ...(await onboarded()).values()];
+    },
+    async get(org) {
+      return fromConfig.get(org) ?? (await onboarded()).get(org);
+    },
+    async onboarded() {
+      cache = undefined;
+      return [...(await onboarded()).values()];
+    },
+    async add(input) {
+      const raw = { ...input.tenant, ftp: { ...(input.tenant.ftp as object), user: input.user } };
+      const parsed = tenantInputSchema.safeParse(raw);
+      if (!parsed.success) {
+        const iss = parsed.error.issues[0]!;
+        throw new ConfigError(`${iss.path.join('.') || 'tenant'}: ${iss.message}`);
+      }
+      const org = parsed.data.org;
+      if (fromConfig.has(org)) throw new ConfigError(`org "${org}" is defined in the configuration file`);
+      const blob = encryptCredentials(key(), org, { user: input.user, password: input.password });
+      const { password: _drop, ...ftp } = parsed.data.ftp;
+      await redis
+        .multi()
+        .hset(settingsKey, org, JSON.stringify({ ...raw, ftp }))
+        .hset(secretsKey, org, blob)
+        .exec();
+      cache = undefined;
+      return resolveTenant(parsed.data, config.defaults, 'onboarded');
+    },
+    async remove(org) {
+      const res = await redis.multi().hdel(settingsKey, org).hdel(secretsKey, org).exec();
+      cache = undefined;
+      return Number(res?.[0]?.[1] ?? 0) > 0;
+    },
+    credentials: {
+      async get(org) {
+        const t = fromConfig.get(org);
+        if (t) return { user: t.ftp.user ?? 'anonymous', password: t.ftp.password ?? '' };
+        const blob = await redis.hget(secretsKey, org);
+        if (!blob) throw new TenantError(`no credentials for tenant "${org}"`);
+        return decryptCredentials(key(), org, blob);
+      },
+    },
+    async verifyKey() {
+      const secrets = await redis.hgetall(secretsKey);
+      const orgs = Object.keys(secrets);
+      if (!orgs.length) return;
+      const k = key();
+      for (const org of orgs) {
+        try {
+          decryptCredentials(k, org, secrets[org]!);
+        } catch {
+          throw new ConfigError(
+            `FTPSYNC_SECRET_KEY does not decrypt the credentials of onboarded tenant "${org}" (wrong key?)`,
+          );
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * Wiring only: config → adapters → roles → shutdown.
+ */
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { connectFtp } from './adapters/ftp.js';
+import { makeRedisBudget } from './adapters/redis-budget.js';
+import { makeRedisState, stateKey } from './adapters/redis-state.js';
+import { makeTenantStore } from './adapters/redis-tenants.js';
+import { makeS3Store, type S3Store } from './adapters/s3.js';
+import { makeVelaAllocationCheck } from './adapters/vela.js';
+import type { Config } from './config.js';
+import { startAdminHttp } from './http/server.js';
+import type { Logger } from './log.js';
+import { type Metrics, makeMetrics } from './metrics.js';
+import type { ObjectStore } from './ports/object-store.js';
+import { makeEnqueue } from './queue/enqueue.js';
+import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
+import { type Poller, startPoller } from './queue/poller.js';
+import { type SyncWorker, startSyncWorker } from './queue/worker.js';
+import { makeCallGate, makeManifestIndexer } from './sync/calls.js';
+import { makeCredentialCache } from './sync/credentials.js';
+import { makeSessionPool } from './sync/pool.js';
+import type { SyncJobData } from './types.js';
+
+export type Role = 'all' | 'poller' | 'worker';
+
+export interface Daemon {
+  readonly poller?: Poller;
+  readonly worker?: SyncWorker;
+  readonly syncQueue: Queue<SyncJobData>;
+  /** Every metric of this process (src/metrics.ts). */
+  readonly metrics: Metrics;
+  /** The admin HTTP server (health, metrics, dashboard), when `http.enabled`. */
+  readonly http?: { readonly url: string };
+  close(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  role?: Role;
+  log: Logger;
+  /** Override the object store (tests). */
+  store?: ObjectStore;
+  /** Override how often schedulers are reconciled (tests). */
+  reconcileMs?: number;
+  poolIdleMs?: number;
+}
+
+/** Lets delayed (parked or waiting) jobs run now. */
+export async function releaseJobs(queue: Queue, ids: string[]): Promise<number> {
+  let released = 0;
+  for (const id of ids) {
+    const job = await queue.getJob(id);
+    if (job && (await job.isDelayed())) {
+      await job.promote().then(
+        () => released++,
+        () => {},
+      );
+    }
+  }
+  return released;
+}
+
+export function makeRedis(url: string): Redis {
+  // BullMQ requires maxRetriesPerRequest: null; commands wait through a Redis outage instead of failing.
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+export async function startDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
+  const role = opts.role ?? 'all';
+  const log = opts.log;
+  const prefix = config.redis.prefix;
+  const redis = makeRedis(config.redis.url);
+  const state = makeRedisState(redis, prefix);
+  const budget = makeRedisBudget(redis, prefix);
+  const store = opts.store ?? makeS3Store(config.s3);
+  const tenants = makeTenantStore(redis, config);
+  try {
+    await tenants.verifyKey();
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const credentials = makeCredentialCache(tenants.credentials, config.credentials.cacheTtl);
+  const pool = makeSessionPool({
+    budget,
+    credentials,
+    connect: (t, c) => connectFtp(t, c),
+    log,
+    idleMs: opts.poolIdleMs,
+  });
+  for (const t of config.tenants) {
+    if (t.ftp.secure === false)
+      log.warn({ org: t.org }, 'plain FTP: credentials and data travel unencrypted');
+    if (t.ftp.secure !== false && !t.ftp.verifyCertificate)
+      log.warn({ org: t.org }, 'TLS certificate not verified');
+  }
+  // --- observability (metrics, admin HTTP): side channels only, they never break a transfer ---
+  const pollQueues: Queue[] = [];
+  const metrics = makeMetrics({
+    sources: {
+      orgs: async () => (await tenants.list()).map((t) => t.org),
+      parked: (org) => redis.hlen(stateKey(prefix, org, 'parked')),
+      health: async (org) => (await state.info(org)).health,
+      connectionsInUse: (org) => pool.open(org),
+      queues: () => [syncQueue, ...pollQueues],
+    },
+    onScrapeError: (source, err) => log.debug({ source, err: err.message }, 'metrics read failed'),
+  });
+  // --- end observability ---
+  if (!config.vela.enabled) log.warn('vela.enabled is false: no minute-allocation check before uploads');
+  const allocation = config.vela.enabled
+    ? makeVelaAllocationCheck({
+        url: config.vela.url,
+        token: config.vela.token,
+        timeoutMs: config.vela.timeout,
+        onCall: (c) => metrics.recordVelaCall(c),
+      })
+    : undefined;
+
+  const syncQueue = new Queue<SyncJobData>(SYNC_QUEUE, { connection: redis, prefix });
+  const enqueue = makeEnqueue(syncQueue, config);
+
+  let poller: Poller | undefined;
+  if (role === 'all' || role === 'poller') {
+    poller = startPoller(
+      {
+        state,
+        pool,
+        enqueue: async (org, files) => void (await enqueue(org, files)),
+      },
+      {
+        connection: redis,
+        prefix,
+        tenants,
+        state,
+        log,
+        reconcileMs: opts.reconcileMs,
+        onPoll: (org, outcome) => metrics.recordPoll(org, outcome),
+      },
+    );
+  }
+
+  let worker: SyncWorker | undefined;
+  if (role === 'all' || role === 'worker') {
+    worker = startSyncWorker(
+      {
+        tenants,
+        state,
+        store,
+        pool,
+        keyTemplate: config.s3.keyTemplate,
+        multipartThreshold: config.s3.multipartThreshold,
+        gate: makeCallGate({ state, allocation, allocationRecheckMs: config.defaults.allocationRecheck }),
+        afterUpload: makeManifestIndexer({
+          state,
+          store,
+          log,
+          release: async (_org, ids) => void (await releaseJobs(syncQueue, ids)),
+        }),
+        log,
+      },
+      {
+        connection: redis,
+        prefix,
+        concurrency: config.worker.concurrency,
+        shutdownTimeoutMs: config.worker.shutdownTimeout,
+        onTenantError: (org, err) => {
+          metrics.recordTenantError(org);
+          void state.setHealth(org, 'unhealthy', err.message).catch(() => {});
+        },
+        onOutcome: (org, outcome, bytes, ms) => metrics.recordOutcome(org, outcome, bytes, ms),
+      },
+    );
+  }
+  log.info({ role, tenants: (await tenants.list()).length }, 'ftp-sync started');
+
+  // --- admin HTTP (health, readiness, metrics, dashboard) ---
+  // The dashboard shows both queues whatever this process's role; a Queue on the shared connection is cheap.
+  const pollQueue = poller?.queue ?? new Queue(POLL_QUEUE, { connection: redis, prefix });
+  pollQueues.push(pollQueue);
+  const s3Check = 'ping' in store ? () => (store as S3Store).ping() : async () => {};
+  const http = config.http.enabled
+    ? await startAdminHttp({
+        host: config.http.host,
+        port: config.http.port,
+        token: config.http.token || undefined,
+        metrics,
+        checks: {
+          redis: async () => {
+            // Commands wait through an outage (maxRetriesPerRequest: null): say "not ready" at once instead.
+            if (redis.status !== 'ready')
+              throw Object.assign(new Error(`redis ${redis.status}`), { code: 'NOT_CONNECTED' });
+            await redis.ping();
+          },
+          s3: s3Check,
+        },
+        queues: [syncQueue, pollQueue],
+        log,
+      })
+    : undefined;
+  // --- end admin HTTP ---
+
+  let closing: Promise<void> | undefined;
+  return {
+    poller,
+    worker,
+    syncQueue,
+    metrics,
+    http: http && { url: http.url },
+    close() {
+      closing ??= (async () => {
+        // Stop polling, stop taking jobs, let transfers finish (or hand them back), close connections.
+        const results = await Promise.allSettled([poller?.close(), worker?.close()]);
+        const rest = await Promise.allSettled([
+          pool.closeAll(),
+          syncQueue.close(),
+          http?.close(),
+          poller ? undefined : pollQueue.close(),
+        ]);
+        budget.close();
+        await redis.quit().catch(() => redis.disconnect());
+        for (const r of [...results, ...rest]) {
+          if (r.status === 'rejected') log.error({ err: String(r.reason) }, 'error during shutdown');
+        }
+        log.info('ftp-sync stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * What admin operations need, opened from the configuration: shared by the CLI and HTTP.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { connectFtp } from '../adapters/ftp.js';
+import { makeRedisBudget } from '../adapters/redis-budget.js';
+import { makeRedisState, type SyncStateStore } from '../adapters/redis-state.js';
+import { makeTenantStore, type TenantStore } from '../adapters/redis-tenants.js';
+import type { Config, TenantConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { makeRedis } from '../main.js';
+import { POLL_QUEUE, SYNC_QUEUE } from '../queue/jobs.js';
+import { makeCredentialCache } from '../sync/credentials.js';
+import { type Lease, makeSessionPool, type SessionPool } from '../sync/pool.js';
+import type { PollJobData, SyncJobData } from '../types.js';
+
+export interface OpsContext {
+  config: Config;
+  redis: Redis;
+  state: SyncStateStore;
+  tenants: TenantStore;
+  syncQueue: Queue<SyncJobData>;
+  pollQueue: Queue<PollJobData>;
+  pool: SessionPool;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export function openOps(config: Config, log: Logger, redis: Redis = makeRedis(config.redis.url)): OpsContext {
+  const prefix = config.redis.prefix;
+  const tenants = makeTenantStore(redis, config, { cacheMs: 0 });
+  const budget = makeRedisBudget(redis, prefix);
+  const pool = makeSessionPool({
+    budget,
+    credentials: makeCredentialCache(tenants.credentials, 0),
+    connect: (t, c) => connectFtp(t, c, { timeoutMs: 20_000 }),
+    log,
+    idleMs: 1_000,
+  });
+  const syncQueue = new Queue<SyncJobData>(SYNC_QUEUE, { connection: redis, prefix });
+  const pollQueue = new Queue<PollJobData>(POLL_QUEUE, { connection: redis, prefix });
+  return {
+    config,
+    redis,
+    state: makeRedisState(redis, prefix),
+    tenants,
+    syncQueue,
+    pollQueue,
+    pool,
+    log,
+    async close() {
+      await pool.closeAll();
+      budget.close();
+      await Promise.allSettled([syncQueue.close(), pollQueue.close()]);
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/**
+ * A logged-in session of the tenant inside its connection budget (invariant 5: admin operations
+ * count against `maxConnections` like polls and transfers), waiting up to `waitMs` for a free slot.
+ * Give it back with `ctx.pool.release(lease, true)`.
+ */
+export async function acquireSession(ctx: OpsContext, tenant: TenantConfig, waitMs = 60_000): Promise<Lease> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const lease = await ctx.pool.acquire(tenant);
+    if (lease) return lease;
+    if (Date.now() >= until) {
+      throw new Error(
+        `no free connection slot for "${tenant.org}" within ${Math.round(waitMs / 1000)} s: all ${tenant.maxConnections} are in use (the daemon is busy; try again)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * `status`: per tenant — health, last poll, files and bytes synced, queued/active/failed/parked,
+ * last error — plus totals and queue depths. Stable JSON for scripts; the CLI renders a table.
+ */
+import type { JobType } from 'bullmq';
+import type { ReportSummary } from '../adapters/redis-state.js';
+import type { ParkedRecord } from '../types.js';
+import type { OpsContext } from './context.js';
+
+export interface TenantStatus {
+  org: string;
+  origin: 'config' | 'onboarded';
+  enabled: boolean;
+  health: 'ok' | 'unhealthy' | 'unknown';
+  reason?: string;
+  lastPollAt?: string;
+  lastPollMs?: number;
+  lastPollFiles?: number;
+  synced: { files: number; bytes: number };
+  jobs: { waiting: number; active: number; delayed: number; failed: number };
+  parked: (Omit<ParkedRecord, 'since'> & { since: string })[];
+  failures: { path: string; reason: string }[];
+  manifests: (Omit<ReportSummary, 'at'> & { at: string })[];
+  lastError?: { message: string; at?: string };
+}
+
+export interface Status {
+  generatedAt: string;
+  tenants: TenantStatus[];
+  totals: {
+    tenants: number;
+    unhealthy: number;
+    files: number;
+    bytes: number;
+    parked: number;
+    failed: number;
+  };
+  queues: { sync: Record<string, number>; poll: Record<string, number> };
+}
+
+const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
+/** The tenant a job id belongs to: ids are `v-<org>-<hash>` or `f-<org>-<hash>-<batch>`. */
+export const orgOfJobId = (id: string) => /^[vf]-(.+)-[0-9a-f]{32}(?:-[A-Za-z0-9]+)?$/.exec(id)?.[1];
+
+async function countByOrg(ctx: OpsContext, type: JobType): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const id of await ctx.syncQueue.getRanges([type], 0, -1)) {
+    const org = orgOfJobId(id);
+    if (org) out.set(org, (out.get(org) ?? 0) + 1);
+  }
+  return out;
+}
+
+export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): Promise<Status> {
+  const all = await ctx.tenants.list();
+  const tenants = opts.org ? all.filter((t) => t.org === opts.org) : all;
+  if (opts.org && !tenants.length) throw new Error(`no tenant "${opts.org}" (see: ftp-sync tenants list)`);
+  const [waiting, active, delayed, failed] = await Promise.all(
+    (['waiting', 'active', 'delayed', 'failed'] as JobType[]).map((t) => countByOrg(ctx, t)),
+  );
+  const failedJobs = await ctx.syncQueue.getFailed(0, 199);
+  const out: TenantStatus[] = [];
+  for (const t of tenants) {
+    const [info, parked, reports] = await Promise.all([
+      ctx.state.info(t.org),
+      ctx.state.parked(t.org),
+      ctx.state.reports(t.org),
+    ]);
+    out.push({
+      org: t.org,
+      origin: t.origin,
+      enabled: t.enabled,
+      health: info.health,
+      reason: info.reason,
+      lastPollAt: iso(info.lastPollAt),
+      lastPollMs: info.lastPollMs,
+      lastPollFiles: info.lastPollFiles,
+      synced: { files: info.files, bytes: info.bytes },
+      jobs: {
+        waiting: waiting!.get(t.org) ?? 0,
+        active: active!.get(t.org) ?? 0,
+        delayed: Math.max(0, (delayed!.get(t.org) ?? 0) - parked.length),
+        failed: failed!.get(t.org) ?? 0,
+      },
+      parked: parked.map((p) => ({ ...p, since: iso(p.since)! })),
+      failures: failedJobs
+        .filter((j) => j.data?.org === t.org)
+        .slice(0, 20)
+        .map((j) => ({ path: j.data.path, reason: j.failedReason })),
+      manifests: reports.filter((r) => r.errorCount > 0).map((r) => ({ ...r, at: iso(r.at)! })),
+      lastError: info.lastError ? { message: info.lastError, at: iso(info.lastErrorAt) } : undefined,
+    });
+  }
+  const [sync, poll] = await Promise.all([
+    ctx.syncQueue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+    ctx.pollQueue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed'),
+  ]);
+  return {
+    generatedAt: new Date().toISOString(),
+    tenants: out,
+    totals: {
+      tenants: out.length,
+      unhealthy: out.filter((t) => t.health === 'unhealthy').length,
+      files: out.reduce((n, t) => n + t.synced.files, 0),
+      bytes: out.reduce((n, t) => n + t.synced.bytes, 0),
+      parked: out.reduce((n, t) => n + t.parked.length, 0),
+      failed: out.reduce((n, t) => n + t.jobs.failed, 0),
+    },
+    queues: { sync, poll },
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * `tenants add | list | remove | test`. Onboarded tenants live in Redis with their password
+ * encrypted; `list` and `test` never show a password.
+ */
+import type { TenantConfig } from '../config.js';
+import { TenantError, toError } from '../errors.js';
+import { walk } from '../sync/walk.js';
+import { acquireSession, type OpsContext } from './context.js';
+
+export interface TenantSummary {
+  org: string;
+  origin: TenantConfig['origin'];
+  enabled: boolean;
+  host: string;
+  port: number;
+  secure: TenantConfig['ftp']['secure'];
+  user?: string;
+  dirs: string[];
+  pollInterval: number;
+  maxConnections: number;
+}
+
+export function summarise(t: TenantConfig): TenantSummary {
+  return {
+    org: t.org,
+    origin: t.origin,
+    enabled: t.enabled,
+    host: t.ftp.host,
+    port: t.ftp.port,
+    secure: t.ftp.secure,
+    user: t.ftp.user,
+    dirs: t.dirs,
+    pollInterval: t.pollInterval,
+    maxConnections: t.maxConnections,
+  };
+}
+
+export async function listTenants(ctx: OpsContext): Promise<TenantSummary[]> {
+  return (await ctx.tenants.list()).map(summarise);
+}
+
+export interface AddTenantInput {
+  org: string;
+  host: string;
+  port?: number;
+  secure?: 'explicit' | 'implicit' | 'false';
+  user: string;
+  password: string;
+  dirs: string[];
+  include?: string[];
+  exclude?: string[];
+  maxConnections?: number;
+  pollInterval?: string;
+}
+
+export async function addTenant(ctx: OpsContext, input: AddTenantInput): Promise<TenantSummary> {
+  const tenant: Record<string, unknown> = {
+    org: input.org,
+    ftp: {
+      host: input.host,
+      ...(input.port !== undefined && { port: input.port }),
+      secure: input.secure === 'false' ? false : (input.secure ?? 'explicit'),
+    },
+    dirs: input.dirs.length ? input.dirs : ['/'],
+    ...(input.include?.length && { include: input.include }),
+    ...(input.exclude?.length && { exclude: input.exclude }),
+    ...(input.maxConnections !== undefined && { maxConnections: input.maxConnections }),
+    ...(input.pollInterval !== undefined && { pollInterval: input.pollInterval }),
+  };
+  const t = await ctx.tenants.add({ tenant, user: input.user, password: input.password });
+  return summarise(t);
+}
+
+export async function removeTenant(ctx: OpsContext, org: string): Promise<boolean> {
+  const t = await ctx.tenants.get(org);
+  if (t?.origin === 'config')
+    throw new Error(`tenant "${org}" is defined in the configuration file: remove it there`);
+  return ctx.tenants.remove(org);
+}
+
+export interface TestReport {
+  org: string;
+  ok: boolean;
+  /** What failed: dns | refused | too-many-connections | busy | tls | login | missing-directory | timeout | tenant | other */
+  failure?: string;
+  message: string;
+  tls?: { protocol: string; cipher: string; authorized: boolean; subject?: string; fingerprint?: string };
+  listingFormat?: 'MLSD' | 'LIST';
+  matched?: number;
+  sample?: { path: string; size: number; mtime: string }[];
+  ms: number;
+}
+
+export function classifyFailure(err: Error): string {
+  const m = err.message;
+  if (/\(DNS\)/.test(m)) return 'dns';
+  if (/no free connection slot/.test(m)) return 'busy';
+  if (/refused the connection \(421/.test(m)) return 'too-many-connections';
+  if (/connection to .* refused/.test(m)) return 'refused';
+  if (/TLS/.test(m)) return 'tls';
+  if (/\(530\)/.test(m)) return 'login';
+  if (/^list .*550|No such file|not found/i.test(m)) return 'missing-directory';
+  if (/timeout|timed out/i.test(m)) return 'timeout';
+  return 'other';
+}
+
+/**
+ * Logs in, lists the directories, counts matching files; never throws. The login takes a slot of the
+ * tenant's connection budget like any poll or transfer (invariant 5), waiting up to `waitMs` for one.
+ */
+export async function testTenant(
+  ctx: OpsContext,
+  org: string,
+  opts: { waitMs?: number } = {},
+): Promise<TestReport> {
+  const started = Date.now();
+  const t = await ctx.tenants.get(org);
+  if (!t) return { org, ok: false, failure: 'unknown-tenant', message: `no tenant "${org}"`, ms: 0 };
+  try {
+    const lease = await acquireSession(ctx, t, opts.waitMs ?? 30_000);
+    try {
+      const { files } = await walk(lease.session, { dirs: t.dirs, include: t.include, exclude: t.exclude });
+      return {
+        org,
+        ok: true,
+        message: `logged in to ${t.ftp.host}:${t.ftp.port} and listed ${t.dirs.join(', ')}`,
+        tls: lease.session.tls,
+        // Only a listed file tells which format the server used.
+        listingFormat: files.length ? (files.some((f) => f.mtimeExact) ? 'MLSD' : 'LIST') : undefined,
+        matched: files.length,
+        sample: files.slice(0, 5).map((f) => ({ path: f.path, size: f.size, mtime: f.mtime })),
+        ms: Date.now() - started,
+      };
+    } finally {
+      await ctx.pool.release(lease, true);
+    }
+  } catch (e) {
+    const err = toError(e);
+    const failure = classifyFailure(err);
+    return {
+      org,
+      ok: false,
+      failure: err instanceof TenantError && failure === 'other' ? 'tenant' : failure,
+      message: err.message,
+      ms: Date.now() - started,
+    };
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * BullMQ names, payloads, ids and retry timing. Job ids are deterministic so that the same version is
+ * never queued twice while its job exists (retention is the dedup window); ids may not contain `:`.
+ */
+import { createHash } from 'node:crypto';
+import type { Version } from '../types.js';
+
+export const POLL_QUEUE = 'poll';
+export const SYNC_QUEUE = 'sync';
+
+export function versionJobId(org: string, v: Version, batch?: string): string {
+  const h = createHash('sha256')
+    .update(`${org}\0${v.path}\0${v.size}\0${v.mtime}`)
+    .digest('hex')
+    .slice(0, 32);
+  return batch ? `f-${org}-${h}-${batch}` : `v-${org}-${h}`;
+}
+
+export const schedulerId = (org: string) => `poll-${org}`;
+
+/** Exponential backoff with full jitter: 2 s, 4 s, … capped at 5 minutes. */
+export function retryDelay(attemptsMade: number, random = Math.random): number {
+  const base = Math.min(300_000, 2_000 * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
+/** Delay before trying again when no connection slot is free: short, jittered, not an attempt. */
+export function noSlotDelay(random = Math.random): number {
+  return 500 + Math.round(random() * 1500);
+}

@@ -1,0 +1,156 @@
+/**
+ * The poller role: one BullMQ job scheduler per tenant, reconciled with the tenant directory (so
+ * tenants onboarded or removed at run time start or stop being polled), and a poll worker whose polls
+ * of one tenant never overlap (a renewed Redis lock; bullmq#3032: the next scheduled job is created
+ * when the current one starts, so a slow listing would otherwise overlap itself).
+ */
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { withLock } from '../adapters/redis-budget.js';
+import { type SyncStateStore, stateKey } from '../adapters/redis-state.js';
+import { TenantError, toError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { TenantDirectory } from '../ports/tenants.js';
+import { type PollDeps, type PollOutcome, runPoll } from '../sync/poll.js';
+import type { PollJobData } from '../types.js';
+import { noSlotDelay, POLL_QUEUE, schedulerId } from './jobs.js';
+
+export interface PollerOptions {
+  connection: Redis;
+  prefix: string;
+  tenants: TenantDirectory;
+  state: SyncStateStore;
+  /** How often the schedulers are reconciled with the tenant directory. */
+  reconcileMs?: number;
+  concurrency?: number;
+  onPoll?: (org: string, outcome: PollOutcome | { kind: 'failed' | 'skipped' }) => void;
+  log: Logger;
+}
+
+export interface Poller {
+  readonly queue: Queue<PollJobData>;
+  /** Makes the schedulers match the tenant directory now. */
+  reconcile(): Promise<void>;
+  /** Runs one poll of a tenant right now, in this process (resync, tests). */
+  pollNow(org: string): Promise<PollOutcome | { kind: 'skipped' }>;
+  close(): Promise<void>;
+}
+
+/** Poll backoff for an unhealthy tenant: doubles per failed poll, capped at 30 minutes. */
+export function unhealthyBackoff(failures: number, interval: number): number {
+  return Math.min(30 * 60_000, interval * 2 ** Math.min(10, Math.max(0, failures - 1)));
+}
+
+export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions): Poller {
+  const log = opts.log.child({ role: 'poller' });
+  const queue = new Queue<PollJobData>(POLL_QUEUE, { connection: opts.connection, prefix: opts.prefix });
+  const failures = new Map<string, { count: number; last: number }>();
+
+  async function pollOnce(org: string): Promise<PollOutcome | { kind: 'skipped' }> {
+    const tenant = await opts.tenants.get(org);
+    if (!tenant?.enabled) return { kind: 'skipped' };
+    const f = failures.get(org);
+    if (f && Date.now() - f.last < unhealthyBackoff(f.count, tenant.pollInterval)) return { kind: 'skipped' };
+    const lockKey = stateKey(opts.prefix, org, 'poll-lock');
+    const res = await withLock(opts.connection, lockKey, 60_000, async () => {
+      try {
+        const outcome = await runPoll({ ...pollDeps, log: log.child({ org }) }, tenant);
+        if (outcome.kind === 'done') {
+          failures.delete(org);
+          await opts.state.setHealth(org, 'ok');
+          log.info({ org, ...outcome }, 'poll done');
+        }
+        return outcome;
+      } catch (e) {
+        const err = toError(e);
+        await opts.state.recordError(org, `poll: ${err.message}`).catch(() => {});
+        if (err instanceof TenantError) {
+          const prev = failures.get(org);
+          failures.set(org, { count: (prev?.count ?? 0) + 1, last: Date.now() });
+          await opts.state.setHealth(org, 'unhealthy', err.message).catch(() => {});
+        }
+        log.error({ org, err: err.message }, 'poll failed');
+        throw err;
+      }
+    });
+    if (!res.ran) log.debug({ org }, 'poll skipped: another poll of this tenant is running');
+    return res.ran ? res.value : { kind: 'skipped' };
+  }
+
+  const worker = new Worker<PollJobData>(
+    POLL_QUEUE,
+    async (job: Job<PollJobData>, token?: string) => {
+      let outcome: Awaited<ReturnType<typeof pollOnce>> | { kind: 'failed' };
+      try {
+        outcome = await pollOnce(job.data.org);
+      } catch (err) {
+        safe(() => opts.onPoll?.(job.data.org, { kind: 'failed' }));
+        // A failed poll is not retried: the scheduler's next poll is the retry.
+        return { failed: toError(err).message };
+      }
+      safe(() => opts.onPoll?.(job.data.org, outcome));
+      if (outcome.kind === 'no-slot') {
+        await job.moveToDelayed(Date.now() + noSlotDelay(), token);
+        throw new DelayedError();
+      }
+      return outcome;
+    },
+    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 4 },
+  );
+  worker.on('error', (err) => log.error({ err: err.message }, 'poll worker error'));
+
+  async function reconcile() {
+    const tenants = (await opts.tenants.list()).filter((t) => t.enabled);
+    const wanted = new Map(tenants.map((t) => [schedulerId(t.org), t]));
+    for (const [id, t] of wanted) {
+      await queue.upsertJobScheduler(
+        id,
+        { every: t.pollInterval },
+        {
+          name: 'poll',
+          data: { org: t.org },
+          opts: { removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
+        },
+      );
+    }
+    for (const s of await queue.getJobSchedulers(0, -1)) {
+      if (s.key && !wanted.has(s.key)) {
+        await queue.removeJobScheduler(s.key);
+        log.info({ scheduler: s.key }, 'tenant removed: polling stopped');
+      }
+    }
+  }
+
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const loop = async () => {
+    if (stopped) return;
+    await reconcile().catch((err) => log.error({ err: toError(err).message }, 'reconcile failed'));
+    if (!stopped) timer = setTimeout(loop, opts.reconcileMs ?? 10_000);
+  };
+  void loop();
+
+  let closing: Promise<void> | undefined;
+  return {
+    queue,
+    reconcile,
+    pollNow: pollOnce,
+    close() {
+      closing ??= (async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await worker.close();
+        await queue.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function safe(fn: () => void) {
+  try {
+    fn();
+  } catch {
+    /* side channel */
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The sync worker role: BullMQ glue around `runSyncJob`. This is the one place where domain errors
+ * are mapped to BullMQ's (PermanentError → UnrecoverableError, parked / no slot → DelayedError).
+ */
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { PermanentError, TenantError, toError } from '../errors.js';
+import { runSyncJob, type SyncJobDeps } from '../sync/sync-job.js';
+import type { SyncJobData, SyncResult } from '../types.js';
+import { noSlotDelay, retryDelay, SYNC_QUEUE } from './jobs.js';
+
+export interface SyncWorkerOptions {
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  /** On close, how long running transfers may go on before they are aborted and handed back. */
+  shutdownTimeoutMs: number;
+  /** Called when a tenant-level error happens (bad login, TLS, missing directory). */
+  onTenantError?: (org: string, err: Error) => void;
+  /** Side channel for metrics; never breaks a job. */
+  onOutcome?: (org: string, outcome: string, bytes: number, ms: number) => void;
+}
+
+export interface SyncWorker {
+  readonly worker: Worker<SyncJobData, SyncResult>;
+  close(): Promise<void>;
+}
+
+const SHUTDOWN = 'ftp-sync shutting down';
+
+export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): SyncWorker {
+  const log = deps.log.child({ role: 'worker' });
+
+  async function process(job: Job<SyncJobData, SyncResult>, token?: string, signal?: AbortSignal) {
+    const started = Date.now();
+    const data = job.data;
+    try {
+      const outcome = await runSyncJob(deps, data, {
+        jobId: job.id ?? '',
+        attempt: job.attemptsMade,
+        queuedAt: job.timestamp,
+        signal,
+        onProgress: (bytes) => void job.updateProgress({ bytes }).catch(() => {}),
+      });
+      switch (outcome.kind) {
+        case 'done':
+          safe(() =>
+            opts.onOutcome?.(data.org, outcome.result.outcome, outcome.result.bytes, Date.now() - started),
+          );
+          return outcome.result;
+        case 'superseded':
+          log.info(
+            { org: data.org, path: data.path, detail: outcome.detail },
+            'superseded by a newer version',
+          );
+          safe(() => opts.onOutcome?.(data.org, 'superseded', 0, Date.now() - started));
+          return { outcome: 'superseded', key: '', bytes: 0 } satisfies SyncResult;
+        case 'no-slot':
+          await job.moveToDelayed(Date.now() + noSlotDelay(), token);
+          throw new DelayedError();
+        case 'wait':
+          log.debug({ org: data.org, path: data.path, detail: outcome.detail }, 'waiting');
+          await job.moveToDelayed(Date.now() + outcome.retryInMs, token);
+          throw new DelayedError();
+        case 'parked':
+          log.info({ org: data.org, path: data.path, reason: outcome.record.reason }, 'parked');
+          safe(() => opts.onOutcome?.(data.org, 'parked', 0, Date.now() - started));
+          await job.moveToDelayed(Date.now() + outcome.retryInMs, token);
+          throw new DelayedError();
+      }
+    } catch (e) {
+      if (e instanceof DelayedError) throw e;
+      if (signal?.aborted && signal.reason === SHUTDOWN) {
+        // Shutdown deadline passed: hand the job back untouched (not an attempt).
+        await job.moveToDelayed(Date.now(), token).catch(() => {});
+        throw new DelayedError();
+      }
+      const err = toError(e);
+      await deps.state.recordError(data.org, `${data.path}: ${err.message}`).catch(() => {});
+      safe(() =>
+        opts.onOutcome?.(
+          data.org,
+          err instanceof PermanentError ? 'failed' : 'retry',
+          0,
+          Date.now() - started,
+        ),
+      );
+      if (err instanceof TenantError) safe(() => opts.onTenantError?.(data.org, err));
+      if (err instanceof PermanentError) {
+        log.error({ org: data.org, path: data.path, err: err.message }, 'sync failed for good');
+        throw new UnrecoverableError(err.message);
+      }
+      log.warn(
+        { org: data.org, path: data.path, err: err.message, attempt: job.attemptsMade + 1 },
+        'sync failed, will retry',
+      );
+      throw err;
+    }
+  }
+
+  const worker = new Worker<SyncJobData, SyncResult>(SYNC_QUEUE, process, {
+    connection: opts.connection,
+    prefix: opts.prefix,
+    concurrency: opts.concurrency,
+    settings: { backoffStrategy: (attemptsMade: number) => retryDelay(attemptsMade) },
+  });
+  worker.on('error', (err) => log.error({ err: err.message }, 'sync worker error'));
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        const closed = worker.close();
+        const timer = setTimeout(() => worker.cancelAllJobs(SHUTDOWN), opts.shutdownTimeoutMs);
+        try {
+          await closed;
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+function safe(fn: () => void) {
+  try {
+    fn();
+  } catch {
+    /* a side channel never breaks a job */
+  }
+}

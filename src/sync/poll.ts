@@ -1,0 +1,73 @@
+/**
+ * One poll of one tenant: list the source, diff against sync state (batched), add a sync job for
+ * every new, stable version.
+ */
+import type { SyncStateStore } from '../adapters/redis-state.js';
+import type { TenantConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { RemoteFile } from '../types.js';
+import { planPoll } from './plan.js';
+import type { SessionPool } from './pool.js';
+import { walk } from './walk.js';
+
+export interface PollDeps {
+  state: SyncStateStore;
+  pool: SessionPool;
+  /** Adds sync jobs (deduplicated by version id). */
+  enqueue: (org: string, files: RemoteFile[]) => Promise<void>;
+  log: Logger;
+  now?: () => number;
+}
+
+export type PollOutcome =
+  | {
+      kind: 'done';
+      listed: number;
+      matched: number;
+      enqueued: number;
+      waiting: number;
+      unchanged: number;
+      ms: number;
+    }
+  | { kind: 'no-slot' };
+
+export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<PollOutcome> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const lease = await deps.pool.acquire(tenant);
+  if (!lease) return { kind: 'no-slot' };
+  let listing: Awaited<ReturnType<typeof walk>>;
+  let discard = false;
+  try {
+    listing = await walk(lease.session, {
+      dirs: tenant.dirs,
+      include: tenant.include,
+      exclude: tenant.exclude,
+      onSkip: (path, reason) => deps.log.warn({ org: tenant.org, path }, `skipped: ${reason}`),
+    });
+  } catch (err) {
+    discard = true;
+    throw err;
+  } finally {
+    await deps.pool.release(lease, discard);
+  }
+  const { files } = listing;
+  const { synced, seen } = await deps.state.lookup(
+    tenant.org,
+    files.map((f) => f.path),
+  );
+  const plan = planPoll({ files, synced, seen, now: now(), minFileAge: tenant.minFileAge });
+  if (plan.enqueue.length) await deps.enqueue(tenant.org, plan.enqueue);
+  await deps.state.replaceSeen(tenant.org, plan.seen);
+  const ms = now() - started;
+  await deps.state.recordPoll(tenant.org, { at: started, ms, files: files.length });
+  return {
+    kind: 'done',
+    listed: listing.entries,
+    matched: files.length,
+    enqueued: plan.enqueue.length,
+    waiting: plan.waiting,
+    unchanged: plan.unchanged,
+    ms,
+  };
+}

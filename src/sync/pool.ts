@@ -1,0 +1,122 @@
+/**
+ * Per-process pools of logged-in source sessions, one pool per tenant. Every open session holds a
+ * lease of the tenant's connection budget (shared by all replicas through Redis); an idle session is
+ * closed after `idleMs` and its lease given back, so idle replicas do not hoard a tenant's slots.
+ */
+import type { ConnectionBudget } from '../adapters/redis-budget.js';
+import type { TenantConfig } from '../config.js';
+import { ftpCode, TenantError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SourceCredentials, SourceSession } from '../ports/source.js';
+import type { CredentialCache } from './credentials.js';
+
+export interface Lease {
+  org: string;
+  session: SourceSession;
+  id: string;
+}
+
+export interface PoolDeps {
+  budget: ConnectionBudget;
+  credentials: CredentialCache;
+  connect: (tenant: TenantConfig, creds: SourceCredentials) => Promise<SourceSession>;
+  log: Logger;
+  /** Close a session idle for this long. */
+  idleMs?: number;
+  /** After a 421, how long the lowered budget lasts. */
+  penaltyMs?: number;
+}
+
+export interface SessionPool {
+  /** A session of the tenant, or null when its connection budget is used up (try again later). */
+  acquire(tenant: TenantConfig): Promise<Lease | null>;
+  /** Gives a session back; an unhealthy one (or `discard`) is closed. */
+  release(lease: Lease, discard?: boolean): Promise<void>;
+  /** Sessions open in this process for a tenant. */
+  open(org: string): number;
+  closeAll(): Promise<void>;
+}
+
+export function makeSessionPool(deps: PoolDeps): SessionPool {
+  const idleMs = deps.idleMs ?? 5_000;
+  const idle = new Map<string, { lease: Lease; timer: NodeJS.Timeout }[]>();
+  const openCount = new Map<string, number>();
+  const bump = (org: string, d: number) => openCount.set(org, (openCount.get(org) ?? 0) + d);
+
+  async function closeLease(lease: Lease) {
+    try {
+      lease.session.close();
+    } finally {
+      bump(lease.org, -1);
+      await deps.budget.release(lease.org, lease.id).catch(() => {});
+    }
+  }
+
+  async function login(tenant: TenantConfig): Promise<SourceSession> {
+    let creds = await deps.credentials.get(tenant.org);
+    try {
+      return await deps.connect(tenant, creds);
+    } catch (err) {
+      if (!(err instanceof TenantError && /\(530\)/.test(err.message))) throw err;
+      // A rotated password: refetch once, bypassing the cache.
+      deps.credentials.invalidate(tenant.org);
+      creds = await deps.credentials.get(tenant.org);
+      return deps.connect(tenant, creds);
+    }
+  }
+
+  return {
+    async acquire(tenant) {
+      const list = idle.get(tenant.org) ?? [];
+      while (list.length) {
+        const { lease, timer } = list.pop()!;
+        clearTimeout(timer);
+        if (lease.session.healthy) return lease;
+        await closeLease(lease);
+      }
+      const id = await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
+      if (!id) return null;
+      try {
+        const session = await login(tenant);
+        bump(tenant.org, 1);
+        return { org: tenant.org, session, id };
+      } catch (err) {
+        await deps.budget.release(tenant.org, id).catch(() => {});
+        if (ftpCode(err) === 421 || /\(421/.test((err as Error).message)) {
+          // The server counts logins differently than we do (other clients, slow logout): back off.
+          const inUse = await deps.budget.inUse(tenant.org);
+          await deps.budget.lower(tenant.org, Math.max(1, inUse), deps.penaltyMs ?? 120_000);
+          deps.log.warn({ org: tenant.org, inUse }, 'server answered 421: lowering the connection budget');
+          return null;
+        }
+        throw err;
+      }
+    },
+    async release(lease, discard = false) {
+      if (discard || !lease.session.healthy) return closeLease(lease);
+      const list = idle.get(lease.org) ?? [];
+      idle.set(lease.org, list);
+      const entry = {
+        lease,
+        timer: setTimeout(() => {
+          const i = list.indexOf(entry);
+          if (i >= 0) list.splice(i, 1);
+          void closeLease(lease);
+        }, idleMs),
+      };
+      entry.timer.unref();
+      list.push(entry);
+    },
+    open: (org) => openCount.get(org) ?? 0,
+    async closeAll() {
+      const all = [...idle.values()].flat();
+      idle.clear();
+      await Promise.all(
+        all.map(({ lease, timer }) => {
+          clearTimeout(timer);
+          return closeLease(lease);
+        }),
+      );
+    },
+  };
+}

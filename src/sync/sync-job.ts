@@ -1,0 +1,215 @@
+/**
+ * One sync job, independent of BullMQ: tenant → already synced? → call gate (metadata, allocation)
+ * → S3 HEAD → source session → stream through the gate → verify → sync state.
+ *
+ * Invariant 3: a version is marked synced only after S3 confirmed it (HEAD after upload).
+ */
+import type { SyncStateStore } from '../adapters/redis-state.js';
+import type { TenantConfig } from '../config.js';
+import { PermanentError, TenantError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ObjectStore } from '../ports/object-store.js';
+import type { TenantDirectory } from '../ports/tenants.js';
+import type { ParkedRecord, SyncJobData, SyncResult } from '../types.js';
+import { objectKey } from './key.js';
+import { sameVersion } from './plan.js';
+import type { SessionPool } from './pool.js';
+import { SizeMismatchError, transferFile } from './transfer.js';
+
+/** What the call gate decided for one file before its upload. */
+export type GateDecision =
+  | { kind: 'upload'; metadata: Record<string, string> }
+  /** Not yet (a manifest row may still come): try again later, not parked, not an attempt. */
+  | { kind: 'wait'; retryInMs: number; detail: string }
+  | { kind: 'park'; reason: ParkedRecord['reason']; detail: string; retryInMs: number };
+
+/** Metadata and allocation check for one file (issue: tenants). Absent → upload with no call metadata. */
+export type CallGate = (
+  tenant: TenantConfig,
+  job: SyncJobData,
+  ctx: { signal?: AbortSignal; log: Logger; queuedAt: number },
+) => Promise<GateDecision>;
+
+/** Runs after a file is in S3 and marked synced (manifests are indexed here). Never fails the job. */
+export type AfterUpload = (
+  tenant: TenantConfig,
+  job: SyncJobData,
+  key: string,
+  body: Buffer | undefined,
+) => Promise<void>;
+
+export interface SyncJobDeps {
+  tenants: TenantDirectory;
+  state: SyncStateStore;
+  store: ObjectStore;
+  pool: SessionPool;
+  keyTemplate: string;
+  multipartThreshold: number;
+  gate?: CallGate;
+  afterUpload?: AfterUpload;
+  log: Logger;
+}
+
+export type SyncOutcome =
+  | { kind: 'done'; result: SyncResult }
+  /** The tenant's connection budget is used up: try again shortly, not counted as an attempt. */
+  | { kind: 'no-slot' }
+  /** Waiting for something that may still come (a manifest row): try again in `retryInMs`. */
+  | { kind: 'wait'; retryInMs: number; detail: string }
+  | { kind: 'parked'; record: ParkedRecord; retryInMs: number }
+  /** The listed version no longer exists on the server; a newer one has its own job. */
+  | { kind: 'superseded'; detail: string };
+
+export interface SyncJobContext {
+  jobId: string;
+  /** Attempts already made (0 on the first run). */
+  attempt: number;
+  /** When the job was queued (ms). */
+  queuedAt: number;
+  signal?: AbortSignal;
+  onProgress?: (bytes: number) => void;
+}
+
+const dirname = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('/')));
+const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+
+export function objectMetadata(org: string, job: SyncJobData): Record<string, string> {
+  return {
+    org,
+    'source-path': job.path,
+    'source-size': String(job.size),
+    'source-mtime': job.mtime,
+  };
+}
+
+export async function runSyncJob(
+  deps: SyncJobDeps,
+  job: SyncJobData,
+  ctx: SyncJobContext,
+): Promise<SyncOutcome> {
+  const log = deps.log.child({ org: job.org, path: job.path, jobId: ctx.jobId });
+  const tenant = await deps.tenants.get(job.org);
+  if (!tenant) throw new PermanentError(`tenant "${job.org}" is not configured (removed?)`);
+  const key = objectKey(deps.keyTemplate, tenant.org, job.path);
+  if (!tenant.enabled) {
+    return park(deps, job, ctx, 'tenant-disabled', 'the tenant is disabled', 15 * 60_000);
+  }
+  if (job.size > tenant.maxFileSize) {
+    throw new PermanentError(`${job.path}: ${job.size} bytes is above the limit of ${tenant.maxFileSize}`);
+  }
+
+  if (!job.force) {
+    const synced = await deps.state.getSynced(tenant.org, job.path);
+    if (synced && sameVersion(synced, job)) {
+      return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
+    }
+  }
+
+  let metadata = objectMetadata(tenant.org, job);
+  if (deps.gate) {
+    const decision = await deps.gate(tenant, job, { signal: ctx.signal, log, queuedAt: ctx.queuedAt });
+    if (decision.kind === 'wait') return decision;
+    if (decision.kind === 'park')
+      return park(deps, job, ctx, decision.reason, decision.detail, decision.retryInMs);
+    metadata = { ...metadata, ...decision.metadata };
+  }
+
+  // Invariant 2: with sync state lost, an object already in S3 for this version is not uploaded again.
+  if (!job.force) {
+    const head = await deps.store.head(key);
+    if (
+      head &&
+      head.size === job.size &&
+      head.metadata['source-size'] === String(job.size) &&
+      head.metadata['source-mtime'] === job.mtime
+    ) {
+      await deps.state.markSynced(tenant.org, job.path, {
+        size: job.size,
+        mtime: job.mtime,
+        key,
+        etag: head.etag,
+        syncedAt: Date.now(),
+      });
+      log.info({ key }, 'already in S3: sync state rebuilt');
+      return { kind: 'done', result: { outcome: 'already-in-s3', key, bytes: 0 } };
+    }
+  }
+
+  const lease = await deps.pool.acquire(tenant);
+  if (!lease) return { kind: 'no-slot' };
+  let discard = false;
+  try {
+    if (ctx.attempt > 0) {
+      // A retry: is the listed version still there? A vanished file fails, a changed one is superseded.
+      const entry = (await lease.session.list(`/${dirname(job.path)}`)).find(
+        (e) => e.name === basename(job.path),
+      );
+      if (!entry) throw new PermanentError(`${job.path}: no longer on the server`);
+      if (!sameVersion(entry, job)) {
+        return { kind: 'superseded', detail: `now ${entry.size} bytes, ${entry.mtime}` };
+      }
+    }
+    const started = Date.now();
+    const { buffer } = await transferFile({
+      session: lease.session,
+      store: deps.store,
+      remotePath: `/${job.path}`,
+      path: job.path,
+      size: job.size,
+      key,
+      metadata,
+      multipartThreshold: deps.multipartThreshold,
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+    }).catch((err) => {
+      discard = !(err instanceof PermanentError);
+      throw err;
+    });
+    const head = await deps.store.head(key);
+    if (!head || head.size !== job.size) {
+      throw new Error(
+        `${key}: S3 reports ${head ? `${head.size} bytes` : 'no object'} after upload of ${job.size}`,
+      );
+    }
+    await deps.state.markSynced(tenant.org, job.path, {
+      size: job.size,
+      mtime: job.mtime,
+      key,
+      etag: head.etag,
+      syncedAt: Date.now(),
+    });
+    log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
+    if (deps.afterUpload) {
+      await deps
+        .afterUpload(tenant, job, key, buffer)
+        .catch((err) => log.warn({ err }, 'after-upload step failed'));
+    }
+    return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
+  } catch (err) {
+    if (err instanceof SizeMismatchError) log.warn({ err }, 'transfer size mismatch');
+    if (err instanceof TenantError) discard = true;
+    throw err;
+  } finally {
+    await deps.pool.release(lease, discard);
+  }
+}
+
+async function park(
+  deps: SyncJobDeps,
+  job: SyncJobData,
+  ctx: SyncJobContext,
+  reason: ParkedRecord['reason'],
+  detail: string,
+  retryInMs: number,
+): Promise<SyncOutcome> {
+  const existing = await deps.state.getParked(job.org, job.path);
+  const record: ParkedRecord = {
+    path: job.path,
+    jobId: ctx.jobId,
+    reason,
+    detail,
+    since: existing?.reason === reason ? existing.since : Date.now(),
+  };
+  await deps.state.park(job.org, record);
+  return { kind: 'parked', record, retryInMs };
+}

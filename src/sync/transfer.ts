@@ -1,0 +1,170 @@
+/**
+ * One transfer: FTP → gate → S3. Invariant 1: no partial object, ever. The body handed to S3 ends
+ * only after the FTP transfer resolved *and* the byte count equals the listed size. basic-ftp ends
+ * its destination stream even when a transfer fails, so the stream we give it is never the upload
+ * body itself: it is a sink whose end is ignored.
+ */
+import { PassThrough, Writable } from 'node:stream';
+import type { ObjectStore } from '../ports/object-store.js';
+import type { SourceSession } from '../ports/source.js';
+
+/** The byte count did not match the listing: the file changed, or the transfer was cut short. */
+export class SizeMismatchError extends Error {
+  override name = 'SizeMismatchError';
+  constructor(
+    readonly path: string,
+    readonly expected: number,
+    readonly got: number,
+  ) {
+    super(
+      got > expected
+        ? `${path}: more than the listed ${expected} bytes arrived (the file is still growing?)`
+        : `${path}: transfer ended after ${got} of ${expected} bytes`,
+    );
+  }
+}
+
+/**
+ * A gate between the FTP download and the upload body. `sink` receives the download; `body` is what
+ * the upload reads. `body` ends only through `open()`, after the download resolved with the exact
+ * byte count; every other outcome destroys it with an error.
+ */
+export function makeGate(path: string, size: number, highWaterMark = 1024 * 1024) {
+  const body = new PassThrough({ highWaterMark });
+  let count = 0;
+  let pending: ((err?: Error | null) => void) | undefined;
+  body.on('close', () => {
+    const cb = pending;
+    pending = undefined;
+    cb?.(new Error('upload body closed'));
+  });
+  const sink = new Writable({
+    highWaterMark,
+    write(chunk: Buffer, _enc, cb) {
+      count += chunk.length;
+      if (count > size) return cb(new SizeMismatchError(path, size, count));
+      if (body.destroyed) return cb(new Error('upload body closed'));
+      if (body.write(chunk)) return cb();
+      pending = cb;
+      body.once('drain', () => {
+        pending = undefined;
+        cb();
+      });
+    },
+    // basic-ftp ends this stream even when the transfer failed: deliberately do not end `body`.
+    final(cb) {
+      cb();
+    },
+  });
+  sink.on('error', () => {}); // surfaced through the download promise
+  return {
+    sink,
+    body,
+    get count() {
+      return count;
+    },
+    /** The download resolved: end the body if and only if the byte count is exact. */
+    open() {
+      if (count !== size) {
+        const err = new SizeMismatchError(path, size, count);
+        body.destroy(err);
+        throw err;
+      }
+      body.end();
+    },
+    fail(err: Error) {
+      body.destroy(err);
+    },
+  };
+}
+
+/** Downloads a whole (small) file into memory and checks its length. */
+export async function downloadToBuffer(
+  session: SourceSession,
+  remotePath: string,
+  path: string,
+  size: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let count = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      count += chunk.length;
+      if (count > size) return cb(new SizeMismatchError(path, size, count));
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  sink.on('error', () => {});
+  await session.download(remotePath, sink, signal);
+  if (count !== size) throw new SizeMismatchError(path, size, count);
+  return Buffer.concat(chunks, size);
+}
+
+export interface TransferInput {
+  session: SourceSession;
+  store: ObjectStore;
+  /** Absolute path on the server. */
+  remotePath: string;
+  /** Path relative to the source root (for messages). */
+  path: string;
+  size: number;
+  key: string;
+  metadata: Record<string, string>;
+  contentType?: string;
+  /** Files up to this size go as one PutObject from memory; larger ones stream as multipart. */
+  multipartThreshold: number;
+  signal?: AbortSignal;
+  onProgress?: (bytes: number) => void;
+}
+
+/** Streams one file from the source into the object store. Resolves once S3 confirmed the object. */
+export async function transferFile(t: TransferInput): Promise<{ etag?: string; buffer?: Buffer }> {
+  const putOpts = {
+    size: t.size,
+    metadata: t.metadata,
+    contentType: t.contentType,
+    signal: t.signal,
+    onProgress: t.onProgress,
+  };
+  if (t.size <= t.multipartThreshold) {
+    // Small files (zero-byte ones included: lib-storage can hang on an empty body) go as one PUT.
+    const buffer = await downloadToBuffer(t.session, t.remotePath, t.path, t.size, t.signal);
+    return { ...(await t.store.put(t.key, buffer, putOpts)), buffer };
+  }
+
+  const gate = makeGate(t.path, t.size);
+  const abort = new AbortController();
+  const onOuterAbort = () => abort.abort(t.signal?.reason);
+  t.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  // The first failure is the cause; the other side's failure is only its consequence.
+  let first: Error | undefined;
+  try {
+    const download = t.session.download(t.remotePath, gate.sink, abort.signal).then(
+      () => {
+        try {
+          gate.open();
+        } catch (err) {
+          first ??= err as Error;
+          throw err;
+        }
+      },
+      (err: Error) => {
+        first ??= err;
+        gate.fail(err);
+        throw err;
+      },
+    );
+    const upload = t.store.put(t.key, gate.body, { ...putOpts, signal: abort.signal }).catch((err: Error) => {
+      first ??= err;
+      abort.abort(err); // stop reading from FTP when S3 gave up
+      throw err;
+    });
+    const [d, u] = await Promise.allSettled([download, upload]);
+    if (d.status === 'rejected' || u.status === 'rejected') throw first;
+    return u.value;
+  } finally {
+    t.signal?.removeEventListener('abort', onOuterAbort);
+  }
+}

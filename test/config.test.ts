@@ -1,0 +1,91 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseConfig, parseDuration } from '../src/config.js';
+
+const base = { s3: { bucket: 'calls' }, vela: { enabled: false } };
+const tenant = (extra: object = {}) => ({ org: 'acme', ftp: { host: 'ftp.acme.example' }, ...extra });
+
+function errorOf(doc: unknown, env: Record<string, string> = {}): string {
+  try {
+    parseConfig(doc, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('applies defaults and freezes the result', () => {
+    const c = parseConfig({ ...base, tenants: [tenant()] });
+    expect(c.tenants[0]).toMatchObject({
+      pollInterval: 60_000,
+      minFileAge: 30_000,
+      maxConnections: 2,
+      dirs: ['/'],
+    });
+    expect(c.tenants[0]!.ftp).toMatchObject({ port: 21, secure: 'explicit', verifyCertificate: true });
+    expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'ftpsync' });
+    expect(Object.isFrozen(c.tenants[0]!.ftp)).toBe(true);
+  });
+
+  it('names the field and what was expected', () => {
+    const doc = { ...base, tenants: [tenant(), { org: 'b', ftp: { host: 'h', port: 'abc' } }] };
+    expect(errorOf(doc)).toBe('tenants[1].ftp.port: expected a number from 1 to 65535, got "abc"');
+  });
+
+  it('expands ${ENV} and accepts numeric strings', () => {
+    const c = parseConfig(
+      { ...base, tenants: [tenant({ ftp: { host: 'h', port: '${P}', password: '${PW}', secure: false } })] },
+      { P: '2121', PW: 's3cret' },
+    );
+    expect(c.tenants[0]!.ftp).toMatchObject({ port: 2121, password: 's3cret', secure: false });
+  });
+
+  it('reports a missing environment variable with the field', () => {
+    expect(errorOf({ ...base, tenants: [tenant({ ftp: { host: 'h', password: '${NOPE}' } })] })).toBe(
+      'tenants[0].ftp.password: environment variable NOPE is not set',
+    );
+  });
+
+  it.each([
+    [
+      { ...base, tenants: [tenant({ pollInterval: '-5s' })] },
+      'tenants[0].pollInterval: expected a positive duration',
+    ],
+    [
+      { ...base, tenants: [tenant({ pollInterval: 'often' })] },
+      'tenants[0].pollInterval: expected a duration',
+    ],
+    [{ ...base, tenants: [tenant({ colour: 'red' })] }, 'tenants[0]: unknown key "colour"'],
+    [{ ...base, tenants: [tenant(), tenant()] }, 'tenants[1].org: duplicate org "acme"'],
+    [{ ...base, tenants: [tenant({ org: 'Bad Org' })] }, 'tenants[0].org: expected lower-case'],
+    [
+      { ...base, tenants: [tenant({ ftp: { host: 'h', secure: 'maybe' } })] },
+      'tenants[0].ftp.secure: expected false, explicit or implicit',
+    ],
+    [{ s3: { bucket: 'b' }, vela: { url: 'http://v/a' } }, 'vela.token'],
+    [{ s3: { bucket: 'b' } }, 'vela: '],
+    [{ ...base, s3: { bucket: 'b', keyTemplate: '{path}' } }, 's3.keyTemplate'],
+  ])('rejects a bad document (%#)', (doc, message) => {
+    expect(errorOf(doc)).toContain(message);
+  });
+
+  it('rejects an empty file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
+    await writeFile(join(dir, 'empty.yaml'), '');
+    await expect(loadConfig(join(dir, 'empty.yaml'), {})).rejects.toThrow('the configuration is empty');
+    await writeFile(join(dir, 'bad.yaml'), 'a: [');
+    await expect(loadConfig(join(dir, 'bad.yaml'), {})).rejects.toThrow('not valid YAML');
+    await expect(loadConfig(join(dir, 'missing.yaml'), {})).rejects.toThrow('cannot read');
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('250ms')).toBe(250);
+  });
+});

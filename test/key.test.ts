@@ -1,0 +1,95 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PermanentError } from '../src/errors.js';
+import { objectKey, safeRelativePath, tenantPrefix } from '../src/sync/key.js';
+
+const T = '{org}/{path}';
+
+describe('object keys (invariant 4: a key never leaves its tenant prefix)', () => {
+  it('renders the default template with the path as the server spelled it', () => {
+    expect(objectKey(T, 'acme', 'calls/2024/a b é.wav')).toBe('acme/calls/2024/a b é.wav');
+    expect(objectKey('raw/{org}/in/{path}', 'acme', '/x.wav')).toBe('raw/acme/in/x.wav');
+  });
+
+  it('collapses empty segments and leading slashes', () => {
+    expect(safeRelativePath('//calls///x.wav')).toBe('calls/x.wav');
+  });
+
+  it('keeps names that differ only in Unicode normalisation apart', () => {
+    const nfc = 'caf\u00e9.wav';
+    const nfd = 'cafe\u0301.wav';
+    expect(objectKey(T, 'acme', nfc)).not.toBe(objectKey(T, 'acme', nfd));
+  });
+
+  it.each([
+    ['..', 'a ".." segment'],
+    ['calls/../../other/x.wav', 'a ".." segment'],
+    ['./x.wav', 'a "." segment'],
+    ['a\u0000b.wav', 'control'],
+    ['a\nb.wav', 'control'],
+    ['a\u202eb.wav', 'bidi'],
+    ['\uff0e\uff0e/x.wav', 'segment'], // fullwidth dots fold to ".." under NFKC
+    ['..\\x.wav', 'segment'],
+    ['', 'empty'],
+    ['/', 'empty'],
+  ])('refuses %j', (path, why) => {
+    expect(() => objectKey(T, 'acme', path)).toThrow(PermanentError);
+    expect(() => objectKey(T, 'acme', path)).toThrow(why);
+  });
+
+  it('encodes a backslash so no consumer can read it as a separator', () => {
+    expect(objectKey(T, 'acme', 'a\\b.wav')).toBe('acme/a%5Cb.wav');
+  });
+
+  it('refuses keys longer than 1024 bytes', () => {
+    expect(() => objectKey(T, 'acme', `${'x'.repeat(1100)}.wav`)).toThrow('longer than 1024');
+  });
+
+  it('property: any path either is refused or yields a key inside the prefix with no dot segments', () => {
+    const hostile = fc.constantFrom(
+      '..',
+      '.',
+      '/',
+      '\\',
+      '%2e%2e',
+      '\u0000',
+      '\u001f',
+      '\u2024\u2024',
+      '\uff0e',
+      '\u202e',
+      'e\u0301',
+      '\u00e9',
+      'a',
+      '\ufe52',
+      '..\\',
+    );
+    const segment = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 12 }), hostile);
+    const path = fc
+      .array(fc.oneof(segment, fc.string({ maxLength: 300 })), { maxLength: 8 })
+      .map((s) => s.join('/'));
+    fc.assert(
+      fc.property(path, fc.constantFrom('acme', 'b-2', 'x_y'), (p, org) => {
+        let key: string;
+        try {
+          key = objectKey(T, org, p);
+        } catch (err) {
+          expect(err).toBeInstanceOf(PermanentError);
+          return;
+        }
+        const prefix = tenantPrefix(T, org);
+        expect(key.startsWith(prefix)).toBe(true);
+        const rest = key.slice(prefix.length);
+        for (const seg of rest.split('/')) {
+          expect(seg).not.toBe('');
+          expect(seg.includes('\\')).toBe(false);
+          // Even a consumer that folds look-alikes (NFKC) and splits on both slashes sees no dot segment.
+          for (const part of seg.normalize('NFKC').split(/[\\/]/)) expect(['.', '..']).not.toContain(part);
+        }
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
+        expect(/[\u0000-\u001f\u007f]/.test(key)).toBe(false);
+        expect(Buffer.byteLength(key)).toBeLessThanOrEqual(1024);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});

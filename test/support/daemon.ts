@@ -1,0 +1,122 @@
+/**
+ * A whole ftp-sync against real parts: Redis (shared, unique prefix), an in-process FTP server and
+ * an S3 server, with the daemon's logs captured so tests can search them.
+ */
+import { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { makeRedisState } from '../../src/adapters/redis-state.js';
+import { makeS3Store } from '../../src/adapters/s3.js';
+import { type Config, parseConfig } from '../../src/config.js';
+import { makeLogger } from '../../src/log.js';
+import { type Daemon, startDaemon } from '../../src/main.js';
+import { redisUrl, uniquePrefix } from './env.js';
+import { tempDir } from './fs.js';
+import { type FtpTestServer, startFtpServer } from './ftp-server.js';
+import { type S3TestServer, startS3 } from './s3.js';
+
+export const SECRETS = { ftpPassword: 'ftp-Pa55-word-7c1e', velaToken: 'vela-tok-9f8e7d6c' };
+
+export function captureLog(level = 'debug') {
+  const lines: string[] = [];
+  const dest = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { log: makeLogger({ level }, dest), lines, text: () => lines.join('\n') };
+}
+
+export interface TestEnv {
+  root: string;
+  ftp: FtpTestServer;
+  s3: S3TestServer;
+  redis: Redis;
+  prefix: string;
+  config: Config;
+  logs: ReturnType<typeof captureLog>;
+  state: ReturnType<typeof makeRedisState>;
+  store: ReturnType<typeof makeS3Store>;
+  start(overrides?: Partial<Parameters<typeof startDaemon>[1]>): Promise<Daemon>;
+  stop(): Promise<void>;
+}
+
+export async function makeTestEnv(
+  name: string,
+  opts: { tenant?: Record<string, unknown>; config?: Record<string, unknown> } = {},
+): Promise<TestEnv> {
+  const dir = await tempDir(name);
+  const ftp = await startFtpServer({ root: dir.path, users: { acme: SECRETS.ftpPassword } });
+  const s3 = await startS3();
+  const prefix = uniquePrefix(name);
+  const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  const config = parseConfig({
+    redis: { url: redisUrl(), prefix },
+    s3: { bucket: s3.bucket, endpoint: s3.endpoint, forcePathStyle: true, multipartThreshold: '8MiB' },
+    vela: { enabled: false },
+    defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: 2 },
+    worker: { concurrency: 4 },
+    ...opts.config,
+    tenants: [
+      {
+        org: 'acme',
+        ftp: {
+          host: '127.0.0.1',
+          port: ftp.port,
+          secure: false,
+          user: 'acme',
+          password: SECRETS.ftpPassword,
+        },
+        dirs: ['/'],
+        metadata: { defaultEmail: 'agent@acme.example' },
+        ...opts.tenant,
+      },
+    ],
+  });
+  const logs = captureLog();
+  const daemons: Daemon[] = [];
+  const store = makeS3Store(config.s3, s3.client);
+  return {
+    root: dir.path,
+    ftp,
+    s3,
+    redis,
+    prefix,
+    config,
+    logs,
+    state: makeRedisState(redis, prefix),
+    store,
+    async start(overrides = {}) {
+      const d = await startDaemon(config, {
+        log: logs.log,
+        store,
+        reconcileMs: 3_600_000,
+        poolIdleMs: 500,
+        ...overrides,
+      });
+      daemons.push(d);
+      return d;
+    },
+    async stop() {
+      await Promise.allSettled(daemons.map((d) => d.close()));
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+      await Promise.allSettled([ftp.stop(), s3.stop()]);
+      await dir.cleanup();
+    },
+  };
+}
+
+/** Waits until the queue has nothing waiting, active or delayed. */
+export async function waitIdle(queue: Queue, timeoutMs = 60_000): Promise<Record<string, number>> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+    if (!c.waiting && !c.active && !c.delayed && !c.prioritized) return c;
+    if (Date.now() > until) throw new Error(`queue not idle after ${timeoutMs} ms: ${JSON.stringify(c)}`);
+    await delay(100);
+  }
+}

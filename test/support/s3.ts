@@ -1,0 +1,276 @@
+import { randomBytes } from 'node:crypto';
+import { Agent, createServer, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { finished, pipeline } from 'node:stream';
+import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { tempDir } from './fs.js';
+
+/*
+ * s3rver 3.7 with @aws-sdk/client-s3 3.x (checked in test/harness.test.ts):
+ * - Works with path-style requests, SigV4 (signatures are checked), PutObject with x-amz-meta-*
+ *   metadata, HeadObject, GetObject, ListObjectsV2, multipart upload through lib-storage `Upload`.
+ * - The SDK's default CRC32 checksums must be off (`requestChecksumCalculation: 'WHEN_REQUIRED'`).
+ * - ListMultipartUploads answers 501 NotImplemented.
+ * - AbortMultipartUpload answers 405 MethodNotAllowed, and lib-storage's `Upload` then throws that
+ *   405 instead of the error that made it abort. The fault proxy answers AbortMultipartUpload itself
+ *   with 204 (the parts stay on s3rver's disk, which nothing can see).
+ * - A multipart object's ETag is the MD5 of the whole object, not S3's `<md5 of part md5s>-<n>`.
+ */
+
+export interface S3Request {
+  method: string;
+  /** Path and query string, e.g. `/calls/acme/a.wav?partNumber=1&uploadId=…`. */
+  path: string;
+  /** Status sent to the client; 0 when the proxy dropped the connection (`down`). */
+  status: number;
+}
+
+/** Faults injected by the HTTP proxy in front of s3rver. */
+export interface FaultProxy {
+  /** The next `n` requests get `status` (default 503) with an S3 XML error body. */
+  failNext(n: number, status?: number): void;
+  /** Every request for the next `ms` milliseconds gets `status` (default 503). */
+  failFor(ms: number, status?: number): void;
+  /** For `ms` milliseconds every connection is destroyed (open ones at once, new ones on accept). */
+  down(ms: number): void;
+  /** Clears all faults. */
+  reset(): void;
+}
+
+export interface S3TestServer {
+  /** The fault proxy's URL: point the code under test here. Its requests are logged and faulted. */
+  endpoint: string;
+  /** s3rver itself, bypassing the proxy. */
+  directEndpoint: string;
+  bucket: string;
+  /** A client of `endpoint`: its requests go through the proxy, so they are faulted and logged. */
+  client: S3Client;
+  /** A client of s3rver itself, for arranging and asserting without faults and without being logged. */
+  directClient: S3Client;
+  proxy: FaultProxy;
+  /** Every request that reached the proxy, in arrival order. */
+  requests(): S3Request[];
+  stop(): Promise<void>;
+}
+
+/**
+ * An S3 client configured for s3rver: path style, dummy credentials, no default checksums.
+ * `overrides` win, e.g. `{ maxAttempts: 1 }` to see the first failure.
+ */
+export function s3Client(endpoint: string, overrides: S3ClientConfig = {}): S3Client {
+  return new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...overrides,
+  });
+}
+
+/** Starts s3rver (files in a temp dir, silent) with one bucket, behind a fault proxy. */
+export async function startS3(opts: { bucket?: string } = {}): Promise<S3TestServer> {
+  const bucket = opts.bucket ?? 'calls';
+  const dir = await tempDir('s3rver');
+  const s3rver = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: dir.path,
+    vhostBuckets: false,
+    configureBuckets: [{ name: bucket }],
+  });
+  const { port: upstreamPort } = await s3rver.run();
+  const proxy = await startFaultProxy(upstreamPort);
+  const endpoint = `http://127.0.0.1:${proxy.port}`;
+  const directEndpoint = `http://127.0.0.1:${upstreamPort}`;
+  const client = s3Client(endpoint);
+  const directClient = s3Client(directEndpoint);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    endpoint,
+    directEndpoint,
+    bucket,
+    client,
+    directClient,
+    proxy: proxy.faults,
+    requests: () => [...proxy.log],
+    stop() {
+      stopping ??= (async () => {
+        client.destroy();
+        directClient.destroy();
+        await proxy.close();
+        await s3rver.close();
+        await dir.cleanup();
+      })();
+      return stopping;
+    },
+  };
+}
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer'];
+const ERROR_CODES: Record<number, string> = {
+  400: 'BadRequest',
+  403: 'AccessDenied',
+  404: 'NoSuchKey',
+  429: 'SlowDown',
+  500: 'InternalError',
+  503: 'SlowDown',
+};
+
+function forwardable(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out = { ...headers };
+  for (const name of [...HOP_BY_HOP, 'expect']) delete out[name];
+  return out;
+}
+
+function errorBody(status: number, path: string): string {
+  const code = ERROR_CODES[status] ?? 'InternalError';
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error><Code>${code}</Code><Message>Injected fault (${status})</Message>` +
+    `<Resource>${path.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</Resource>` +
+    `<RequestId>${randomBytes(8).toString('hex')}</RequestId></Error>`
+  );
+}
+
+/** AbortMultipartUpload: DELETE /bucket/key?uploadId=… */
+function isAbortMultipart(req: IncomingMessage): boolean {
+  return req.method === 'DELETE' && /[?&]uploadId=/.test(req.url ?? '');
+}
+
+async function startFaultProxy(upstreamPort: number) {
+  const agent = new Agent({ keepAlive: true });
+  const log: S3Request[] = [];
+  const sockets = new Set<Socket>();
+  let failCount = 0;
+  let failStatus = 503;
+  let failUntil = 0;
+  let failUntilStatus = 503;
+  let downUntil = 0;
+
+  const takeFault = (): number => {
+    if (failCount > 0) {
+      failCount--;
+      return failStatus;
+    }
+    return Date.now() < failUntil ? failUntilStatus : 0;
+  };
+
+  const server = createServer((req, res) => {
+    const entry: S3Request = { method: req.method ?? '', path: req.url ?? '', status: 0 };
+    log.push(entry);
+    if (Date.now() < downUntil) {
+      req.socket.destroy();
+      return;
+    }
+    // Answer only after the request body was read, so the client sees a response, not an EPIPE.
+    const answer = (status: number, body = '') => {
+      entry.status = status;
+      req.resume();
+      finished(req, () => {
+        const headers = body ? { 'content-type': 'application/xml' } : {};
+        res.writeHead(status, { ...headers, 'x-amz-request-id': randomBytes(8).toString('hex') });
+        res.end(body);
+      });
+    };
+    const fault = takeFault();
+    if (fault) return answer(fault, errorBody(fault, entry.path));
+    if (isAbortMultipart(req)) return answer(204);
+
+    const upstream = request(
+      {
+        host: '127.0.0.1',
+        port: upstreamPort,
+        method: req.method,
+        path: req.url,
+        headers: forwardable(req.headers),
+        agent,
+      },
+      (upRes) => {
+        entry.status = upRes.statusCode ?? 0;
+        res.writeHead(upRes.statusCode ?? 502, forwardable(upRes.headers));
+        pipeline(upRes, res, () => {});
+      },
+    );
+    upstream.on('error', () => {
+      if (res.headersSent) res.destroy();
+      else answer(502, errorBody(502, entry.path));
+    });
+    pipeline(req, upstream, () => {});
+  });
+
+  server.on('connection', (socket: Socket) => {
+    if (Date.now() < downUntil) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+
+  const faults: FaultProxy = {
+    failNext(n, status = 503) {
+      failCount = n;
+      failStatus = status;
+    },
+    failFor(ms, status = 503) {
+      failUntil = Date.now() + ms;
+      failUntilStatus = status;
+    },
+    down(ms) {
+      downUntil = Date.now() + ms;
+      for (const socket of sockets) socket.destroy();
+    },
+    reset() {
+      failCount = 0;
+      failUntil = 0;
+      downUntil = 0;
+    },
+  };
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    faults,
+    log,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}
+
+/** Every object under `prefix`, sorted by key (ListObjectsV2, all pages). */
+export async function listAll(
+  client: S3Client,
+  bucket: string,
+  prefix = '',
+): Promise<{ key: string; size: number; etag: string }[]> {
+  const out: { key: string; size: number; etag: string }[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? [])
+      out.push({ key: o.Key ?? '', size: o.Size ?? 0, etag: o.ETag ?? '' });
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+export async function getObjectBuffer(client: S3Client, bucket: string, key: string): Promise<Buffer> {
+  const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  if (!res.Body) throw new Error(`GetObject ${key}: no body`);
+  return Buffer.from(await res.Body.transformToByteArray());
+}

@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Daemon } from '../src/main.js';
+import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
+import { sha256, writeFileDeep } from './support/fs.js';
+import { getObjectBuffer } from './support/s3.js';
+
+const MB = 1024 * 1024;
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('invariant 1: no partial object, ever', () => {
+  let env: TestEnv | undefined;
+  afterEach(async () => {
+    await env?.stop();
+    env = undefined;
+  });
+
+  async function setup(path: string, size: number): Promise<{ daemon: Daemon; hash: string }> {
+    env = await makeTestEnv('faults');
+    const w = await writeFileDeep(env.root, path, randomBytes(size));
+    const daemon = await env.start();
+    return { daemon, hash: w.sha256 };
+  }
+
+  async function firstFailure(daemon: Daemon) {
+    return waitFor(async () => {
+      const [job] = await daemon.syncQueue.getJobs(['delayed', 'failed', 'waiting', 'active', 'completed']);
+      return job && job.attemptsMade >= 1 ? job : undefined;
+    }, 'a failed attempt');
+  }
+
+  it.each([
+    ['abort', 'multipart', 20 * MB],
+    ['truncate', 'multipart', 20 * MB],
+    ['abort', 'single PUT', 300_000],
+    ['truncate', 'single PUT', 300_000],
+  ] as const)(
+    'data connection cut (%s) during a %s upload leaves no object; the retry uploads it whole',
+    async (mode, _kind, size) => {
+      const path = 'calls/cut.wav';
+      const { daemon, hash } = await setup(path, size);
+      env!.ftp.faults.cutDataAfterBytes = { path: `/${path}`, bytes: Math.floor(size / 3), mode };
+      await daemon.poller!.pollNow('acme');
+      await daemon.poller!.pollNow('acme');
+      const job = await firstFailure(daemon);
+      expect(job.attemptsMade).toBeGreaterThanOrEqual(1);
+      expect(await env!.store.head(`acme/${path}`)).toBeUndefined();
+      expect(await env!.state.getSynced('acme', path)).toBeUndefined();
+
+      env!.ftp.faults.cutDataAfterBytes = undefined;
+      await (await daemon.syncQueue.getJob(job.id!))?.promote().catch(() => {});
+      const counts = await waitIdle(daemon.syncQueue);
+      expect(counts.failed).toBe(0);
+      expect(sha256(await getObjectBuffer(env!.s3.client, env!.s3.bucket, `acme/${path}`))).toBe(hash);
+    },
+  );
+
+  it('a file that vanished between listing and transfer fails with a clear reason and no object', async () => {
+    const path = 'calls/gone.wav';
+    const { daemon } = await setup(path, 1000);
+    await daemon.poller!.pollNow('acme');
+    await daemon.worker!.worker.pause();
+    await daemon.poller!.pollNow('acme');
+    await rm(join(env!.root, path));
+    daemon.worker!.worker.resume();
+    const counts = await waitIdle(daemon.syncQueue);
+    expect(counts.failed).toBe(1);
+    const [failed] = await daemon.syncQueue.getFailed();
+    expect(failed!.failedReason).toMatch(/calls\/gone\.wav/);
+    // ftp-srv answers a missing file with 551 (transient for us); the retry re-lists, finds it gone
+    // and fails for good: at most two attempts, never the 40 of a transient error.
+    expect(failed!.attemptsMade).toBeLessThanOrEqual(2);
+    expect(failed!.failedReason).toMatch(/no longer on the server|550/);
+    expect(await env!.store.head(`acme/${path}`)).toBeUndefined();
+    expect(env!.logs.text()).toMatch(/sync failed for good.*gone\.wav|gone\.wav.*sync failed for good/);
+  });
+
+  it('S3 answering 503 once: the job retries and succeeds', async () => {
+    const path = 'calls/retry.wav';
+    const { daemon, hash } = await setup(path, 5000);
+    await daemon.poller!.pollNow('acme');
+    env!.s3.proxy.failNext(1, 503);
+    await daemon.poller!.pollNow('acme');
+    const counts = await waitIdle(daemon.syncQueue);
+    expect(counts.failed).toBe(0);
+    expect(env!.s3.requests().some((r) => r.status === 503)).toBe(true);
+    expect(sha256(await getObjectBuffer(env!.s3.client, env!.s3.bucket, `acme/${path}`))).toBe(hash);
+  });
+
+  it('S3 down for longer than the SDK retries: the job is retried later and nothing is marked synced early', async () => {
+    const path = 'calls/s3down.wav';
+    const { daemon, hash } = await setup(path, 5000);
+    await daemon.poller!.pollNow('acme');
+    env!.s3.proxy.failNext(6, 503);
+    await daemon.poller!.pollNow('acme');
+    const job = await firstFailure(daemon);
+    expect(await env!.state.getSynced('acme', path)).toBeUndefined();
+    await (await daemon.syncQueue.getJob(job.id!))?.promote().catch(() => {});
+    await waitIdle(daemon.syncQueue);
+    expect(await env!.state.getSynced('acme', path)).toMatchObject({ size: 5000 });
+    expect(sha256(await getObjectBuffer(env!.s3.client, env!.s3.bucket, `acme/${path}`))).toBe(hash);
+  });
+});
