@@ -20,8 +20,6 @@ import {
 import { ConfigError } from './config.js';
 import { toError } from './errors.js';
 
-export { parseIntArg };
-
 const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 
 const orgOption = () => new Option('--org <id>', 'tenant (org_id)').makeOptionMandatory();
@@ -217,7 +215,7 @@ function oneLineErrors(cmd: Command, path: string[] = []): void {
 }
 
 /** The message and exit code of anything a command threw. */
-export function describeError(err: unknown): { message: string; exitCode: number } {
+function describeError(err: unknown): { message: string; exitCode: number } {
   if (err instanceof ConfigError) {
     const lines = err.message.split('\n');
     const message =

@@ -10,7 +10,7 @@ import { makeTenantStore } from './adapters/redis-tenants.js';
 import { makeS3Store, type S3Store } from './adapters/s3.js';
 import { makeVelaAllocationCheck } from './adapters/vela.js';
 import type { Config } from './config.js';
-import { startAdminHttp } from './http/server.js';
+import { type AdminHttp, startAdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
 import { type Metrics, makeMetrics } from './metrics.js';
 import type { ObjectStore } from './ports/object-store.js';
@@ -96,14 +96,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
       log.warn({ org: t.org }, 'TLS certificate not verified');
   }
   // --- observability (metrics, admin HTTP): side channels only, they never break a transfer ---
-  const pollQueues: Queue[] = [];
   const metrics = makeMetrics({
     sources: {
       orgs: async () => (await tenants.list()).map((t) => t.org),
       parked: (org) => redis.hlen(stateKey(prefix, org, 'parked')),
       health: async (org) => (await state.info(org)).health,
       connectionsInUse: (org) => pool.open(org),
-      queues: () => [syncQueue, ...pollQueues],
+      queues: () => [syncQueue, pollQueue],
     },
     onScrapeError: (source, err) => log.debug({ source, err: err.message }, 'metrics read failed'),
   });
@@ -120,6 +119,39 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
 
   const syncQueue = new Queue<SyncJobData>(SYNC_QUEUE, { connection: redis, prefix });
   const enqueue = makeEnqueue(syncQueue, config);
+
+  // --- admin HTTP (health, readiness, metrics, dashboard): started before the roles, so a taken port
+  // fails the start before any work begins. The dashboard shows both queues whatever the role.
+  const pollQueue = new Queue(POLL_QUEUE, { connection: redis, prefix });
+  let http: AdminHttp | undefined;
+  if (config.http.enabled) {
+    try {
+      http = await startAdminHttp({
+        host: config.http.host,
+        port: config.http.port,
+        token: config.http.token || undefined,
+        metrics,
+        checks: {
+          redis: async () => {
+            // Commands wait through an outage (maxRetriesPerRequest: null): say "not ready" at once instead.
+            if (redis.status !== 'ready')
+              throw Object.assign(new Error(`redis ${redis.status}`), { code: 'NOT_CONNECTED' });
+            await redis.ping();
+          },
+          // A store given by a test without ping() counts as reachable.
+          s3: 'ping' in store ? () => (store as S3Store).ping() : async () => {},
+        },
+        queues: [syncQueue, pollQueue],
+        log,
+      });
+    } catch (err) {
+      await Promise.allSettled([syncQueue.close(), pollQueue.close()]);
+      budget.close();
+      redis.disconnect();
+      throw err;
+    }
+  }
+  // --- end admin HTTP ---
 
   let poller: Poller | undefined;
   if (role === 'all' || role === 'poller') {
@@ -175,32 +207,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
   }
   log.info({ role, tenants: (await tenants.list()).length }, 'ftp-sync started');
 
-  // --- admin HTTP (health, readiness, metrics, dashboard) ---
-  // The dashboard shows both queues whatever this process's role; a Queue on the shared connection is cheap.
-  const pollQueue = poller?.queue ?? new Queue(POLL_QUEUE, { connection: redis, prefix });
-  pollQueues.push(pollQueue);
-  const s3Check = 'ping' in store ? () => (store as S3Store).ping() : async () => {};
-  const http = config.http.enabled
-    ? await startAdminHttp({
-        host: config.http.host,
-        port: config.http.port,
-        token: config.http.token || undefined,
-        metrics,
-        checks: {
-          redis: async () => {
-            // Commands wait through an outage (maxRetriesPerRequest: null): say "not ready" at once instead.
-            if (redis.status !== 'ready')
-              throw Object.assign(new Error(`redis ${redis.status}`), { code: 'NOT_CONNECTED' });
-            await redis.ping();
-          },
-          s3: s3Check,
-        },
-        queues: [syncQueue, pollQueue],
-        log,
-      })
-    : undefined;
-  // --- end admin HTTP ---
-
   let closing: Promise<void> | undefined;
   return {
     poller,
@@ -216,7 +222,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
           pool.closeAll(),
           syncQueue.close(),
           http?.close(),
-          poller ? undefined : pollQueue.close(),
+          pollQueue.close(),
         ]);
         budget.close();
         await redis.quit().catch(() => redis.disconnect());

@@ -6,6 +6,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -155,7 +156,7 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
       return aborted;
     },
     async ping() {
-      await client.send(new ListObjectsV2Command({ Bucket, MaxKeys: 1 }));
+      await client.send(new HeadBucketCommand({ Bucket }));
     },
   };
 }

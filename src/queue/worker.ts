@@ -87,6 +87,7 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
       );
       if (err instanceof TenantError) safe(() => opts.onTenantError?.(data.org, err));
       if (err instanceof PermanentError) {
+        await deps.state.unpark(data.org, data.path).catch(() => {});
         log.error({ org: data.org, path: data.path, err: err.message }, 'sync failed for good');
         throw new UnrecoverableError(err.message);
       }

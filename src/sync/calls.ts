@@ -70,11 +70,19 @@ export function makeCallGate(deps: CallGateDeps): CallGate {
     });
     if (!res.ok) {
       const waited = now() - ctx.queuedAt;
+      // The manifest indexer writes rows, then reads parked records; we write the parked record, then
+      // read rows again: one of the two always sees the other.
+      const recheck = async () =>
+        (await deps.state.findManifestRow(tenant.org, manifestKeys(job.path))) !== undefined;
       if (tenant.metadata.requireManifest && waited < tenant.metadata.manifestWait) {
+        // Held (and visible) while the manifest may still come; its arrival releases the job at once.
+        const until = new Date(ctx.queuedAt + tenant.metadata.manifestWait).toISOString();
         return {
-          kind: 'wait',
-          retryInMs: Math.min(30_000, tenant.metadata.manifestWait - waited),
-          detail: res.detail,
+          kind: 'park',
+          reason: 'missing-metadata',
+          detail: `${res.detail} (until ${until})`,
+          retryInMs: Math.min(60_000, tenant.metadata.manifestWait - waited),
+          recheck,
         };
       }
       // Without Vela, call metadata is best effort: nothing needs it before the upload.

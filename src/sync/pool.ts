@@ -25,6 +25,11 @@ export interface PoolDeps {
   idleMs?: number;
   /** After a 421, how long the lowered budget lasts. */
   penaltyMs?: number;
+  /**
+   * When the budget is used up but this process holds busy sessions of the tenant, how long to wait
+   * for one of them to be handed over before giving up (the job is then delayed).
+   */
+  handoffWaitMs?: number;
 }
 
 export interface SessionPool {
@@ -40,6 +45,9 @@ export interface SessionPool {
 export function makeSessionPool(deps: PoolDeps): SessionPool {
   const idleMs = deps.idleMs ?? 5_000;
   const idle = new Map<string, { lease: Lease; timer: NodeJS.Timeout }[]>();
+  // Jobs of a tenant waiting in this process for a busy session to be given back.
+  const waiters = new Map<string, ((lease: Lease | 'retry' | null) => void)[]>();
+  const handoffWaitMs = deps.handoffWaitMs ?? 5_000;
   const openCount = new Map<string, number>();
   const bump = (org: string, d: number) => openCount.set(org, (openCount.get(org) ?? 0) + d);
 
@@ -59,6 +67,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     } catch (err) {
       if (!(err instanceof TenantError && /\(530\)/.test(err.message))) throw err;
       // A rotated password: refetch once, bypassing the cache.
+      deps.log.info({ org: tenant.org }, 'login refused (530): refetching credentials');
       deps.credentials.invalidate(tenant.org);
       creds = await deps.credentials.get(tenant.org);
       return deps.connect(tenant, creds);
@@ -75,7 +84,25 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
         await closeLease(lease);
       }
       const id = await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
-      if (!id) return null;
+      if (!id) {
+        if (!(openCount.get(tenant.org) ?? 0)) return null;
+        // Our own sessions hold the slots: take the next one given back rather than leaving the queue.
+        const got = await new Promise<Lease | 'retry' | null>((resolve) => {
+          const list = waiters.get(tenant.org) ?? [];
+          waiters.set(tenant.org, list);
+          const timer = setTimeout(() => {
+            const i = list.indexOf(take);
+            if (i >= 0) list.splice(i, 1);
+            resolve(null);
+          }, handoffWaitMs);
+          const take = (lease: Lease | 'retry' | null) => {
+            clearTimeout(timer);
+            resolve(lease);
+          };
+          list.push(take);
+        });
+        return got === 'retry' ? this.acquire(tenant) : got;
+      }
       try {
         const session = await login(tenant);
         bump(tenant.org, 1);
@@ -93,7 +120,15 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       }
     },
     async release(lease, discard = false) {
-      if (discard || !lease.session.healthy) return closeLease(lease);
+      const waiting = waiters.get(lease.org);
+      if (discard || !lease.session.healthy) {
+        await closeLease(lease);
+        // The slot is free again: let a waiter try for it (it may also get null and be delayed).
+        waiting?.shift()?.('retry');
+        return;
+      }
+      const next = waiting?.shift();
+      if (next) return next(lease);
       const list = idle.get(lease.org) ?? [];
       idle.set(lease.org, list);
       const entry = {
@@ -109,6 +144,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     },
     open: (org) => openCount.get(org) ?? 0,
     async closeAll() {
+      for (const list of waiters.values()) for (const w of list.splice(0)) w(null);
       const all = [...idle.values()].flat();
       idle.clear();
       await Promise.all(

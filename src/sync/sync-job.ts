@@ -21,7 +21,17 @@ export type GateDecision =
   | { kind: 'upload'; metadata: Record<string, string> }
   /** Not yet (a manifest row may still come): try again later, not parked, not an attempt. */
   | { kind: 'wait'; retryInMs: number; detail: string }
-  | { kind: 'park'; reason: ParkedRecord['reason']; detail: string; retryInMs: number };
+  | {
+      kind: 'park';
+      reason: ParkedRecord['reason'];
+      detail: string;
+      retryInMs: number;
+      /**
+       * Asked again after the parked record is written: true when what was missing arrived in the
+       * meantime (a manifest indexed while we parked), so the job runs again at once instead.
+       */
+      recheck?: () => Promise<boolean>;
+    };
 
 /** Metadata and allocation check for one file (issue: tenants). Absent → upload with no call metadata. */
 export type CallGate = (
@@ -112,6 +122,8 @@ export async function runSyncJob(
     if (decision.kind === 'park')
       return park(deps, job, ctx, decision.reason, decision.detail, decision.retryInMs);
     metadata = { ...metadata, ...decision.metadata };
+    // It may have been parked before: it is not any more (status and resync progress see that at once).
+    await deps.state.unpark(tenant.org, job.path);
   }
 
   // Invariant 2: with sync state lost, an object already in S3 for this version is not uploaded again.

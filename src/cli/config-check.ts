@@ -1,0 +1,21 @@
+/** `ftp-sync config check`: validates a configuration file and prints a summary, secrets hidden. */
+import { readConfig, stdout } from './common.js';
+import { formatBytes, formatDuration } from './render.js';
+
+export async function configCheckCommand(opts: { config?: string }): Promise<void> {
+  const c = await readConfig(opts.config);
+  const out = stdout();
+  out.line(
+    `configuration OK: ${c.tenants.length} tenant(s), bucket ${c.s3.bucket}, vela ${c.vela.enabled ? 'on' : 'off'}`,
+  );
+  for (const t of c.tenants) {
+    const secure =
+      t.ftp.secure === false ? out.style.yellow('plain FTP (warning: unencrypted)') : `FTPS ${t.ftp.secure}`;
+    out.line(
+      `  ${t.org}: ${t.ftp.host}:${t.ftp.port} ${secure}, dirs ${t.dirs.join(', ')}, every ${formatDuration(t.pollInterval)}, ` +
+        `max ${t.maxConnections} connections, files up to ${formatBytes(t.maxFileSize)}${t.enabled ? '' : ', disabled'}`,
+    );
+  }
+  if (!c.vela.enabled)
+    out.line(out.style.yellow('  warning: vela.enabled is false: no minute-allocation check'));
+}

@@ -1,0 +1,173 @@
+/**
+ * `ftp-sync tenants list | add | remove | test`. A password is only ever read from stdin, stored
+ * encrypted (FTPSYNC_SECRET_KEY) and never printed.
+ */
+import { ConfigError } from '../config.js';
+import {
+  addTenant,
+  listTenants,
+  removeTenant,
+  type TenantSummary,
+  type TestReport,
+  testTenant,
+} from '../ops/tenants.js';
+import { CliError, json, type Output, readConfig, readStdin, stdout, withOps } from './common.js';
+import { formatBytes, formatCount, formatDuration, table } from './render.js';
+
+const secureLabel = (s: TenantSummary['secure']) => (s === false ? 'no' : s);
+
+export async function tenantsListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
+  const config = await readConfig(opts.config);
+  const tenants = await withOps(config, (ctx) => listTenants(ctx));
+  const out = stdout();
+  if (opts.json) {
+    out.line(json(tenants));
+    return;
+  }
+  if (!tenants.length) {
+    out.line('no tenants (add them to the configuration file, or: ftp-sync tenants add --help)');
+    return;
+  }
+  const { style } = out;
+  const rows = [
+    ['ORG', 'ORIGIN', 'HOST', 'SECURE', 'USER', 'DIRS', 'EVERY', 'MAX CONN', 'ENABLED'].map(style.bold),
+    ...tenants.map((t) => [
+      t.org,
+      t.origin,
+      `${t.host}:${t.port}`,
+      t.secure === false ? style.yellow('no') : String(secureLabel(t.secure)),
+      t.user ?? style.dim('anonymous'),
+      t.dirs.join(','),
+      formatDuration(t.pollInterval),
+      String(t.maxConnections),
+      t.enabled ? 'yes' : style.dim('no'),
+    ]),
+  ];
+  for (const line of table(rows, ['left', 'left', 'left', 'left', 'left', 'left', 'right', 'right']))
+    out.line(line);
+}
+
+export interface TenantsAddOptions {
+  config?: string;
+  org: string;
+  host: string;
+  port?: number;
+  secure: 'explicit' | 'implicit' | 'false';
+  user: string;
+  passwordStdin?: boolean;
+  dir: string[];
+  include?: string[];
+  exclude?: string[];
+  maxConnections?: number;
+  pollInterval?: string;
+}
+
+export async function tenantsAddCommand(opts: TenantsAddOptions): Promise<void> {
+  if (!opts.passwordStdin) {
+    throw new CliError(
+      'tenants add needs --password-stdin: a password is read from stdin, never from the command line',
+      {
+        hint: 'ftp-sync tenants add --help',
+      },
+    );
+  }
+  const config = await readConfig(opts.config);
+  if (!config.secretKey) {
+    throw new ConfigError(
+      'FTPSYNC_SECRET_KEY is not set: the passwords of onboarded tenants are stored encrypted with it (make one: openssl rand -hex 32)',
+    );
+  }
+  if (process.stdin.isTTY) process.stderr.write('password (then Enter and Ctrl-D): ');
+  const password = (await readStdin()).replace(/\r?\n$/, '');
+  if (!password)
+    throw new CliError('the password read from stdin is empty', { hint: 'ftp-sync tenants add --help' });
+
+  const out = stdout();
+  await withOps(config, async (ctx) => {
+    // A key that does not open the tenants already stored would leave them unreadable beside the new one.
+    await ctx.tenants.verifyKey();
+    const existed = (await ctx.tenants.get(opts.org))?.origin === 'onboarded';
+    const t = await addTenant(ctx, {
+      org: opts.org,
+      host: opts.host,
+      port: opts.port,
+      secure: opts.secure,
+      user: opts.user,
+      password,
+      dirs: opts.dir,
+      include: opts.include,
+      exclude: opts.exclude,
+      maxConnections: opts.maxConnections,
+      pollInterval: opts.pollInterval,
+    }).catch((err) => {
+      // Settings given on the command line: a usage error of this command, not of the config file.
+      if (err instanceof ConfigError)
+        throw new CliError(`cannot add tenant: ${err.message}`, { hint: 'ftp-sync tenants add --help' });
+      throw err;
+    });
+    const secure = t.secure === false ? out.style.yellow('plain FTP (unencrypted)') : `FTPS ${t.secure}`;
+    out.line(
+      `${existed ? 'replaced' : 'added'} tenant ${t.org}: ${t.host}:${t.port} ${secure}, user ${t.user}, dirs ${t.dirs.join(', ')}, ` +
+        `every ${formatDuration(t.pollInterval)}, max ${t.maxConnections} connections`,
+    );
+    out.line(
+      `running daemons pick it up at their next reconcile; check it now with: ftp-sync tenants test --org ${t.org}`,
+    );
+  });
+}
+
+export async function tenantsRemoveCommand(opts: { config?: string; org: string }): Promise<void> {
+  const config = await readConfig(opts.config);
+  const removed = await withOps(config, (ctx) => removeTenant(ctx, opts.org));
+  if (!removed) throw new CliError(`no onboarded tenant "${opts.org}"`, { hint: 'ftp-sync tenants list' });
+  stdout().line(`removed tenant ${opts.org} and its credentials (its sync state and objects in S3 are kept)`);
+}
+
+export async function tenantsTestCommand(opts: {
+  config?: string;
+  org: string;
+  json?: boolean;
+}): Promise<void> {
+  const config = await readConfig(opts.config);
+  const report = await withOps(config, (ctx) => testTenant(ctx, opts.org));
+  if (report.failure === 'unknown-tenant') {
+    throw new CliError(report.message, { hint: 'ftp-sync tenants list' });
+  }
+  const out = stdout();
+  if (opts.json) out.line(json(report));
+  else printReport(out, report);
+  if (!report.ok) process.exitCode = 1;
+}
+
+function printReport(out: Output, r: TestReport): void {
+  const { style } = out;
+  if (!r.ok) {
+    out.line(`${r.org}: ${style.red(`FAILED (${r.failure})`)} after ${formatDuration(r.ms)}: ${r.message}`);
+    return;
+  }
+  out.line(`${r.org}: ${style.green('ok')} in ${formatDuration(r.ms)}: ${r.message}`);
+  if (r.tls) {
+    const cert = r.tls.authorized ? 'certificate verified' : style.yellow('certificate NOT verified');
+    out.line(
+      `  TLS: ${r.tls.protocol}, ${r.tls.cipher}, ${cert}${r.tls.subject ? `, subject ${r.tls.subject}` : ''}` +
+        `${r.tls.fingerprint ? `, SHA-256 ${r.tls.fingerprint}` : ''}`,
+    );
+  } else {
+    out.line(`  TLS: ${style.yellow('none (plain FTP: the password travels unencrypted)')}`);
+  }
+  if (r.listingFormat) {
+    out.line(
+      `  listing: ${r.listingFormat}${r.listingFormat === 'LIST' ? ' (modification times without seconds or timezone)' : ' (exact UTC times)'}`,
+    );
+  }
+  out.line(`  matched: ${formatCount(r.matched ?? 0)} file(s)`);
+  const sample = r.sample ?? [];
+  for (const row of table(
+    sample.map((f) => [`    ${f.path}`, formatBytes(f.size), f.mtime]),
+    ['left', 'right'],
+  )) {
+    out.line(row);
+  }
+  if ((r.matched ?? 0) > sample.length)
+    out.line(`    … and ${formatCount((r.matched ?? 0) - sample.length)} more`);
+}

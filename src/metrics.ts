@@ -1,0 +1,372 @@
+/**
+ * Every metric of ftp-sync, defined here, in a registry made by `makeMetrics()` (never prom-client's
+ * global one), with the default process metrics beside them.
+ *
+ * Two kinds of values:
+ * - **events counted by this process** (sync jobs, polls, Vela calls), through the `record*`
+ *   functions that the side channels of the worker, the poller and the Vela adapter call. They never
+ *   throw: a side channel must not break a transfer.
+ * - **state read at scrape time** (`collect()`): queue job counts, parked files and tenant health
+ *   from Redis, FTP sessions open in this process. Queue, parked and health gauges are cluster-wide
+ *   (every replica reports the same value: aggregate them with `max`, not `sum`); connections are
+ *   per process (`sum` them). A scrape waits at most `scrapeTimeoutMs` for Redis; past that, or when
+ *   a read fails, that gauge is left empty and `ftpsync_scrape_errors_total{source}` counts it.
+ *
+ * Labels carry only `org` (which config validation limits to `[a-z0-9_-]`), queue names and fixed
+ * words, never a path, host, user, URL or error message: no secret can reach a label, and the number
+ * of series stays bounded by the number of tenants.
+ */
+import { Counter, collectDefaultMetrics, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Outcomes of a sync job that put (or found) the version in S3. */
+export const SYNCED_OUTCOMES = ['uploaded', 'already-in-s3', 'already-synced', 'superseded'] as const;
+/** Why a sync job did not succeed: failed for good, will be retried, or the tenant itself is broken. */
+export const FAILURE_REASONS = ['failed', 'retry', 'tenant'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** What the queue gauge needs of a BullMQ `Queue` (structural: no BullMQ import here). */
+export interface JobCounter {
+  readonly name: string;
+  getJobCounts(): Promise<Record<string, number>>;
+}
+
+/** Where scrape-time gauges read from. Every function may be slow or fail; none is required. */
+export interface ScrapeSources {
+  /** The tenants to report per-tenant gauges for. */
+  orgs(): Promise<readonly string[]>;
+  /** Parked files of a tenant (Redis). */
+  parked?(org: string): Promise<number>;
+  /** A tenant's health as recorded in Redis. */
+  health?(org: string): Promise<'ok' | 'unhealthy' | 'unknown'>;
+  /** FTP sessions this process holds open for a tenant (the session pool's `open(org)`). */
+  connectionsInUse?(org: string): number;
+  /** The queues whose job counts are reported. */
+  queues?(): readonly JobCounter[];
+}
+
+export interface MetricsOptions {
+  sources?: ScrapeSources;
+  /**
+   * How long a scrape waits for its Redis reads before answering without them.
+   * @defaultValue 2000
+   */
+  scrapeTimeoutMs?: number;
+  /**
+   * Default process and Node.js metrics (`process_*`, `nodejs_*`).
+   * @defaultValue true
+   */
+  processMetrics?: boolean;
+  /** Told when a scrape-time read failed (for a debug log). */
+  onScrapeError?: (source: string, err: Error) => void;
+}
+
+/** The outcome a poll reports through the poller's `onPoll`. */
+export type PollReport = { kind: 'done'; listed: number; ms: number } | { kind: string };
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** The `Content-Type` of `render()`'s text. */
+  readonly contentType: string;
+  /** The Prometheus text exposition of every metric (runs the scrape-time reads). */
+  render(): Promise<string>;
+  /** A sync job ended (worker `onOutcome`): a synced outcome, `parked`, `failed` or `retry`. */
+  recordOutcome(org: string, outcome: string, bytes: number, ms: number): void;
+  /** A tenant-level error (bad login, TLS, missing directory): worker `onTenantError`. */
+  recordTenantError(org: string): void;
+  /** A poll ended (poller `onPoll`). */
+  recordPoll(org: string, outcome: PollReport): void;
+  /** One allocation check (Vela adapter `onCall`). */
+  recordVelaCall(call: { outcome: string; ms: number }): void;
+}
+
+/** Whole job times, from a small file to a few GB over a slow line. */
+const TRANSFER_SECONDS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+/** 1 KiB … 16 GiB, ×4 per bucket. */
+const TRANSFER_BYTES = exponentialBuckets(1024, 4, 13);
+const HEALTH = { ok: 1, unhealthy: 0, unknown: Number.NaN } as const;
+const POLL_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+const VELA_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+const SYNCED = new Set<string>(SYNCED_OUTCOMES);
+const POLL_OUTCOMES = new Set(['done', 'failed', 'skipped', 'no-slot']);
+const FAILED = new Set<string>(FAILURE_REASONS);
+/** Refreshes closer together than this share one read (a scrape collects several gauges). */
+const SNAPSHOT_REUSE_MS = 1000;
+
+interface Snapshot {
+  orgs?: readonly string[];
+  parked?: Map<string, number>;
+  health?: Map<string, number>;
+  queues?: { queue: string; state: string; count: number }[];
+}
+
+export function makeMetrics(opts: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const sources = opts.sources;
+  const scrapeTimeoutMs = opts.scrapeTimeoutMs ?? 2000;
+  const registers = [registry];
+
+  const filesSynced = new Counter({
+    name: 'ftpsync_files_synced_total',
+    help: 'Sync jobs that ended with the version in S3, by outcome (uploaded, already-in-s3, already-synced, superseded).',
+    labelNames: ['org', 'outcome'],
+    registers,
+  });
+  const bytesSynced = new Counter({
+    name: 'ftpsync_bytes_synced_total',
+    help: 'Bytes uploaded to S3.',
+    labelNames: ['org'],
+    registers,
+  });
+  const failures = new Counter({
+    name: 'ftpsync_sync_failures_total',
+    help: 'Failed sync job attempts: failed (for good), retry (will be retried), tenant (tenant-level error).',
+    labelNames: ['org', 'reason'],
+    registers,
+  });
+  const polls = new Counter({
+    name: 'ftpsync_polls_total',
+    help: 'Polls by outcome (done, failed, skipped, no-slot).',
+    labelNames: ['org', 'outcome'],
+    registers,
+  });
+  const pollDuration = new Histogram({
+    name: 'ftpsync_poll_duration_seconds',
+    help: 'Time of a completed poll: listing, diff against sync state, enqueue.',
+    labelNames: ['org'],
+    buckets: POLL_SECONDS,
+    registers,
+  });
+  const listingSize = new Gauge({
+    name: 'ftpsync_poll_listing_size',
+    help: 'Entries listed by the last completed poll of a tenant.',
+    labelNames: ['org'],
+    registers,
+  });
+  const transferDuration = new Histogram({
+    name: 'ftpsync_transfer_duration_seconds',
+    help: 'Time of a sync job that uploaded a file (allocation check, FTP download, S3 upload, verify).',
+    buckets: TRANSFER_SECONDS,
+    registers,
+  });
+  const transferSize = new Histogram({
+    name: 'ftpsync_transfer_size_bytes',
+    help: 'Size of each uploaded file.',
+    buckets: TRANSFER_BYTES,
+    registers,
+  });
+  const velaDuration = new Histogram({
+    name: 'ftpsync_vela_request_duration_seconds',
+    help: 'Time of an allocation check with Vela, by outcome (within, exceeded, unavailable, rejected, invalid, aborted).',
+    labelNames: ['outcome'],
+    buckets: VELA_SECONDS,
+    registers,
+  });
+
+  // Scrape-time gauges: one shared snapshot per scrape, applied by each gauge's collect().
+  let scrape: { started: number; settled: boolean; result: Promise<Snapshot | undefined> } | undefined;
+  let reading: Promise<Snapshot> | undefined;
+  const scrapeErrors = new Counter({
+    name: 'ftpsync_scrape_errors_total',
+    help: 'Scrape-time reads that failed or timed out, by source (orgs, parked, health, queues).',
+    labelNames: ['source'],
+    registers,
+    // Rendered after this scrape's reads, so a failure shows in the scrape it happened in.
+    async collect() {
+      if (sources) await snapshot();
+    },
+  });
+  const scrapeError = (source: string, err: unknown) => {
+    safe(() => scrapeErrors.inc({ source }));
+    safe(() => opts.onScrapeError?.(source, err instanceof Error ? err : new Error(String(err))));
+  };
+
+  async function readSnapshot(): Promise<Snapshot> {
+    if (!sources) return {};
+    const snap: Snapshot = {};
+    const queues = sources.queues?.() ?? [];
+    const [orgs, counts] = await Promise.allSettled([
+      sources.orgs(),
+      Promise.all(queues.map(async (q) => ({ queue: q.name, counts: await q.getJobCounts() }))),
+    ]);
+    if (counts.status === 'fulfilled') {
+      snap.queues = counts.value.flatMap(({ queue, counts }) =>
+        Object.entries(counts).map(([state, count]) => ({ queue, state, count })),
+      );
+    } else if (queues.length) scrapeError('queues', counts.reason);
+    if (orgs.status === 'rejected') {
+      scrapeError('orgs', orgs.reason);
+      return snap;
+    }
+    snap.orgs = orgs.value;
+    const perOrg = async (
+      name: 'parked' | 'health',
+      read: ((org: string) => Promise<number>) | undefined,
+    ) => {
+      if (!read) return;
+      try {
+        const values = await Promise.all(orgs.value.map(async (org) => [org, await read(org)] as const));
+        snap[name] = new Map(values.filter(([, v]) => !Number.isNaN(v)));
+      } catch (err) {
+        scrapeError(name, err);
+      }
+    };
+    const { parked, health } = sources;
+    await Promise.all([
+      perOrg('parked', parked && ((org) => parked.call(sources, org))),
+      // A tenant not polled yet (`unknown`) has no series rather than a misleading 0 or 1.
+      perOrg('health', health && (async (org) => HEALTH[await health.call(sources, org)])),
+    ]);
+    return snap;
+  }
+
+  /**
+   * The snapshot of this scrape, shared by every gauge's collect(). A scrape reuses a snapshot taken
+   * less than a second ago, and never starts a read while the previous one is still pending (a read
+   * hangs while Redis is down: commands wait for the reconnect), so an outage cannot pile reads up.
+   */
+  function snapshot(): Promise<Snapshot | undefined> {
+    if (scrape && (!scrape.settled || Date.now() - scrape.started < SNAPSHOT_REUSE_MS)) return scrape.result;
+    reading ??= readSnapshot().finally(() => {
+      reading = undefined;
+    });
+    const entry = { started: Date.now(), settled: false, result: withTimeout(reading, scrapeTimeoutMs) };
+    entry.result.then(() => {
+      entry.settled = true;
+    });
+    scrape = entry;
+    return entry.result;
+  }
+
+  function withTimeout(work: Promise<Snapshot>, ms: number): Promise<Snapshot | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => {
+        scrapeError('timeout', new Error(`scrape reads took over ${ms}ms`));
+        resolve(undefined);
+      }, ms);
+    });
+    return Promise.race([work, timeout])
+      .catch((err) => {
+        scrapeError('snapshot', err);
+        return undefined;
+      })
+      .finally(() => clearTimeout(timer));
+  }
+
+  /** Replaces every series of a gauge with `values` (or clears it when the read failed). */
+  const fill = <L extends string>(
+    gauge: Gauge<L>,
+    values: Iterable<[Partial<Record<L, string>>, number]> = [],
+  ) => {
+    gauge.reset();
+    for (const [labels, v] of values) gauge.set(labels, v);
+  };
+
+  new Gauge({
+    name: 'ftpsync_queue_jobs',
+    help: 'Jobs in each BullMQ queue by state (cluster-wide: every replica reports the same value).',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      if (!sources?.queues) return;
+      const snap = await snapshot();
+      fill(
+        this,
+        snap?.queues?.map(({ queue, state, count }) => [{ queue, state }, count]),
+      );
+    },
+  });
+  new Gauge({
+    name: 'ftpsync_parked_files',
+    help: 'Files parked (held back on purpose) per tenant (cluster-wide).',
+    labelNames: ['org'],
+    registers,
+    async collect() {
+      if (!sources?.parked) return;
+      const snap = await snapshot();
+      fill(
+        this,
+        [...(snap?.parked ?? [])].map(([org, n]) => [{ org }, n]),
+      );
+    },
+  });
+  const healthy = new Gauge({
+    name: 'ftpsync_tenant_healthy',
+    help: "1 when the tenant's last poll succeeded, 0 after a tenant-level error (login, TLS, directory).",
+    labelNames: ['org'],
+    registers,
+    async collect() {
+      if (!sources?.health) return;
+      const snap = await snapshot();
+      // Without a fresh read, the values this process saw itself stand.
+      if (snap?.health)
+        fill(
+          this,
+          [...snap.health].map(([org, v]) => [{ org }, v]),
+        );
+    },
+  });
+  new Gauge({
+    name: 'ftpsync_ftp_connections_in_use',
+    help: 'FTP sessions this process holds open per tenant (sum over replicas; the budget is per tenant).',
+    labelNames: ['org'],
+    registers,
+    async collect() {
+      const count = sources?.connectionsInUse;
+      if (!count) return;
+      const snap = await snapshot();
+      fill(
+        this,
+        (snap?.orgs ?? []).map((org) => [{ org }, count.call(sources, org)]),
+      );
+    },
+  });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    recordOutcome(org, outcome, bytes, ms) {
+      safe(() => {
+        if (SYNCED.has(outcome)) {
+          filesSynced.inc({ org, outcome });
+          if (outcome === 'uploaded') {
+            bytesSynced.inc({ org }, bytes);
+            transferDuration.observe(ms / 1000);
+            transferSize.observe(bytes);
+          }
+        } else if (FAILED.has(outcome)) failures.inc({ org, reason: outcome });
+        // `parked` is not counted here: the parked gauge reads how many are parked now.
+      });
+    },
+    recordTenantError(org) {
+      safe(() => {
+        failures.inc({ org, reason: 'tenant' });
+        healthy.set({ org }, 0);
+      });
+    },
+    recordPoll(org, outcome) {
+      safe(() => {
+        polls.inc({ org, outcome: POLL_OUTCOMES.has(outcome.kind) ? outcome.kind : 'other' });
+        if ('listed' in outcome && outcome.kind === 'done') {
+          pollDuration.observe({ org }, outcome.ms / 1000);
+          listingSize.set({ org }, outcome.listed);
+          healthy.set({ org }, 1);
+        }
+      });
+    },
+    recordVelaCall(call) {
+      safe(() => velaDuration.observe({ outcome: call.outcome }, call.ms / 1000));
+    },
+  };
+}
+
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // a side channel never breaks what it observes
+  }
+}
