@@ -1,11 +1,16 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/** The main suite (`npm test`). Slow suites have their own configs and npm scripts. */
+export const SLOW_SUITES = ['test/faults/**', 'test/interop/**', 'test/scale/**'];
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    exclude: [...configDefaults.exclude, ...SLOW_SUITES],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     globalSetup: ['test/support/global-setup.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
