@@ -92,6 +92,16 @@ const bool = () =>
 const str = (what = 'a non-empty string') =>
   z.string({ error: (iss) => `expected ${what}, got ${got(iss.input)}` }).min(1, `expected ${what}`);
 
+/**
+ * The hash tag of a Redis key (what a Redis Cluster hashes to pick the slot): the text between the
+ * first `{` and the first `}` after it, when not empty; undefined otherwise (the whole key is hashed).
+ */
+export function hashTag(key: string): string | undefined {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
 /** Lower-case letters, digits, `-` and `_`: safe in S3 keys, Redis keys and BullMQ job ids. */
 export const ORG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -138,6 +148,40 @@ export const ftpSchema = z.strictObject({
   verifyCertificate: bool().default(true),
 });
 
+/** `SHA256:` and 43 base64 characters, as `ssh-keygen -lf` prints a host key's fingerprint. */
+export const HOST_KEY_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+
+export const sftpSchema = z
+  .strictObject({
+    host: str('a host name'),
+    port: int(1, 65535).default(22),
+    user: str('a user name'),
+    /** Password login; with `privateKeyFile` too, the key is tried first. */
+    password: z.string().optional(),
+    /** OpenSSH or PEM private key file (read at each login, so a replaced key is picked up). */
+    privateKeyFile: str('a file path').optional(),
+    /** Passphrase of an encrypted `privateKeyFile`. */
+    passphrase: z.string().optional(),
+    /** The server's host key, `SHA256:…` as `ssh-keygen -lf` prints it. Required unless `verifyHostKey: false`. */
+    hostKeyFingerprint: z
+      .string()
+      .trim()
+      .regex(HOST_KEY_FINGERPRINT, 'expected SHA256: and 43 base64 characters, as `ssh-keygen -lf` prints')
+      .optional(),
+    /** Check the host key against `hostKeyFingerprint`. Default true; turning it off is logged as a warning. */
+    verifyHostKey: bool().default(true),
+  })
+  .superRefine((v, ctx) => {
+    if (v.verifyHostKey && !v.hostKeyFingerprint) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hostKeyFingerprint'],
+        message:
+          'required unless verifyHostKey is false (ssh-keyscan -p PORT HOST | ssh-keygen -lf - prints it)',
+      });
+    }
+  });
+
 export const metadataSchema = z.strictObject({
   /** Manifest column names (first present wins). */
   columns: z
@@ -171,19 +215,31 @@ export const metadataSchema = z.strictObject({
   manifestWait: duration().prefault('1h'),
 });
 
-const tenantSchema = z.strictObject({
-  org: z.string().regex(ORG_PATTERN, 'expected lower-case letters, digits, - and _ (at most 63)'),
-  enabled: bool().default(true),
-  ftp: ftpSchema,
-  dirs: z.array(str('a directory')).min(1).default(['/']),
-  include: z.array(str('a glob pattern')).optional(),
-  exclude: z.array(str('a glob pattern')).default([]),
-  pollInterval: duration().optional(),
-  minFileAge: duration().optional(),
-  maxConnections: int(1, 64).optional(),
-  maxFileSize: size().optional(),
-  metadata: metadataSchema.prefault({}),
-});
+const tenantSchema = z
+  .strictObject({
+    org: z.string().regex(ORG_PATTERN, 'expected lower-case letters, digits, - and _ (at most 63)'),
+    enabled: bool().default(true),
+    /** The source: exactly one of `ftp` (FTP/FTPS) and `sftp` (SSH). */
+    ftp: ftpSchema.optional(),
+    sftp: sftpSchema.optional(),
+    dirs: z.array(str('a directory')).min(1).default(['/']),
+    include: z.array(str('a glob pattern')).optional(),
+    exclude: z.array(str('a glob pattern')).default([]),
+    pollInterval: duration().optional(),
+    minFileAge: duration().optional(),
+    maxConnections: int(1, 64).optional(),
+    maxFileSize: size().optional(),
+    metadata: metadataSchema.prefault({}),
+  })
+  .superRefine((t, ctx) => {
+    if (!t.ftp === !t.sftp) {
+      ctx.addIssue({
+        code: 'custom',
+        path: t.ftp ? ['sftp'] : [],
+        message: t.ftp ? 'a tenant has either ftp or sftp, not both' : 'expected an ftp or an sftp block',
+      });
+    }
+  });
 
 const velaSchema = z.preprocess(
   (v) => (v && typeof v === 'object' && !('enabled' in v) ? { ...v, enabled: true } : v),
@@ -201,12 +257,47 @@ const velaSchema = z.preprocess(
 export const configSchema = z.strictObject({
   redis: z
     .strictObject({
+      /** The server (`redis://user:pass@host:6379/0`, `rediss://` for TLS); credentials also for cluster and sentinel. */
       url: str('a redis:// URL').default('redis://127.0.0.1:6379'),
-      /** Key prefix for queues and sync state. Wrapped in `{}` on a Redis Cluster. */
+      /**
+       * Key prefix for queues and sync state. On a Redis Cluster it must carry a hash tag so BullMQ's
+       * keys share a slot; there the default is `{ftpsync}`, elsewhere `ftpsync`.
+       */
       prefix: z
         .string()
         .regex(/^[A-Za-z0-9_.{}-]+$/, 'expected letters, digits, . _ - { }')
-        .default('ftpsync'),
+        .optional(),
+      /** A Redis Cluster: `url` (or `nodes`) are its startup nodes. */
+      cluster: bool().default(false),
+      /** Startup nodes of a Redis Cluster (`host:port` or `redis://host:port`); implies `cluster: true`. */
+      nodes: z.array(str('host:port or a redis:// URL')).min(1).optional(),
+      /** Redis Sentinel: the primary named `name`, found through these sentinels (`host:port`). */
+      sentinel: z
+        .strictObject({
+          name: str('the primary group name'),
+          nodes: z.array(str('host:port of a sentinel')).min(1),
+          /** Credentials of the sentinels themselves (the primary's come from `url`). */
+          username: z.string().optional(),
+          password: z.string().optional(),
+        })
+        .optional(),
+    })
+    .transform((r, ctx) => {
+      const cluster = r.cluster || Boolean(r.nodes?.length);
+      if (cluster && r.sentinel) {
+        ctx.addIssue({ code: 'custom', path: ['sentinel'], message: 'a Redis Cluster has no sentinels' });
+        return z.NEVER;
+      }
+      const prefix = r.prefix ?? (cluster ? '{ftpsync}' : 'ftpsync');
+      if (cluster && !hashTag(prefix)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prefix'],
+          message: `on a Redis Cluster the prefix needs a hash tag so BullMQ's keys share one slot, e.g. "{${prefix.replace(/[{}]/g, '') || 'ftpsync'}}", got ${JSON.stringify(prefix)}`,
+        });
+        return z.NEVER;
+      }
+      return { ...r, prefix, cluster };
     })
     .prefault({}),
   s3: z.strictObject({
@@ -222,15 +313,35 @@ export const configSchema = z.strictObject({
           message: 'expected a template containing {org} and ending with {path}',
         },
       ),
-    /** Files up to this size are uploaded with one PutObject; larger ones with a multipart upload. */
-    multipartThreshold: size().prefault('16MiB'),
+    /**
+     * Files up to this size are uploaded with one PutObject (read into memory up to 16 MiB, streamed
+     * above: memory does not grow with the file); larger ones with a multipart upload. S3's single
+     * PUT stops at 5 GiB. A streamed PUT is not retried by the SDK (a failure retries the job); a
+     * lower value buys per-part retries and parallel parts at `queueSize × partSize` of memory each.
+     */
+    multipartThreshold: size().prefault('5GiB'),
     /** Parallel part uploads per multipart upload (memory ≈ queueSize × partSize). */
     queueSize: int(1, 16).default(4),
+    /**
+     * A request (or a whole multipart upload) that makes no progress for this long is aborted and
+     * retried: a store that stops answering never hangs a worker. Resets with every byte.
+     */
+    idleTimeout: duration().prefault('60s'),
+    /**
+     * The worker role aborts our multipart uploads older than this once an hour (left behind by a
+     * crashed worker). Longer than any upload can take; an S3 lifecycle rule is the second net.
+     */
+    staleUploadAge: duration().prefault('1d'),
   }),
   vela: velaSchema,
   defaults: z
     .strictObject({
       pollInterval: duration().prefault('60s'),
+      /**
+       * How long a source server may stay silent (connect, login, listing, data, the final reply of a
+       * transfer) before the session is dropped and the poll or job retried. For every tenant.
+       */
+      sourceTimeout: duration().prefault('30s'),
       minFileAge: duration().prefault('30s'),
       maxConnections: int(1, 64).default(2),
       allocationRecheck: duration().prefault('15m'),
@@ -247,6 +358,13 @@ export const configSchema = z.strictObject({
       shutdownTimeout: duration().prefault('30s'),
       /** How long completed jobs are kept (the dedup window for job ids). */
       keepCompleted: duration().prefault('1d'),
+      /**
+       * How long a sync job stays locked to its worker without a renewal (BullMQ `lockDuration`). A
+       * replica that dies holding jobs gives them up after about this long plus `stalledInterval`.
+       */
+      lockDuration: duration().prefault('30s'),
+      /** How often each worker looks for jobs whose worker died and queues them again (BullMQ `stalledInterval`). */
+      stalledInterval: duration().prefault('30s'),
     })
     .prefault({}),
   credentials: z
@@ -274,13 +392,19 @@ export const configSchema = z.strictObject({
 
 type RawConfig = z.output<typeof configSchema>;
 export type FtpConfig = z.output<typeof ftpSchema>;
+export type SftpConfig = z.output<typeof sftpSchema>;
 export type MetadataConfig = z.output<typeof metadataSchema>;
 
 /** A tenant with the defaults applied. */
 export interface TenantConfig {
   org: string;
   enabled: boolean;
-  ftp: FtpConfig & { port: number };
+  /** Which protocol and where, whatever the kind (for messages and summaries). */
+  source: { kind: 'ftp' | 'sftp'; host: string; port: number; user?: string };
+  /** Set when `source.kind` is `ftp`. */
+  ftp?: FtpConfig & { port: number };
+  /** Set when `source.kind` is `sftp`. */
+  sftp?: SftpConfig;
   dirs: string[];
   include: string[];
   exclude: string[];
@@ -305,9 +429,14 @@ export function resolveTenant(
   defaults: RawConfig['defaults'],
   origin: TenantConfig['origin'] = 'config',
 ): TenantConfig {
+  const { ftp: rawFtp, sftp, ...rest } = t;
+  const ftp = rawFtp && { ...rawFtp, port: rawFtp.port ?? (rawFtp.secure === 'implicit' ? 990 : 21) };
+  // The schema guarantees exactly one of the two.
+  const endpoint = ftp ?? sftp!;
   return {
-    ...t,
-    ftp: { ...t.ftp, port: t.ftp.port ?? (t.ftp.secure === 'implicit' ? 990 : 21) },
+    ...rest,
+    source: { kind: ftp ? 'ftp' : 'sftp', host: endpoint.host, port: endpoint.port, user: endpoint.user },
+    ...(ftp ? { ftp } : { sftp }),
     include: t.include ?? DEFAULT_INCLUDE,
     pollInterval: t.pollInterval ?? defaults.pollInterval,
     minFileAge: t.minFileAge ?? defaults.minFileAge,
@@ -380,6 +509,10 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = {}): Config {
       throw new ConfigError(`tenants[${i}].org: duplicate org "${t.org}" (also tenants[${first}])`);
     }
     seen.set(t.org, i);
+    // Onboarded tenants get their password from the credential store; one in the file needs it here.
+    if (t.sftp && t.sftp.password === undefined && !t.sftp.privateKeyFile) {
+      throw new ConfigError(`tenants[${i}].sftp: expected a password or a privateKeyFile`);
+    }
   });
   const config: Config = {
     ...raw,

@@ -2,12 +2,12 @@
  * Wiring only: config → adapters → roles → shutdown.
  */
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { connectFtp } from './adapters/ftp.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
+import { makeRedisClient, type RedisClient, type RedisConnectionConfig } from './adapters/redis-client.js';
 import { makeRedisState, stateKey } from './adapters/redis-state.js';
 import { makeTenantStore } from './adapters/redis-tenants.js';
 import { makeS3Store, type S3Store } from './adapters/s3.js';
+import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck } from './adapters/vela.js';
 import type { Config } from './config.js';
 import { type AdminHttp, startAdminHttp } from './http/server.js';
@@ -18,9 +18,12 @@ import { makeEnqueue } from './queue/enqueue.js';
 import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
 import { type Poller, startPoller } from './queue/poller.js';
 import { type SyncWorker, startSyncWorker } from './queue/worker.js';
+import { findAbsent } from './sync/absent.js';
 import { makeCallGate, makeManifestIndexer } from './sync/calls.js';
 import { makeCredentialCache } from './sync/credentials.js';
+import { tenantPrefix } from './sync/key.js';
 import { makeSessionPool } from './sync/pool.js';
+import { startStaleUploadCleanup } from './sync/stale-uploads.js';
 import type { SyncJobData } from './types.js';
 
 export type Role = 'all' | 'poller' | 'worker';
@@ -61,18 +64,20 @@ export async function releaseJobs(queue: Queue, ids: string[]): Promise<number> 
   return released;
 }
 
-export function makeRedis(url: string): Redis {
+/** One server (a URL), or whatever `redis:` configures: a Sentinel-managed primary or a Redis Cluster. */
+export function makeRedis(cfg: string | RedisConnectionConfig): RedisClient {
   // BullMQ requires maxRetriesPerRequest: null; commands wait through a Redis outage instead of failing.
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  return makeRedisClient(typeof cfg === 'string' ? { url: cfg } : cfg);
 }
 
 export async function startDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const role = opts.role ?? 'all';
   const log = opts.log;
   const prefix = config.redis.prefix;
-  const redis = makeRedis(config.redis.url);
+  const redis = makeRedis(config.redis);
   const state = makeRedisState(redis, prefix);
-  const budget = makeRedisBudget(redis, prefix);
+  // A replica that dies frees its connection slots as soon as its jobs can run elsewhere.
+  const budget = makeRedisBudget(redis, prefix, { leaseMs: config.worker.lockDuration });
   const store = opts.store ?? makeS3Store(config.s3);
   const tenants = makeTenantStore(redis, config);
   try {
@@ -85,15 +90,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
   const pool = makeSessionPool({
     budget,
     credentials,
-    connect: (t, c) => connectFtp(t, c),
+    connect: (t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout }),
     log,
     idleMs: opts.poolIdleMs,
   });
   for (const t of config.tenants) {
-    if (t.ftp.secure === false)
+    if (t.ftp?.secure === false)
       log.warn({ org: t.org }, 'plain FTP: credentials and data travel unencrypted');
-    if (t.ftp.secure !== false && !t.ftp.verifyCertificate)
+    if (t.ftp && t.ftp.secure !== false && !t.ftp.verifyCertificate)
       log.warn({ org: t.org }, 'TLS certificate not verified');
+    if (t.sftp && !t.sftp.verifyHostKey) log.warn({ org: t.org }, 'SSH host key not verified');
   }
   // --- observability (metrics, admin HTTP): side channels only, they never break a transfer ---
   const metrics = makeMetrics({
@@ -159,7 +165,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
       {
         state,
         pool,
-        enqueue: async (org, files) => void (await enqueue(org, files)),
+        enqueue: async (org, files, absent) => void (await enqueue(org, files, { absent })),
+        findAbsent: (org, files) => findAbsent(store, config.s3.keyTemplate, org, files),
       },
       {
         connection: redis,
@@ -168,6 +175,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
         state,
         log,
         reconcileMs: opts.reconcileMs,
+        lockDuration: config.worker.lockDuration,
+        stalledInterval: config.worker.stalledInterval,
+        shutdownTimeoutMs: config.worker.shutdownTimeout,
         onPoll: (org, outcome) => metrics.recordPoll(org, outcome),
       },
     );
@@ -196,6 +206,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
         connection: redis,
         prefix,
         concurrency: config.worker.concurrency,
+        lockDuration: config.worker.lockDuration,
+        stalledInterval: config.worker.stalledInterval,
         shutdownTimeoutMs: config.worker.shutdownTimeout,
         onTenantError: (org, err) => {
           metrics.recordTenantError(org);
@@ -205,6 +217,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
       },
     );
   }
+  // Crash safety: multipart uploads left open by a worker that died are aborted (hourly, our prefixes only).
+  const staleUploads =
+    worker && 'abortStaleUploads' in store
+      ? startStaleUploadCleanup({
+          abortStaleUploads: (p, age) => (store as S3Store).abortStaleUploads(p, age),
+          prefixes: async () => (await tenants.list()).map((t) => tenantPrefix(config.s3.keyTemplate, t.org)),
+          olderThanMs: config.s3.staleUploadAge,
+          log,
+        })
+      : undefined;
   log.info({ role, tenants: (await tenants.list()).length }, 'ftp-sync started');
 
   let closing: Promise<void> | undefined;
@@ -217,6 +239,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     close() {
       closing ??= (async () => {
         // Stop polling, stop taking jobs, let transfers finish (or hand them back), close connections.
+        staleUploads?.close();
         const results = await Promise.allSettled([poller?.close(), worker?.close()]);
         const rest = await Promise.allSettled([
           pool.closeAll(),

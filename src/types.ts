@@ -85,6 +85,12 @@ export interface SyncJobData {
   force?: boolean;
   /** Set by resync, to group the jobs of one batch for progress reporting. */
   batch?: string;
+  /**
+   * Set by the poll when a listing of the tenant's keys found no object under this one: the job's
+   * first run skips the HEAD of invariant 2 (nothing else writes this version's key meanwhile; a
+   * retry or a resumed job does the HEAD).
+   */
+  absent?: boolean;
 }
 
 /** Data of a poll job. */

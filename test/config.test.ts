@@ -27,7 +27,7 @@ describe('configuration', () => {
       dirs: ['/'],
     });
     expect(c.tenants[0]!.ftp).toMatchObject({ port: 21, secure: 'explicit', verifyCertificate: true });
-    expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'ftpsync' });
+    expect(c.redis).toMatchObject({ url: 'redis://127.0.0.1:6379', prefix: 'ftpsync' });
     expect(Object.isFrozen(c.tenants[0]!.ftp)).toBe(true);
   });
 

@@ -3,12 +3,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import type { Writable } from 'node:stream';
-import type { ConnectionOptions, PeerCertificate, TLSSocket } from 'node:tls';
-import { Client, type FileInfo, FileType } from 'basic-ftp';
-import type { TenantConfig } from '../config.js';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { Client, type FileInfo, FileType, type FTPResponse, parseList } from 'basic-ftp';
+import type { FtpConfig, TenantConfig } from '../config.js';
 import { ftpCode, PermanentError, TenantError, withContext } from '../errors.js';
-import type { SourceCredentials, SourceEntry, SourceSession } from '../ports/source.js';
+import type { SourceCredentials, SourceEntry, SourceListing, SourceSession } from '../ports/source.js';
 
 export interface FtpConnectOptions {
   /** Socket idle timeout for control and data connections (covers connect, listing and data idle). */
@@ -25,8 +26,7 @@ function normaliseFingerprint(fp: string): string {
  * TLS options for one tenant. A fresh object per connection: basic-ftp's `access()` writes into the
  * object it is given (session reuse), and sharing one across tenants would mix their TLS sessions.
  */
-function tlsOptions(tenant: TenantConfig): ConnectionOptions {
-  const { ftp } = tenant;
+function tlsOptions(ftp: FtpConfig): ConnectionOptions {
   const opts: ConnectionOptions = { rejectUnauthorized: ftp.verifyCertificate && !ftp.fingerprint };
   if (ftp.caFile) {
     try {
@@ -37,16 +37,84 @@ function tlsOptions(tenant: TenantConfig): ConnectionOptions {
       );
     }
   }
-  if (ftp.fingerprint) {
-    const pinned = normaliseFingerprint(ftp.fingerprint);
-    opts.checkServerIdentity = (_host: string, cert: PeerCertificate) => {
-      if (normaliseFingerprint(cert.fingerprint256 ?? '') !== pinned) {
-        return new Error(`certificate fingerprint ${cert.fingerprint256} does not match the pinned one`);
-      }
-      return undefined;
-    };
-  }
+  // A fingerprint is not checked here: see enforcePin.
   return opts;
+}
+
+/**
+ * Fingerprint pinning, enforced on the sockets themselves. Node calls `checkServerIdentity` only when
+ * the chain verified, so with a self-signed certificate (the usual reason to pin) a pin handed to
+ * `tls.connect` with `rejectUnauthorized: false` is never checked at all. Here the control
+ * connection's certificate is checked before the password is sent, and every TLS data connection's
+ * as soon as its handshake is done (before any data is read from it).
+ */
+function enforcePin(client: Client, fingerprint: string, host: string, onDataMismatch: (e: Error) => void) {
+  const pinned = normaliseFingerprint(fingerprint);
+  const mismatch = (socket: TLSSocket): Error | undefined => {
+    const got = socket.getPeerCertificate?.()?.fingerprint256;
+    if (got && normaliseFingerprint(got) === pinned) return undefined;
+    return new TenantError(
+      `TLS verification of ${host} failed: certificate fingerprint ${got ?? '(none)'} does not match ftp.fingerprint`,
+    );
+  };
+  const login = client.login.bind(client);
+  client.login = async (user?: string, password?: string) => {
+    const err = mismatch(client.ftp.socket as TLSSocket);
+    if (err) throw err;
+    return login(user, password);
+  };
+  const ctx = client.ftp;
+  const accessor = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(ctx), 'dataSocket');
+  if (!accessor?.get || !accessor.set) {
+    throw new Error('basic-ftp has no FTPContext.dataSocket accessor: ftp.fingerprint cannot be enforced');
+  }
+  const { get, set } = accessor;
+  Object.defineProperty(ctx, 'dataSocket', {
+    configurable: true,
+    get() {
+      return get.call(this);
+    },
+    set(socket: TLSSocket | undefined) {
+      set.call(this, socket);
+      if (typeof socket?.getPeerCertificate !== 'function') return;
+      socket.once('secureConnect', () => {
+        const err = mismatch(socket);
+        if (!err) return;
+        onDataMismatch(err);
+        socket.destroy(err);
+      });
+    },
+  });
+}
+
+/**
+ * Parses a listing line by line. basic-ftp picks one format for a whole listing by its *last* line:
+ * one trailing line it cannot read (a summary such as `   2 File(s)  1,234 bytes`) either fails the
+ * whole directory or, when it starts with a space, makes every line parse as a nameless MLSD entry,
+ * so nothing would be synced and nothing said. Here a line no format fits is dropped on its own; a
+ * listing of which no line fits is a tenant-level error (the server's format is not supported).
+ */
+export function parseListing(raw: string): FileInfo[] {
+  const out: FileInfo[] = [];
+  let lines = 0;
+  let unreadable: string | undefined;
+  let unreadableCount = 0;
+  for (const line of raw.split(/\r?\n/)) {
+    if (!line.trim()) continue;
+    lines++;
+    try {
+      out.push(...parseList(line));
+    } catch {
+      unreadableCount++;
+      unreadable ??= line;
+    }
+  }
+  if (lines > 0 && unreadableCount === lines) {
+    throw new TenantError(
+      `listing format not supported (MLSD, unix or DOS expected), first line: ${JSON.stringify(unreadable?.slice(0, 100))}`,
+    );
+  }
+  return out;
 }
 
 function toEntry(info: FileInfo, exact: boolean): SourceEntry {
@@ -69,10 +137,31 @@ function toEntry(info: FileInfo, exact: boolean): SourceEntry {
   };
 }
 
+/**
+ * Refusals for too many sessions, whatever code they come with: proftpd's `MaxClientsPerUser` and
+ * `MaxClientsPerHost` answer **530** (the code of a wrong password), vsftpd and pure-ftpd 421.
+ */
+const TOO_MANY =
+  /too many|maximum number of (?:allowed )?(?:clients|connections|users)|more than \d+ connections/i;
+/** A server refusing a session over its TLS policy: vsftpd 530, pure-ftpd 421, proftpd 550. */
+const WANTS_TLS = /\b(?:TLS|SSL)\b|encryption|cleartext/i;
+
+const replyText = (err: unknown) => ((err as Error | undefined)?.message ?? '').replace(/\s+/g, ' ').trim();
+
 /** Classifies a login/connect failure into a tenant-level or transient error. */
 export function classifyConnectError(err: unknown, host: string): Error {
+  if (err instanceof TenantError) return err; // already says what and where (a fingerprint mismatch)
   const code = ftpCode(err);
   const e = err as NodeJS.ErrnoException & { code?: unknown };
+  if ((code === 530 || code === 421) && TOO_MANY.test(replyText(err))) {
+    // The pool backs off on 421: say 421 whatever the server said.
+    const busy = withContext(err, `${host} refused the connection (421 too many connections?)`);
+    (busy as { code?: unknown }).code = 421;
+    return busy;
+  }
+  if (code !== undefined && code >= 400 && WANTS_TLS.test(replyText(err))) {
+    return new TenantError(`${host} refused the session over TLS: "${replyText(err)}" (check ftp.secure)`);
+  }
   if (code === 530) return new TenantError(`login to ${host} refused (530): check the user and password`);
   if (code === 421) return withContext(err, `${host} refused the connection (421 too many connections?)`);
   if (typeof e?.code === 'string') {
@@ -95,8 +184,16 @@ export async function connectFtp(
   creds: SourceCredentials,
   opts: FtpConnectOptions = {},
 ): Promise<SourceSession> {
-  const client = new Client(opts.timeoutMs ?? 30_000);
   const { ftp } = tenant;
+  if (!ftp) throw new TenantError(`tenant "${tenant.org}" has no ftp source`);
+  const client = new Client(opts.timeoutMs ?? 30_000);
+  client.parseList = parseListing;
+  let pinError: Error | undefined;
+  if (ftp.secure !== false && ftp.fingerprint) {
+    enforcePin(client, ftp.fingerprint, ftp.host, (e) => {
+      pinError = e;
+    });
+  }
   try {
     await client.access({
       host: ftp.host,
@@ -104,18 +201,37 @@ export async function connectFtp(
       user: creds.user,
       password: creds.password,
       secure: ftp.secure === false ? false : ftp.secure === 'implicit' ? 'implicit' : true,
-      secureOptions: ftp.secure === false ? undefined : tlsOptions(tenant),
+      secureOptions: ftp.secure === false ? undefined : tlsOptions(ftp),
     });
   } catch (err) {
+    // Refused before the control connection became TLS: `AUTH TLS` itself was refused.
+    const authRefused =
+      ftp.secure === 'explicit' &&
+      !(client.ftp.socket as Partial<TLSSocket>).encrypted &&
+      (ftpCode(err) ?? 0) >= 500 &&
+      !TOO_MANY.test(replyText(err));
     client.close();
+    if (authRefused) {
+      throw new TenantError(
+        `${ftp.host} refused AUTH TLS ("${replyText(err)}"): it offers no explicit FTPS (check ftp.secure)`,
+      );
+    }
+    if (ftp.secure === 'implicit' && (err as { code?: unknown })?.code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+      throw await classifyPlainAnswer(err, ftp.host, ftp.port);
+    }
     throw classifyConnectError(err, ftp.host);
   }
+  const replies = trackListReplies(client);
   const exact = client.availableListCommands.some((c) => c.startsWith('MLSD'));
   let broken = false;
   const guard = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (err) {
+      if (pinError) {
+        broken = true;
+        throw pinError;
+      }
       const code = ftpCode(err);
       // A reply code in 5xx leaves the connection usable; anything else (timeouts, resets) does not.
       if (!(code && code >= 500 && code < 600)) broken = true;
@@ -141,7 +257,13 @@ export async function connectFtp(
       return !broken && !client.closed;
     },
     list: (dir) =>
-      guard(`list ${dir}`, async () => (await client.list(dir)).map((info) => toEntry(info, exact))),
+      guard(`list ${dir}`, async () => {
+        replies.take();
+        const entries: SourceListing = (await client.list(dir)).map((info) => toEntry(info, exact));
+        const reply = replies.take();
+        if (reply && /truncat/i.test(reply)) entries.truncated = reply.replace(/\s+/g, ' ').trim();
+        return entries;
+      }),
     download: (remotePath: string, dest: Writable, signal?: AbortSignal) =>
       guard(`download ${remotePath}`, async () => {
         const onAbort = () => {
@@ -165,6 +287,72 @@ export async function connectFtp(
       }),
     close: () => client.close(),
   };
+}
+
+/**
+ * The final reply of the last listing command. A server that caps a listing says so only there
+ * (pure-ftpd `-L`: `226 Output truncated to 2000 matches`), and basic-ftp's `list()` drops it.
+ */
+function trackListReplies(client: Client): { take(): string | undefined } {
+  let last: string | undefined;
+  const handle = client.ftp.handle.bind(client.ftp);
+  client.ftp.handle = (command, onResponse) =>
+    handle(command, (res, task) => {
+      if (
+        !(res instanceof Error) &&
+        res.code >= 200 &&
+        res.code < 300 &&
+        /^(?:MLSD|LIST|NLST)\b/.test(command ?? '')
+      ) {
+        last = (res as FTPResponse).message;
+      }
+      onResponse(res, task);
+    });
+  return {
+    take() {
+      const reply = last;
+      last = undefined;
+      return reply;
+    },
+  };
+}
+
+/**
+ * An implicit-TLS login that failed with "wrong version number": the server spoke plain text. vsftpd
+ * does that on an implicit port when it refuses a connection (`421 There are too many connections`
+ * goes out before any handshake); a port that speaks plain FTP does it always. One plain read of
+ * the first line tells them apart: a 421 is backed off like any other, a 220 is the tenant's mistake.
+ */
+async function classifyPlainAnswer(err: unknown, host: string, port: number): Promise<Error> {
+  const line = await firstLine(host, port, 3_000).catch(() => undefined);
+  const code = line && /^\d{3}[ -]/.test(line) ? Number(line.slice(0, 3)) : undefined;
+  if (code === 220) {
+    return new TenantError(
+      `${host}:${port} answers in plain text ("${line}"): not an implicit TLS port (check ftp.secure and ftp.port)`,
+    );
+  }
+  if (code !== undefined && code >= 400)
+    return classifyConnectError(Object.assign(new Error(line), { code }), host);
+  return classifyConnectError(err, host);
+}
+
+/** The first line a server sends on a plain TCP connection (which is then closed). */
+function firstLine(host: string, port: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp({ host, port });
+    let text = '';
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('no answer')));
+    socket.on('data', (b) => {
+      text += b.toString('latin1');
+      const end = text.indexOf('\n');
+      if (end >= 0) {
+        resolve(text.slice(0, end).trim());
+        socket.destroy();
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error('closed without an answer')));
+  });
 }
 
 /** Stable short id of a fingerprint, for logs (never the credential itself). */

@@ -5,7 +5,7 @@
  * A 421 lowers the tenant's effective budget for a while.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.js';
 import { stateKey } from './redis-state.js';
 
 const ACQUIRE = `
@@ -42,7 +42,7 @@ export interface ConnectionBudget {
 }
 
 export function makeRedisBudget(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   opts: { leaseMs?: number } = {},
 ): ConnectionBudget {
@@ -94,7 +94,7 @@ export function makeRedisBudget(
  * a time across replicas). Returns `{ ran: false }` when the lock is taken.
  */
 export async function withLock<T>(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   ttlMs: number,
   fn: () => Promise<T>,

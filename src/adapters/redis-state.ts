@@ -1,6 +1,8 @@
 /**
  * Sync state in Redis. Every key of a tenant carries the hash tag `{org}` so a Redis Cluster keeps a
- * tenant's keys in one slot (multi-key transactions stay legal).
+ * tenant's keys in one slot (multi-key transactions stay legal) and spreads tenants over its masters.
+ * The prefix's own braces are dropped here (`{ftpsync}` → `ftpsync:{acme}:…`): the prefix's hash tag
+ * is for BullMQ's keys and would otherwise put every tenant's state into that one slot.
  *
  *   <prefix>:{<org>}:synced   hash  path → SyncRecord JSON   (which version of each path is in S3)
  *   <prefix>:{<org>}:seen     hash  path → SeenRecord JSON   (versions seen once, waiting to be stable)
@@ -9,8 +11,8 @@
  *   <prefix>:{<org>}:manifest hash  recording reference → ManifestRow JSON (call metadata)
  *   <prefix>:{<org>}:reports  hash  manifest path → ReportSummary JSON
  */
-import type { Redis } from 'ioredis';
 import type { ParkedRecord, SyncRecord } from '../types.js';
+import type { RedisClient } from './redis-client.js';
 
 /** A version seen on a poll but not yet stable. */
 export interface SeenRecord {
@@ -87,7 +89,7 @@ export interface SyncStateStore {
 }
 
 export function stateKey(prefix: string, org: string, name: string): string {
-  return `${prefix}:{${org}}:${name}`;
+  return `${prefix.replace(/[{}]/g, '')}:{${org}}:${name}`;
 }
 
 function parse<T>(v: string | null | undefined): T | undefined {
@@ -99,7 +101,7 @@ function parse<T>(v: string | null | undefined): T | undefined {
   }
 }
 
-export function makeRedisState(redis: Redis, prefix: string): SyncStateStore {
+export function makeRedisState(redis: RedisClient, prefix: string): SyncStateStore {
   const k = (org: string, name: string) => stateKey(prefix, org, name);
 
   return {

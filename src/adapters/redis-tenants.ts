@@ -5,14 +5,17 @@
  *
  *   <prefix>:tenants         hash  org → tenant settings JSON (no secret)
  *   <prefix>:tenant-secrets  hash  org → base64(iv | tag | ciphertext) of {"user","password"}
+ *
+ * Both are written in one MULTI: on a Redis Cluster the prefix's hash tag (`{ftpsync}`, required by
+ * the config there) keeps them in one slot.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { type Config, ConfigError, resolveTenant, type TenantConfig, tenantInputSchema } from '../config.js';
 import { TenantError } from '../errors.js';
 import type { CredentialProvider } from '../ports/credentials.js';
 import type { SourceCredentials } from '../ports/source.js';
 import type { TenantDirectory } from '../ports/tenants.js';
+import type { RedisClient } from './redis-client.js';
 
 /** Parses FTPSYNC_SECRET_KEY: 32 bytes as 64 hex characters or base64. */
 export function parseSecretKey(text: string | undefined): Buffer {
@@ -71,7 +74,11 @@ export interface TenantStore extends TenantDirectory {
  * Config-file tenants plus onboarded ones. Config tenants win on a clash (onboarding refuses one).
  * Reads are cached for `cacheMs` so per-job lookups do not hit Redis every time.
  */
-export function makeTenantStore(redis: Redis, config: Config, opts: { cacheMs?: number } = {}): TenantStore {
+export function makeTenantStore(
+  redis: RedisClient,
+  config: Config,
+  opts: { cacheMs?: number } = {},
+): TenantStore {
   const prefix = config.redis.prefix;
   const settingsKey = `${prefix}:tenants`;
   const secretsKey = `${prefix}:tenant-secrets`;
@@ -112,7 +119,8 @@ export function makeTenantStore(redis: Redis, config: Config, opts: { cacheMs?: 
       return [...(await onboarded()).values()];
     },
     async add(input) {
-      const raw = { ...input.tenant, ftp: { ...(input.tenant.ftp as object), user: input.user } };
+      const kind = input.tenant.sftp ? 'sftp' : 'ftp';
+      const raw = { ...input.tenant, [kind]: { ...(input.tenant[kind] as object), user: input.user } };
       const parsed = tenantInputSchema.safeParse(raw);
       if (!parsed.success) {
         const iss = parsed.error.issues[0]!;
@@ -121,10 +129,14 @@ export function makeTenantStore(redis: Redis, config: Config, opts: { cacheMs?: 
       const org = parsed.data.org;
       if (fromConfig.has(org)) throw new ConfigError(`org "${org}" is defined in the configuration file`);
       const blob = encryptCredentials(key(), org, { user: input.user, password: input.password });
-      const { password: _drop, ...ftp } = parsed.data.ftp;
+      if (parsed.data.sftp?.passphrase)
+        throw new ConfigError(
+          'sftp.passphrase: not stored for onboarded tenants (use an unencrypted key file)',
+        );
+      const { password: _drop, ...source } = (parsed.data.ftp ?? parsed.data.sftp)!;
       await redis
         .multi()
-        .hset(settingsKey, org, JSON.stringify({ ...raw, ftp }))
+        .hset(settingsKey, org, JSON.stringify({ ...raw, [kind]: source }))
         .hset(secretsKey, org, blob)
         .exec();
       cache = undefined;
@@ -138,7 +150,8 @@ export function makeTenantStore(redis: Redis, config: Config, opts: { cacheMs?: 
     credentials: {
       async get(org) {
         const t = fromConfig.get(org);
-        if (t) return { user: t.ftp.user ?? 'anonymous', password: t.ftp.password ?? '' };
+        const source = t && (t.ftp ?? t.sftp);
+        if (source) return { user: source.user ?? 'anonymous', password: source.password ?? '' };
         const blob = await redis.hget(secretsKey, org);
         if (!blob) throw new TenantError(`no credentials for tenant "${org}"`);
         return decryptCredentials(key(), org, blob);

@@ -1,7 +1,10 @@
 /**
  * The only file that imports the AWS SDK: an `ObjectStore` over any S3-compatible server.
  */
-import type { Readable } from 'node:stream';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -22,6 +25,8 @@ const MiB = 1024 * 1024;
 /** Parts stay far under S3's 10,000 limit: 5 GB → 640 parts of 8 MiB; 100 GB → 2,000 parts. */
 const MAX_PARTS = 2000;
 export const MIN_PART_SIZE = 8 * MiB;
+/** S3's largest single PutObject: anything larger must be a multipart upload. */
+export const MAX_SINGLE_PUT = 5 * 1024 * MiB;
 
 export function partSizeFor(size: number): number {
   return Math.max(MIN_PART_SIZE, Math.ceil(size / MAX_PARTS / MiB) * MiB);
@@ -37,14 +42,42 @@ export function encodeMetadata(meta: Record<string, string>): Record<string, str
 export interface S3Store extends ObjectStore {
   readonly client: S3Client;
   readonly bucket: string;
-  /** Aborts multipart uploads under `prefix` started more than `olderThanMs` ago. Returns how many. */
-  abortStaleUploads(prefix: string, olderThanMs: number): Promise<number>;
+  /**
+   * Aborts multipart uploads under `prefix` started more than `olderThanMs` ago. Returns how many,
+   * or `'unsupported'` when the store has no ListMultipartUploads (s3rver answers 501).
+   */
+  abortStaleUploads(prefix: string, olderThanMs: number): Promise<number | 'unsupported'>;
   /** Cheap reachability probe for /readyz. */
   ping(): Promise<void>;
 }
 
+/** An upload made no progress for `s3.idleTimeout`: the store stopped answering. Transient. */
+export class S3IdleTimeoutError extends Error {
+  override name = 'S3IdleTimeoutError';
+}
+
+/**
+ * Bytes moved on the sockets of the clients made by `makeS3Client`, per client: the upload watchdog
+ * counts a change as progress (a slow part that is still moving is not a stall).
+ */
+const socketActivity = new WeakMap<S3Client, () => number>();
+
+function activityOf(agents: HttpAgent[]): () => number {
+  return () => {
+    let bytes = 0;
+    for (const agent of agents) {
+      for (const list of Object.values(agent.sockets)) {
+        for (const s of (list ?? []) as Socket[]) bytes += s.bytesWritten + s.bytesRead;
+      }
+    }
+    return bytes;
+  };
+}
+
 export function makeS3Client(cfg: Config['s3']): S3Client {
-  return new S3Client({
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 50 });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 50 });
+  const client = new S3Client({
     region: cfg.region,
     endpoint: cfg.endpoint,
     forcePathStyle: cfg.forcePathStyle,
@@ -52,7 +85,49 @@ export function makeS3Client(cfg: Config['s3']): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
+    // Every request (HEAD, PUT, each part) fails when its socket is silent for idleTimeout: a store
+    // that stops answering never hangs a worker. The deadline resets with every byte.
+    requestHandler: {
+      httpAgent,
+      httpsAgent,
+      connectionTimeout: Math.min(cfg.idleTimeout, 10_000),
+      socketTimeout: cfg.idleTimeout,
+    },
   });
+  socketActivity.set(client, activityOf([httpAgent, httpsAgent]));
+  return client;
+}
+
+/**
+ * The client as lib-storage's `Upload` sees it: every request carries `signal` (so an abort stops
+ * the parts in flight at once, not when they finish), except AbortMultipartUpload, which must still
+ * go out after an abort. `onStart`/`onSettle` count the requests in flight.
+ */
+function scopedClient(client: S3Client, signal: AbortSignal, onStart: () => void, onSettle: () => void) {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') return Reflect.get(target, prop, receiver);
+      return (command: Parameters<S3Client['send']>[0], options?: { abortSignal?: AbortSignal }) => {
+        if (command instanceof AbortMultipartUploadCommand) return target.send(command, options);
+        onStart();
+        // biome-ignore lint/suspicious/noExplicitAny: the SDK's send overloads do not take a union
+        return (target.send as any)(command, { ...options, abortSignal: signal }).finally(onSettle);
+      };
+    },
+  });
+}
+
+/** After an abort, how long the upload may take to stop its parts and abort the multipart upload. */
+const ABORT_GRACE_MS = 10_000;
+
+const isNotImplemented = (err: unknown) =>
+  err instanceof S3ServiceException &&
+  (err.$metadata.httpStatusCode === 501 || err.name === 'NotImplemented');
+
+/** The reason an AbortSignal carries, as an Error (BullMQ's cancel passes a string). */
+function toAbortError(reason: unknown): Error {
+  if (reason instanceof Error) return reason;
+  return Object.assign(new Error(typeof reason === 'string' ? reason : 'aborted'), { name: 'AbortError' });
 }
 
 const isNotFound = (err: unknown) =>
@@ -77,13 +152,89 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     return { etag: res.ETag };
   }
 
+  /**
+   * One PutObject that streams the body, whose exact length is known from the listing: no part
+   * buffers (memory does not grow with the file), no second copy on the store (parts assembled), and
+   * the SDK signs a stream as UNSIGNED-PAYLOAD (no SHA-256 pass over the data). The SDK does not
+   * retry a stream it cannot replay: a failure fails the transfer and the job is retried. The body
+   * failing (the source broke, invariant 1) aborts the request, so the store keeps nothing. A store
+   * that stops answering trips the request handler's `idleTimeout`.
+   */
+  async function putStream(key: string, body: Readable, opts: PutOptions) {
+    const request = new AbortController();
+    const onAbort = () => request.abort(toAbortError(opts.signal?.reason));
+    let sent = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        sent += chunk.length;
+        safe(() => opts.onProgress?.(sent));
+        cb(null, chunk);
+      },
+    });
+    pipeline(body, counted, (err) => {
+      if (err) request.abort(err);
+    });
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await client.send(
+        new PutObjectCommand({
+          Bucket,
+          Key: key,
+          Body: counted,
+          ContentLength: opts.size,
+          ContentType: opts.contentType,
+          Metadata: encodeMetadata(opts.metadata),
+        }),
+        { abortSignal: request.signal },
+      );
+      return { etag: res.ETag };
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * A multipart upload with a deadline that resets on progress: when requests are in flight and for
+   * `s3.idleTimeout` none of them settled, no byte moved on the store's sockets and the upload took
+   * no byte of the body, it is aborted (S3IdleTimeoutError, retried). Time spent waiting for the
+   * body (a slow source) does not count. An abort (deadline, shutdown, the source failing) stops the
+   * parts in flight at once and sends AbortMultipartUpload before this rejects, within a grace period.
+   */
   async function putMultipart(key: string, body: Readable, opts: PutOptions) {
+    const idleMs = cfg.idleTimeout;
+    const requests = new AbortController();
+    let inflight = 0;
+    let last = Date.now();
+    const progress = () => {
+      last = Date.now();
+    };
+    const activity = socketActivity.get(client);
+    let seen = activity?.();
+    const counted = new Transform({
+      transform(chunk, _enc, cb) {
+        progress();
+        cb(null, chunk);
+      },
+    });
+    pipeline(body, counted, () => {});
     const upload = new Upload({
-      client,
+      client: scopedClient(
+        client,
+        requests.signal,
+        () => {
+          inflight++;
+          progress();
+        },
+        () => {
+          inflight--;
+          progress();
+        },
+      ),
       params: {
         Bucket,
         Key: key,
-        Body: body,
+        Body: counted,
         ContentType: opts.contentType,
         Metadata: encodeMetadata(opts.metadata),
       },
@@ -91,17 +242,56 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
       queueSize: cfg.queueSize,
       leavePartsOnError: false,
     });
-    const onAbort = () => void upload.abort().catch(() => {});
+    let stopped: Error | undefined;
+    let onStopped: (err: Error) => void = () => {};
+    const stoppedLate = new Promise<never>((_, reject) => {
+      onStopped = (err) => setTimeout(() => reject(err), ABORT_GRACE_MS).unref();
+    });
+    stoppedLate.catch(() => {});
+    const stop = (err: Error) => {
+      if (stopped) return;
+      stopped = err;
+      requests.abort(err);
+      counted.destroy(err);
+      onStopped(err);
+    };
+    const onAbort = () => stop(toAbortError(opts.signal?.reason));
+    if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const watchdog = setInterval(
+      () => {
+        const now = activity?.();
+        if (now !== seen) {
+          seen = now;
+          progress();
+        }
+        if (inflight === 0) return progress(); // waiting for the body (the source), not for the store
+        if (Date.now() - last >= idleMs) {
+          stop(
+            new S3IdleTimeoutError(`${key}: the store made no progress for ${Math.round(idleMs / 1000)} s`),
+          );
+        }
+      },
+      Math.max(50, Math.min(1000, Math.floor(idleMs / 4))),
+    );
+    watchdog.unref();
     // Upload.on() keeps only the last handler registered per event name: register exactly one.
     upload.on('httpUploadProgress', (p) => safe(() => opts.onProgress?.(p.loaded ?? 0)));
     try {
-      const res = await upload.done();
+      const res = await Promise.race([upload.done(), stoppedLate]);
       return { etag: res.ETag };
+    } catch (err) {
+      // The upload reads no more: let go of the body (and, through it, the source) whatever failed.
+      counted.destroy();
+      throw stopped ?? err;
     } finally {
+      clearInterval(watchdog);
       opts.signal?.removeEventListener('abort', onAbort);
     }
   }
+
+  const listUploads = (Prefix: string, KeyMarker?: string, UploadIdMarker?: string) =>
+    client.send(new ListMultipartUploadsCommand({ Bucket, Prefix, KeyMarker, UploadIdMarker }));
 
   return {
     client,
@@ -117,6 +307,7 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     },
     async put(key, body, opts) {
       if (Buffer.isBuffer(body)) return putSmall(key, body, opts);
+      if (opts.size <= Math.min(cfg.multipartThreshold, MAX_SINGLE_PUT)) return putStream(key, body, opts);
       return putMultipart(key, body, opts);
     },
     async get(key) {
@@ -141,9 +332,13 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
       let KeyMarker: string | undefined;
       let UploadIdMarker: string | undefined;
       do {
-        const res = await client.send(
-          new ListMultipartUploadsCommand({ Bucket, Prefix: prefix, KeyMarker, UploadIdMarker }),
-        );
+        let res: Awaited<ReturnType<typeof listUploads>>;
+        try {
+          res = await listUploads(prefix, KeyMarker, UploadIdMarker);
+        } catch (err) {
+          if (isNotImplemented(err)) return 'unsupported';
+          throw err;
+        }
         for (const u of res.Uploads ?? []) {
           if (u.Initiated && Date.now() - u.Initiated.getTime() > olderThanMs && u.Key && u.UploadId) {
             await client.send(new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }));

@@ -3,8 +3,8 @@
  * context, errors that end in one line with a hint, and argument parsers.
  */
 import { InvalidArgumentError, Option } from 'commander';
-import { Redis } from 'ioredis';
 import pino from 'pino';
+import { makeRedisClient } from '../adapters/redis-client.js';
 import { type Config, loadConfig, parseDuration } from '../config.js';
 import { makeLogger } from '../log.js';
 import { makeRedis } from '../main.js';
@@ -55,13 +55,21 @@ const REDIS_TIMEOUT_MS = 5_000;
  * Fails fast, in one line, when Redis does not answer: the daemon's client (`makeRedis`) waits
  * through outages, which at a terminal would look like a hang. The probe never retries.
  */
-async function probeRedis(url: string): Promise<void> {
-  const probe = new Redis(url, {
+async function probeRedis(redis: Config['redis']): Promise<void> {
+  // The same kind of client as the daemon's (server, sentinel or cluster), told to give up at once.
+  const probe = makeRedisClient(redis, {
     lazyConnect: true,
     connectTimeout: REDIS_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
+    sentinelRetryStrategy: () => null,
   });
+  // What the message names: the first startup node of a cluster, the first sentinel, or the server.
+  const [field, where] = redis.nodes
+    ? ['nodes', redis.nodes[0]!]
+    : redis.sentinel
+      ? ['sentinel', redis.sentinel.nodes[0]!]
+      : ['url', redis.url];
   let cause: Error | undefined;
   probe.on('error', (err: Error) => {
     cause ??= err;
@@ -73,16 +81,17 @@ async function probeRedis(url: string): Promise<void> {
   } catch (err) {
     // Not disconnect() on a connection already ended: ioredis would then hold the process for 2 s.
     if (probe.status !== 'end') probe.disconnect();
-    throw new CliError(`cannot reach Redis at ${safeRedisUrl(url)} (${(cause ?? (err as Error)).message})`, {
-      hint: 'is it running? check redis.url in the configuration',
+    const url = safeRedisUrl(where.includes('://') ? where : `redis://${where}`);
+    throw new CliError(`cannot reach Redis at ${url} (${(cause ?? (err as Error)).message})`, {
+      hint: `is it running? check redis.${field} in the configuration`,
     });
   }
 }
 
 /** Opens the admin context, runs `fn` and closes the context whatever happens, so the process can exit. */
 export async function withOps<T>(config: Config, fn: (ctx: OpsContext) => Promise<T>): Promise<T> {
-  await probeRedis(config.redis.url);
-  const ctx = openOps(config, opsLogger(), makeRedis(config.redis.url));
+  await probeRedis(config.redis);
+  const ctx = openOps(config, opsLogger(), makeRedis(config.redis));
   try {
     return await fn(ctx);
   } finally {

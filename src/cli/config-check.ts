@@ -9,10 +9,15 @@ export async function configCheckCommand(opts: { config?: string }): Promise<voi
     `configuration OK: ${c.tenants.length} tenant(s), bucket ${c.s3.bucket}, vela ${c.vela.enabled ? 'on' : 'off'}`,
   );
   for (const t of c.tenants) {
-    const secure =
-      t.ftp.secure === false ? out.style.yellow('plain FTP (warning: unencrypted)') : `FTPS ${t.ftp.secure}`;
+    const secure = t.sftp
+      ? t.sftp.verifyHostKey
+        ? `SFTP, host key ${t.sftp.hostKeyFingerprint}`
+        : out.style.yellow('SFTP (warning: host key not verified)')
+      : t.ftp?.secure === false
+        ? out.style.yellow('plain FTP (warning: unencrypted)')
+        : `FTPS ${t.ftp?.secure}`;
     out.line(
-      `  ${t.org}: ${t.ftp.host}:${t.ftp.port} ${secure}, dirs ${t.dirs.join(', ')}, every ${formatDuration(t.pollInterval)}, ` +
+      `  ${t.org}: ${t.source.host}:${t.source.port} ${secure}, dirs ${t.dirs.join(', ')}, every ${formatDuration(t.pollInterval)}, ` +
         `max ${t.maxConnections} connections, files up to ${formatBytes(t.maxFileSize)}${t.enabled ? '' : ', disabled'}`,
     );
   }

@@ -2,11 +2,11 @@
  * What admin operations need, opened from the configuration: shared by the CLI and HTTP.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { connectFtp } from '../adapters/ftp.js';
 import { makeRedisBudget } from '../adapters/redis-budget.js';
+import type { RedisClient } from '../adapters/redis-client.js';
 import { makeRedisState, type SyncStateStore } from '../adapters/redis-state.js';
 import { makeTenantStore, type TenantStore } from '../adapters/redis-tenants.js';
+import { connectSource } from '../adapters/source.js';
 import type { Config, TenantConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { makeRedis } from '../main.js';
@@ -17,7 +17,7 @@ import type { PollJobData, SyncJobData } from '../types.js';
 
 export interface OpsContext {
   config: Config;
-  redis: Redis;
+  redis: RedisClient;
   state: SyncStateStore;
   tenants: TenantStore;
   syncQueue: Queue<SyncJobData>;
@@ -27,14 +27,18 @@ export interface OpsContext {
   close(): Promise<void>;
 }
 
-export function openOps(config: Config, log: Logger, redis: Redis = makeRedis(config.redis.url)): OpsContext {
+export function openOps(
+  config: Config,
+  log: Logger,
+  redis: RedisClient = makeRedis(config.redis),
+): OpsContext {
   const prefix = config.redis.prefix;
   const tenants = makeTenantStore(redis, config, { cacheMs: 0 });
   const budget = makeRedisBudget(redis, prefix);
   const pool = makeSessionPool({
     budget,
     credentials: makeCredentialCache(tenants.credentials, 0),
-    connect: (t, c) => connectFtp(t, c, { timeoutMs: 20_000 }),
+    connect: (t, c) => connectSource(t, c, { timeoutMs: 20_000 }),
     log,
     idleMs: 1_000,
   });

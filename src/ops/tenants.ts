@@ -2,7 +2,7 @@
  * `tenants add | list | remove | test`. Onboarded tenants live in Redis with their password
  * encrypted; `list` and `test` never show a password.
  */
-import type { TenantConfig } from '../config.js';
+import type { FtpConfig, TenantConfig } from '../config.js';
 import { TenantError, toError } from '../errors.js';
 import { walk } from '../sync/walk.js';
 import { acquireSession, type OpsContext } from './context.js';
@@ -13,7 +13,8 @@ export interface TenantSummary {
   enabled: boolean;
   host: string;
   port: number;
-  secure: TenantConfig['ftp']['secure'];
+  /** FTPS mode (`false`: plain FTP), or `sftp` for an SFTP source. */
+  secure: FtpConfig['secure'] | 'sftp';
   user?: string;
   dirs: string[];
   pollInterval: number;
@@ -25,10 +26,10 @@ export function summarise(t: TenantConfig): TenantSummary {
     org: t.org,
     origin: t.origin,
     enabled: t.enabled,
-    host: t.ftp.host,
-    port: t.ftp.port,
-    secure: t.ftp.secure,
-    user: t.ftp.user,
+    host: t.source.host,
+    port: t.source.port,
+    secure: t.ftp ? t.ftp.secure : 'sftp',
+    user: t.source.user,
     dirs: t.dirs,
     pollInterval: t.pollInterval,
     maxConnections: t.maxConnections,
@@ -85,7 +86,7 @@ export interface TestReport {
   failure?: string;
   message: string;
   tls?: { protocol: string; cipher: string; authorized: boolean; subject?: string; fingerprint?: string };
-  listingFormat?: 'MLSD' | 'LIST';
+  listingFormat?: 'MLSD' | 'LIST' | 'SFTP';
   matched?: number;
   sample?: { path: string; size: number; mtime: string }[];
   ms: number;
@@ -98,7 +99,7 @@ export function classifyFailure(err: Error): string {
   if (/refused the connection \(421/.test(m)) return 'too-many-connections';
   if (/connection to .* refused/.test(m)) return 'refused';
   if (/TLS/.test(m)) return 'tls';
-  if (/\(530\)/.test(m)) return 'login';
+  if (/\((530|SSH auth)\)/.test(m)) return 'login';
   if (/^list .*550|No such file|not found/i.test(m)) return 'missing-directory';
   if (/timeout|timed out/i.test(m)) return 'timeout';
   return 'other';
@@ -123,10 +124,17 @@ export async function testTenant(
       return {
         org,
         ok: true,
-        message: `logged in to ${t.ftp.host}:${t.ftp.port} and listed ${t.dirs.join(', ')}`,
+        message: `logged in to ${t.source.host}:${t.source.port} and listed ${t.dirs.join(', ')}`,
         tls: lease.session.tls,
         // Only a listed file tells which format the server used.
-        listingFormat: files.length ? (files.some((f) => f.mtimeExact) ? 'MLSD' : 'LIST') : undefined,
+        listingFormat:
+          t.source.kind === 'sftp'
+            ? 'SFTP'
+            : files.length
+              ? files.some((f) => f.mtimeExact)
+                ? 'MLSD'
+                : 'LIST'
+              : undefined,
         matched: files.length,
         sample: files.slice(0, 5).map((f) => ({ path: f.path, size: f.size, mtime: f.mtime })),
         ms: Date.now() - started,

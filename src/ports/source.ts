@@ -18,12 +18,18 @@ export interface SourceEntry {
 }
 
 /**
+ * A directory listing. `truncated` is the server's reply when it capped the listing (pure-ftpd `-L`):
+ * the entries past the cap were not sent.
+ */
+export type SourceListing = SourceEntry[] & { truncated?: string };
+
+/**
  * One logged-in connection to a tenant's source. One command at a time: callers take a session from
  * the tenant's pool and give it back.
  */
 export interface SourceSession {
   /** Lists one directory (absolute path on the server). */
-  list(dir: string): Promise<SourceEntry[]>;
+  list(dir: string): Promise<SourceListing>;
   /**
    * Downloads `remotePath` into `dest`. Resolves only when the server confirmed the transfer.
    * Implementations may end `dest` even when the transfer fails (basic-ftp does): callers must not

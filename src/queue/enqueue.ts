@@ -7,7 +7,7 @@ import { versionJobId } from './jobs.js';
 export type Enqueue = (
   org: string,
   files: RemoteFile[],
-  opts?: { force?: boolean; batch?: string },
+  opts?: { force?: boolean; batch?: string; absent?: ReadonlySet<string> },
 ) => Promise<string[]>;
 
 export function makeEnqueue(queue: Queue<SyncJobData>, config: Config): Enqueue {
@@ -23,6 +23,7 @@ export function makeEnqueue(queue: Queue<SyncJobData>, config: Config): Enqueue 
       const data: SyncJobData = { org, path: f.path, size: f.size, mtime: f.mtime };
       if (opts.force) data.force = true;
       if (opts.batch) data.batch = opts.batch;
+      if (opts.absent?.has(f.path)) data.absent = true;
       return { name: 'sync', data, opts: { ...jobOpts, jobId } };
     });
     for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));

@@ -5,8 +5,8 @@
  * when the current one starts, so a slow listing would otherwise overlap itself).
  */
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { withLock } from '../adapters/redis-budget.js';
+import type { RedisClient } from '../adapters/redis-client.js';
 import { type SyncStateStore, stateKey } from '../adapters/redis-state.js';
 import { TenantError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -16,13 +16,21 @@ import type { PollJobData } from '../types.js';
 import { noSlotDelay, POLL_QUEUE, schedulerId } from './jobs.js';
 
 export interface PollerOptions {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   tenants: TenantDirectory;
   state: SyncStateStore;
   /** How often the schedulers are reconciled with the tenant directory. */
   reconcileMs?: number;
   concurrency?: number;
+  /**
+   * BullMQ's `lockDuration` and `stalledInterval` of the poll worker: a poll job held by a replica
+   * that died blocks its tenant's scheduler (the next poll is created when one starts) until then.
+   */
+  lockDuration?: number;
+  stalledInterval?: number;
+  /** On close, how long a running poll may go on before the process stops waiting for it. */
+  shutdownTimeoutMs?: number;
   onPoll?: (org: string, outcome: PollOutcome | { kind: 'failed' | 'skipped' }) => void;
   log: Logger;
 }
@@ -95,7 +103,14 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
       }
       return outcome;
     },
-    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 4 },
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency ?? 4,
+      // BullMQ takes an explicit `undefined` as the value: pass only what is set.
+      ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
+      ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
+    },
   );
   worker.on('error', (err) => log.error({ err: err.message }, 'poll worker error'));
 
@@ -139,7 +154,22 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
       closing ??= (async () => {
         stopped = true;
         clearTimeout(timer);
-        await worker.close();
+        const closed = worker.close();
+        const deadline = opts.shutdownTimeoutMs;
+        if (deadline === undefined) await closed;
+        else {
+          // A listing is not aborted: past the deadline the process goes on closing; the poll job's lock
+          // and the tenant's poll lock expire, and another replica polls.
+          let t: NodeJS.Timeout | undefined;
+          const late = await Promise.race([
+            closed.then(() => false),
+            new Promise<boolean>((resolve) => {
+              t = setTimeout(() => resolve(true), deadline);
+            }),
+          ]);
+          clearTimeout(t);
+          if (late) log.warn('a poll was still running at the shutdown deadline: left to expire');
+        }
         await queue.close();
       })();
       return closing;

@@ -3,16 +3,19 @@
  * are mapped to BullMQ's (PermanentError → UnrecoverableError, parked / no slot → DelayedError).
  */
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../adapters/redis-client.js';
 import { PermanentError, TenantError, toError } from '../errors.js';
 import { runSyncJob, type SyncJobDeps } from '../sync/sync-job.js';
 import type { SyncJobData, SyncResult } from '../types.js';
 import { noSlotDelay, retryDelay, SYNC_QUEUE } from './jobs.js';
 
 export interface SyncWorkerOptions {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   concurrency: number;
+  /** BullMQ's `lockDuration` and `stalledInterval`: how soon the jobs of a replica that died run elsewhere. */
+  lockDuration?: number;
+  stalledInterval?: number;
   /** On close, how long running transfers may go on before they are aborted and handed back. */
   shutdownTimeoutMs: number;
   /** Called when a tenant-level error happens (bad login, TLS, missing directory). */
@@ -38,9 +41,10 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
       const outcome = await runSyncJob(deps, data, {
         jobId: job.id ?? '',
         attempt: job.attemptsMade,
+        firstRun: job.attemptsMade === 0 && job.attemptsStarted === 1,
         queuedAt: job.timestamp,
         signal,
-        onProgress: (bytes) => void job.updateProgress({ bytes }).catch(() => {}),
+        onProgress: progressEvery(PROGRESS_MS, started, (bytes) => job.updateProgress({ bytes })),
       });
       switch (outcome.kind) {
         case 'done':
@@ -103,6 +107,9 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
+    // BullMQ takes an explicit `undefined` as the value: pass only what is set.
+    ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
+    ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
     settings: { backoffStrategy: (attemptsMade: number) => retryDelay(attemptsMade) },
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'sync worker error'));
@@ -122,6 +129,27 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
       })();
       return closing;
     },
+  };
+}
+
+/** How often a running transfer writes its progress to its job (a Redis script and an event each). */
+const PROGRESS_MS = 1000;
+
+/**
+ * Passes progress on at most once per `everyMs`, the first time `everyMs` after `since`: a transfer
+ * that ends within a second (most files) writes none, a long one one per second.
+ */
+export function progressEvery(
+  everyMs: number,
+  since: number,
+  write: (bytes: number) => Promise<unknown>,
+): (bytes: number) => void {
+  let last = since;
+  return (bytes) => {
+    const now = Date.now();
+    if (now - last < everyMs) return;
+    last = now;
+    void write(bytes).catch(() => {});
   };
 }
 

@@ -13,8 +13,10 @@ import { walk } from './walk.js';
 export interface PollDeps {
   state: SyncStateStore;
   pool: SessionPool;
-  /** Adds sync jobs (deduplicated by version id). */
-  enqueue: (org: string, files: RemoteFile[]) => Promise<void>;
+  /** Adds sync jobs (deduplicated by version id); `absent`: paths known to have no object in S3. */
+  enqueue: (org: string, files: RemoteFile[], absent?: ReadonlySet<string>) => Promise<void>;
+  /** Paths among the files to enqueue with no object in S3 (one listing instead of a HEAD each). */
+  findAbsent?: (org: string, files: RemoteFile[]) => Promise<Set<string>>;
   log: Logger;
   now?: () => number;
 }
@@ -57,7 +59,10 @@ export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<Pol
     files.map((f) => f.path),
   );
   const plan = planPoll({ files, synced, seen, now: now(), minFileAge: tenant.minFileAge });
-  if (plan.enqueue.length) await deps.enqueue(tenant.org, plan.enqueue);
+  if (plan.enqueue.length) {
+    const absent = await deps.findAbsent?.(tenant.org, plan.enqueue);
+    await deps.enqueue(tenant.org, plan.enqueue, absent);
+  }
   await deps.state.replaceSeen(tenant.org, plan.seen);
   const ms = now() - started;
   await deps.state.recordPoll(tenant.org, { at: started, ms, files: files.length });

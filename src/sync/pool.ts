@@ -65,9 +65,9 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     try {
       return await deps.connect(tenant, creds);
     } catch (err) {
-      if (!(err instanceof TenantError && /\(530\)/.test(err.message))) throw err;
+      if (!(err instanceof TenantError && /\((530|SSH auth)\)/.test(err.message))) throw err;
       // A rotated password: refetch once, bypassing the cache.
-      deps.log.info({ org: tenant.org }, 'login refused (530): refetching credentials');
+      deps.log.info({ org: tenant.org }, 'login refused (530 / SSH auth): refetching credentials');
       deps.credentials.invalidate(tenant.org);
       creds = await deps.credentials.get(tenant.org);
       return deps.connect(tenant, creds);
@@ -85,8 +85,11 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       }
       const id = await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
       if (!id) {
-        if (!(openCount.get(tenant.org) ?? 0)) return null;
-        // Our own sessions hold the slots: take the next one given back rather than leaving the queue.
+        const open = openCount.get(tenant.org) ?? 0;
+        // Our own sessions hold the slots: take the next one given back rather than leaving the queue —
+        // but with at most one job waiting per session: more would hold worker slots idle that other
+        // tenants' jobs could use (the queue is in poll order, one tenant's burst after another's).
+        if (!open || (waiters.get(tenant.org)?.length ?? 0) >= open) return null;
         const got = await new Promise<Lease | 'retry' | null>((resolve) => {
           const list = waiters.get(tenant.org) ?? [];
           waiters.set(tenant.org, list);

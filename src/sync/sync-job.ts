@@ -74,6 +74,8 @@ export interface SyncJobContext {
   jobId: string;
   /** Attempts already made (0 on the first run). */
   attempt: number;
+  /** This is the job's first run: never tried, delayed, parked or stalled before. */
+  firstRun?: boolean;
   /** When the job was queued (ms). */
   queuedAt: number;
   signal?: AbortSignal;
@@ -104,8 +106,13 @@ export async function runSyncJob(
   if (!tenant.enabled) {
     return park(deps, job, ctx, 'tenant-disabled', 'the tenant is disabled', 15 * 60_000);
   }
+  // A file above the limit is queued by the poll and fails here for good, before any login, Vela call
+  // or S3 request: a failed job stays visible in status (one per version: the job id dedups it) until
+  // maxFileSize is raised and the tenant resynced. Not queueing it at all would hide it.
   if (job.size > tenant.maxFileSize) {
-    throw new PermanentError(`${job.path}: ${job.size} bytes is above the limit of ${tenant.maxFileSize}`);
+    throw new PermanentError(
+      `${job.path}: ${job.size} bytes is above the tenant's maxFileSize of ${tenant.maxFileSize} bytes`,
+    );
   }
 
   if (!job.force) {
@@ -123,11 +130,13 @@ export async function runSyncJob(
       return park(deps, job, ctx, decision.reason, decision.detail, decision.retryInMs);
     metadata = { ...metadata, ...decision.metadata };
     // It may have been parked before: it is not any more (status and resync progress see that at once).
-    await deps.state.unpark(tenant.org, job.path);
+    // A first run was never parked (a parked record of another version of the path goes at markSynced).
+    if (!ctx.firstRun) await deps.state.unpark(tenant.org, job.path);
   }
 
   // Invariant 2: with sync state lost, an object already in S3 for this version is not uploaded again.
-  if (!job.force) {
+  // Not needed on the first run of a job whose poll listed the tenant's keys and found none here.
+  if (!job.force && !(job.absent && ctx.firstRun)) {
     const head = await deps.store.head(key);
     if (
       head &&
@@ -162,7 +171,7 @@ export async function runSyncJob(
       }
     }
     const started = Date.now();
-    const { buffer } = await transferFile({
+    const { buffer, etag } = await transferFile({
       session: lease.session,
       store: deps.store,
       remotePath: `/${job.path}`,
@@ -177,17 +186,15 @@ export async function runSyncJob(
       discard = !(err instanceof PermanentError);
       throw err;
     });
-    const head = await deps.store.head(key);
-    if (!head || head.size !== job.size) {
-      throw new Error(
-        `${key}: S3 reports ${head ? `${head.size} bytes` : 'no object'} after upload of ${job.size}`,
-      );
-    }
+    // A single PutObject of a buffer of the exact size is confirmed by its answer (S3 refuses a body
+    // shorter than its Content-Length): no HEAD. A multipart upload is checked with one, since its
+    // parts could add up short.
+    const confirmed = buffer && etag ? etag : await verifiedEtag(deps, key, job.size);
     await deps.state.markSynced(tenant.org, job.path, {
       size: job.size,
       mtime: job.mtime,
       key,
-      etag: head.etag,
+      etag: confirmed,
       syncedAt: Date.now(),
     });
     log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
@@ -204,6 +211,17 @@ export async function runSyncJob(
   } finally {
     await deps.pool.release(lease, discard);
   }
+}
+
+/** The object's ETag after a HEAD confirmed its size. */
+async function verifiedEtag(deps: SyncJobDeps, key: string, size: number): Promise<string | undefined> {
+  const head = await deps.store.head(key);
+  if (!head || head.size !== size) {
+    throw new Error(
+      `${key}: S3 reports ${head ? `${head.size} bytes` : 'no object'} after upload of ${size}`,
+    );
+  }
+  return head.etag;
 }
 
 async function park(

@@ -78,6 +78,9 @@ export function makeGate(path: string, size: number, highWaterMark = 1024 * 1024
   };
 }
 
+/** Files up to this size are read into memory and sent from there; larger ones are streamed. */
+export const BUFFER_LIMIT = 16 * 1024 * 1024;
+
 /** Downloads a whole (small) file into memory and checks its length. */
 export async function downloadToBuffer(
   session: SourceSession,
@@ -113,7 +116,10 @@ export interface TransferInput {
   key: string;
   metadata: Record<string, string>;
   contentType?: string;
-  /** Files up to this size go as one PutObject from memory; larger ones stream as multipart. */
+  /**
+   * Files up to this size go as one PutObject (from memory up to BUFFER_LIMIT, streamed above);
+   * larger ones stream as a multipart upload. The store makes the same choice for a stream body.
+   */
   multipartThreshold: number;
   signal?: AbortSignal;
   onProgress?: (bytes: number) => void;
@@ -128,7 +134,7 @@ export async function transferFile(t: TransferInput): Promise<{ etag?: string; b
     signal: t.signal,
     onProgress: t.onProgress,
   };
-  if (t.size <= t.multipartThreshold) {
+  if (t.size <= Math.min(t.multipartThreshold, BUFFER_LIMIT)) {
     // Small files (zero-byte ones included: lib-storage can hang on an empty body) go as one PUT.
     const buffer = await downloadToBuffer(t.session, t.remotePath, t.path, t.size, t.signal);
     return { ...(await t.store.put(t.key, buffer, putOpts)), buffer };

@@ -16,14 +16,28 @@ export interface FtpFaults {
    *   `551` — basic-ftp's `downloadTo` rejects (after ending its destination stream!).
    * - `'truncate'`: the data connection is closed cleanly and the server answers `226` —
    *   `downloadTo` resolves although fewer bytes than listed arrived.
+   * - `'stall'`: nothing more is sent and nothing is closed (a server that stops half way).
    */
-  cutDataAfterBytes?: { path: RegExp | string; bytes: number; mode?: 'abort' | 'truncate' };
+  cutDataAfterBytes?: { path: RegExp | string; bytes: number; mode?: 'abort' | 'truncate' | 'stall' };
+  /** RETR of a matching path sends at most this many bytes per second (a slow server or link). */
+  slowData?: { path: RegExp | string; bytesPerSecond: number };
+  /**
+   * RETR of a matching path sends the whole file and closes the data connection, but the final
+   * `226` reply never comes on the control connection.
+   */
+  withholdTransferReply?: RegExp | string;
+  /** Every `n`th login (PASS), counted over the server's life, gets `421` and the connection is closed. */
+  refuseEveryNthLogin?: number;
+  /** Called with every command the server receives (before any fault), e.g. to stop it mid-listing. */
+  onCommand?: (directive: string, arg: string | null) => void;
   /** RETR of a matching path is answered with `code` (default 550: the file vanished). */
   failRetr?: { path: RegExp | string; code?: number };
   /** A login (PASS) while this many sessions are logged in gets `421` and the connection is closed. */
   maxLogins?: number;
   /** New connections are accepted but never get the 220 banner (nor any reply). */
   hangAfterConnect?: boolean;
+  /** LIST, MLSD and NLST wait this long before they are handled (a slow server, a huge directory). */
+  listDelayMs?: number;
 }
 
 export interface FtpServerOptions {
@@ -32,6 +46,24 @@ export interface FtpServerOptions {
   /** user → password; default `{ test: 'secret' }`. */
   users?: Record<string, string>;
   faults?: FtpFaults;
+  /** Port to listen on (default: a free one); restarting a stopped server on its port needs this. */
+  port?: number;
+  /**
+   * Offer explicit FTPS (`AUTH TLS`) with this key and certificate (PEM); after `AUTH TLS` the data
+   * connections are TLS too. Plain logins stay possible (ftp-srv does not enforce TLS).
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** user → subdirectory of `root` served as that user's `/` (default: every user sees `root`). */
+  homes?: Record<string, string>;
+}
+
+/** One login attempt (PASS), as the server saw it. */
+export interface LoginAttempt {
+  user: string;
+  password: string;
+  ok: boolean;
+  /** Whether the control connection was TLS when the password was sent. */
+  secure: boolean;
 }
 
 export interface FtpTestServer {
@@ -46,10 +78,19 @@ export interface FtpTestServer {
   logins(): number;
   /** The most sessions that were logged in at the same time. */
   maxConcurrentLogins(): number;
-  /** Logins refused with 421 because of `faults.maxLogins`. */
+  /** Per user: the most sessions of that user logged in at the same time. */
+  maxConcurrentLoginsByUser(): Record<string, number>;
+  /** Logins refused with 421 because of `faults.maxLogins` or `faults.refuseEveryNthLogin`. */
   refusedLogins(): number;
   /** Read on every command: change its fields (or replace it) to inject or clear faults at run time. */
   faults: FtpFaults;
+  /** Every login attempt so far, in order (tests check whose credentials reached which user). */
+  loginAttempts(): LoginAttempt[];
+  /**
+   * Replaces the TLS key and certificate for later handshakes, data connections of sessions already
+   * logged in included (a stand-in for a man in the middle of the data connection).
+   */
+  setTls(tls: { key: string | Buffer; cert: string | Buffer }): void;
 }
 
 /** The ftp-srv internals this harness uses; its bundled typings do not declare them. */
@@ -60,6 +101,7 @@ interface Connection {
     handle(command: unknown): unknown;
   };
   fs?: { currentDirectory(): string };
+  secure?: boolean;
   connector: { end(): void };
   reply(code: number, message?: string): PromiseLike<unknown>;
   close(code?: number, message?: string): PromiseLike<unknown>;
@@ -99,9 +141,11 @@ class FaultFileSystem extends FileSystem {
       stream: Readable;
       clientPath: string;
     };
-    const cut = this.faults().cutDataAfterBytes;
-    if (!cut || !matches(cut.path, clientPath)) return { stream, clientPath };
-    return { stream: cutAfter(stream, cut.bytes, cut.mode ?? 'abort'), clientPath };
+    const { cutDataAfterBytes: cut, slowData: slow } = this.faults();
+    let out = stream;
+    if (slow && matches(slow.path, clientPath)) out = throttle(out, slow.bytesPerSecond);
+    if (cut && matches(cut.path, clientPath)) out = cutAfter(out, cut.bytes, cut.mode ?? 'abort');
+    return { stream: out, clientPath };
   }
 }
 
@@ -110,7 +154,7 @@ class FaultFileSystem extends FileSystem {
  * the data socket before it asks for the next, and the pause before failing lets the last write
  * reach the socket, so the client does receive exactly `bytes` bytes.
  */
-function cutAfter(source: Readable, bytes: number, mode: 'abort' | 'truncate'): Readable {
+function cutAfter(source: Readable, bytes: number, mode: 'abort' | 'truncate' | 'stall'): Readable {
   async function* take() {
     let sent = 0;
     for await (const chunk of source as AsyncIterable<Buffer>) {
@@ -119,9 +163,28 @@ function cutAfter(source: Readable, bytes: number, mode: 'abort' | 'truncate'): 
       if (part.length > 0) yield part;
       if (sent >= bytes) break;
     }
+    if (mode === 'stall') await new Promise(() => {});
     if (mode === 'abort') {
       await delay(50);
       throw new Error('data connection cut (injected fault)');
+    }
+  }
+  return Readable.from(take(), { objectMode: false, highWaterMark: 1 });
+}
+
+/** Passes `source` on at no more than `bytesPerSecond`, in 16 KiB pieces. */
+function throttle(source: Readable, bytesPerSecond: number): Readable {
+  async function* take() {
+    const started = Date.now();
+    let sent = 0;
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      for (let i = 0; i < chunk.length; i += 16_384) {
+        const part = chunk.subarray(i, i + 16_384);
+        sent += part.length;
+        const wait = started + (sent / bytesPerSecond) * 1000 - Date.now();
+        if (wait > 0) await delay(wait);
+        yield part;
+      }
     }
   }
   return Readable.from(take(), { objectMode: false, highWaterMark: 1 });
@@ -137,35 +200,59 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
   const loggedIn = new Set<string>();
   let maxConcurrent = 0;
   let refused = 0;
+  let passes = 0;
+  // connection id → user, and per user: sessions logged in now and the most at once.
+  const userOf = new Map<string, string>();
+  const perUser = new Map<string, { now: number; max: number }>();
+  const attempts: LoginAttempt[] = [];
 
   // ftp-srv adds SIGTERM/SIGINT/SIGQUIT handlers that exit the process; they are removed on stop.
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
   const server = new FtpSrv({
-    url: 'ftp://127.0.0.1:0',
+    url: `ftp://127.0.0.1:${opts.port ?? 0}`,
     pasv_url: '127.0.0.1',
     // 0..0: every passive listener binds port 0, so the kernel picks a free port (no range to race on).
     pasv_min: 0,
     pasv_max: 0,
     anonymous: false,
     log: silentLog,
+    ...(opts.tls && { tls: { key: opts.tls.key, cert: opts.tls.cert } }),
   });
   const added = SIGNALS.flatMap((s) =>
     process.listeners(s).flatMap((l) => (before.get(s)?.has(l) ? [] : [[s, l] as const])),
   );
 
   server.on('login', ({ connection, username, password }, resolve, reject) => {
-    if (users.get(username) !== password) {
+    const ok = users.get(username) === password;
+    const secure = Boolean((connection as unknown as Connection).secure);
+    attempts.push({ user: username, password, ok, secure });
+    if (!ok) {
       reject(new Error('Login incorrect'));
       return;
     }
     const id = (connection as unknown as Connection).id;
     loggedIn.add(id);
     maxConcurrent = Math.max(maxConcurrent, loggedIn.size);
-    resolve({ fs: new FaultFileSystem(connection, opts.root, () => faults) });
+    if (!userOf.has(id)) {
+      userOf.set(id, username);
+      const u = perUser.get(username) ?? { now: 0, max: 0 };
+      u.now++;
+      u.max = Math.max(u.max, u.now);
+      perUser.set(username, u);
+    }
+    const home = opts.homes?.[username];
+    const root = home ? posix.join(opts.root, home) : opts.root;
+    resolve({ fs: new FaultFileSystem(connection, root, () => faults) });
   });
 
   const events = server as unknown as EventEmitter;
-  events.on('disconnect', ({ id }: { id: string }) => loggedIn.delete(id));
+  events.on('disconnect', ({ id }: { id: string }) => {
+    loggedIn.delete(id);
+    const user = userOf.get(id);
+    userOf.delete(id);
+    const u = user === undefined ? undefined : perUser.get(user);
+    if (u) u.now--;
+  });
   events.on('connect', ({ connection }: { connection: Connection }) => {
     if (faults.hangAfterConnect) {
       // The banner is the first reply; one that never resolves also never resumes the socket.
@@ -184,17 +271,40 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
     commands.handle = (message: unknown) => {
       const command = typeof message === 'string' ? commands.parse(message) : message;
       const { directive, arg } = command as { directive: string; arg: string | null };
+      try {
+        faults.onCommand?.(directive, arg);
+      } catch {
+        // an observer, never a fault
+      }
       const injected = injectFault(connection, directive, arg);
-      const result = injected ?? handle(command);
+      const slowList = faults.listDelayMs && /^(LIST|MLSD|NLST)$/.test(directive) ? faults.listDelayMs : 0;
+      const result = injected ?? (slowList ? delay(slowList).then(() => handle(command)) : handle(command));
       // ftp-srv chains commands with no catch; a failure must not become an unhandled rejection.
       return Promise.resolve(result).catch(() => {});
     };
   }
 
   function injectFault(connection: Connection, directive: string, arg: string | null) {
-    if (directive === 'PASS' && faults.maxLogins !== undefined && loggedIn.size >= faults.maxLogins) {
+    if (directive === 'PASS') passes++;
+    const nth = faults.refuseEveryNthLogin;
+    if (
+      directive === 'PASS' &&
+      ((faults.maxLogins !== undefined && loggedIn.size >= faults.maxLogins) || (nth && passes % nth === 0))
+    ) {
       refused++;
       return connection.close(421, 'Too many users logged in, try again later.');
+    }
+    const withhold = faults.withholdTransferReply;
+    if (directive === 'RETR' && withhold && connection.fs && arg) {
+      if (matches(withhold, posix.resolve(connection.fs.currentDirectory(), arg))) {
+        // ftp-srv sends 226 and only then closes the data connection: swallow that one reply.
+        const reply = connection.reply.bind(connection);
+        connection.reply = (code, message) => {
+          if (code !== 226) return reply(code, message);
+          connection.reply = reply;
+          return Promise.resolve();
+        };
+      }
     }
     const fail = faults.failRetr;
     if (directive === 'RETR' && fail && connection.fs && arg) {
@@ -225,7 +335,12 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
     setPassword: (user, password) => void users.set(user, password),
     logins: () => loggedIn.size,
     maxConcurrentLogins: () => maxConcurrent,
+    maxConcurrentLoginsByUser: () => Object.fromEntries([...perUser].map(([user, u]) => [user, u.max])),
     refusedLogins: () => refused,
+    loginAttempts: () => [...attempts],
+    setTls(tls) {
+      (server as unknown as { options: { tls: unknown } }).options.tls = { key: tls.key, cert: tls.cert };
+    },
     stop() {
       stopping ??= (async () => {
         for (const [signal, listener] of added) process.removeListener(signal, listener);

@@ -34,6 +34,11 @@ export interface FaultProxy {
   failFor(ms: number, status?: number): void;
   /** For `ms` milliseconds every connection is destroyed (open ones at once, new ones on accept). */
   down(ms: number): void;
+  /**
+   * For `ms` milliseconds every request is read but never answered (a store that stops answering);
+   * when the time is up, the connections of those requests are destroyed.
+   */
+  stall(ms: number): void;
   /** Clears all faults. */
   reset(): void;
 }
@@ -151,6 +156,8 @@ async function startFaultProxy(upstreamPort: number) {
   let failUntil = 0;
   let failUntilStatus = 503;
   let downUntil = 0;
+  let stallUntil = 0;
+  const stalled = new Set<Socket>();
 
   const takeFault = (): number => {
     if (failCount > 0) {
@@ -165,6 +172,13 @@ async function startFaultProxy(upstreamPort: number) {
     log.push(entry);
     if (Date.now() < downUntil) {
       req.socket.destroy();
+      return;
+    }
+    if (Date.now() < stallUntil) {
+      req.resume();
+      stalled.add(req.socket);
+      req.socket.once('close', () => stalled.delete(req.socket));
+      setTimeout(() => req.socket.destroy(), stallUntil - Date.now()).unref();
       return;
     }
     // Answer only after the request body was read, so the client sees a response, not an EPIPE.
@@ -230,7 +244,13 @@ async function startFaultProxy(upstreamPort: number) {
       downUntil = Date.now() + ms;
       for (const socket of sockets) socket.destroy();
     },
+    stall(ms) {
+      stallUntil = Date.now() + ms;
+    },
     reset() {
+      stallUntil = 0;
+      for (const socket of stalled) socket.destroy();
+      stalled.clear();
       failCount = 0;
       failUntil = 0;
       downUntil = 0;

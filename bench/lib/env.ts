@@ -1,0 +1,118 @@
+/**
+ * Everything the benchmark runs against, on loopback: redis-server, Debian's vsftpd serving the
+ * corpora anonymously, s3rver (through the test harness) in a process of its own, and the Vela
+ * stand-in. The measured programs are compiled once (tsc, no type check) so that they run as plain
+ * Node, as in production, rather than through tsx's loader.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { startVelaStandin, type VelaStandin } from '../../src/standin/vela-standin.js';
+import { type RedisServer, startRedis } from '../../test/support/redis.js';
+import { startVsftpd, type VsftpdServer } from '../../test/support/vsftpd.js';
+import { type Child, startChild } from './child.js';
+
+export const VELA_TOKEN = 'bench-vela-token';
+
+export interface BenchEnv {
+  /** Scratch directory of this run (corpora, s3rver's files, logs); removed by `stop()`. */
+  work: string;
+  ftpRoot: string;
+  /** The compiled project (`<build>/bench/*.js`, `<build>/src/**`). */
+  build: string;
+  redis: RedisServer;
+  /** A client of the benchmark itself (INFO, FLUSHALL, preparing state). */
+  admin: Redis;
+  ftp: VsftpdServer;
+  s3: { endpoint: string; bucket: string; child: Child; dataDir: string };
+  vela: VelaStandin;
+  stop(): Promise<void>;
+}
+
+/** Compiles src/, bench/ and test/support into `<project>/.tmp/bench-build` (node_modules resolve from there). */
+export async function compile(project: string): Promise<string> {
+  const out = join(project, '.tmp', 'bench-build');
+  await rm(out, { recursive: true, force: true });
+  const tsc = join(project, 'node_modules', 'typescript', 'bin', 'tsc');
+  const args = [
+    '-p',
+    join(project, 'tsconfig.json'),
+    '--noCheck',
+    '--noEmit',
+    'false',
+    '--sourceMap',
+    'false',
+  ];
+  await promisify(execFile)(process.execPath, [tsc, ...args, '--declaration', 'false', '--outDir', out], {
+    cwd: project,
+  }).catch((err: { stdout?: string; message: string }) => {
+    throw new Error(`compiling for the benchmark failed: ${err.stdout || err.message}`);
+  });
+  return out;
+}
+
+export async function startEnv(build: string, opts: { keep?: boolean } = {}): Promise<BenchEnv> {
+  const work = await mkdtemp(join(tmpdir(), 'ftp-sync-bench-'));
+  await chmod(work, 0o755);
+  const ftpRoot = join(work, 'ftp');
+  const s3Tmp = join(work, 's3');
+  await mkdir(ftpRoot, { mode: 0o755 });
+  await mkdir(s3Tmp);
+  await mkdir(join(work, 'logs'));
+  await mkdir(join(work, 'specs'));
+  const stops: (() => Promise<unknown>)[] = [
+    async () => (opts.keep ? console.log(`kept ${work}`) : rm(work, { recursive: true, force: true })),
+  ];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => {});
+  };
+  try {
+    const redis = await startRedis();
+    stops.push(() => redis.stop());
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: null });
+    stops.push(async () => admin.disconnect());
+    const ftp = await startVsftpd({ root: ftpRoot });
+    stops.push(() => ftp.stop());
+    // s3rver in its own process; TMPDIR puts its files where the benchmark can check and clear them.
+    const child = startChild(join(build, 'bench', 's3-child.js'), [], {
+      env: { TMPDIR: s3Tmp },
+      logFile: join(work, 'logs', 's3rver.log'),
+    });
+    stops.push(() => child.kill());
+    const ready = await child.next<{ type: string; endpoint: string; bucket: string }>('ready', 60_000);
+    const [dir] = await readdir(s3Tmp);
+    const vela = await startVelaStandin({ token: VELA_TOKEN, defaultAllocation: { status: 'within' } });
+    stops.push(() => vela.close());
+    return {
+      work,
+      ftpRoot,
+      build,
+      redis,
+      admin,
+      ftp,
+      s3: { endpoint: ready.endpoint, bucket: ready.bucket, child, dataDir: join(s3Tmp, dir!, ready.bucket) },
+      vela,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** CPU seconds s3rver has used so far. */
+export async function s3rverCpu(env: BenchEnv): Promise<number> {
+  env.s3.child.send({ type: 'usage' });
+  const m = await env.s3.child.next<{ type: string; cpu: NodeJS.CpuUsage }>('usage', 10_000);
+  return (m.cpu.user + m.cpu.system) / 1e6;
+}
+
+/** CPU seconds redis-server has used so far. */
+export async function redisCpu(env: BenchEnv): Promise<number> {
+  const info = await env.admin.info('cpu');
+  const get = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return get('used_cpu_sys') + get('used_cpu_user');
+}

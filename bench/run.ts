@@ -1,0 +1,234 @@
+/**
+ * `npm run bench [-- --quick] [-- --only=small,poll,...]`: ftp-sync against `rclone copy ftp: s3:` and
+ * against the pipeline's own limit, everything on loopback, set up and torn down by itself.
+ * Prints the tables and writes them to bench/results/latest.md. Not part of `npm test`.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type Corpus,
+  FULL,
+  memoryCorpora,
+  QUICK,
+  transferCorpora,
+  writeCorpora,
+  writeEmptyFiles,
+} from './lib/corpus.js';
+import { type BenchEnv, compile, startEnv } from './lib/env.js';
+import { runFtpSync, runLimit, runRcloneCorpus, type Sample } from './lib/measure.js';
+import { type PollResult, runPoll } from './lib/poll.js';
+import { missingTools, obscure, rcloneVersion } from './lib/rclone.js';
+import { fmt, limitTable, table, transferTable, type Verdict, verdicts, verdictTable } from './lib/report.js';
+
+const project = join(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const only = argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
+const want = (name: string) => !only || only.includes(name);
+const rounds = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9)) || undefined;
+const sizes = { ...(quick ? QUICK : FULL), ...(rounds ? { rounds } : {}) };
+/** `--profile`: ftp-sync runs under `node --cpu-prof`; profiles go to bench/results/profiles. */
+const profileDir = (_env: BenchEnv) =>
+  argv.includes('--profile') ? join(project, 'bench', 'results', 'profiles') : undefined;
+const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+const nodeArgs = argv
+  .find((a) => a.startsWith('--node-args='))
+  ?.slice(12)
+  .split(' ')
+  .filter(Boolean);
+const started = Date.now();
+const say = (msg: string) =>
+  console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
+
+async function main() {
+  const missing = missingTools();
+  if (missing.length) {
+    console.error(`The benchmark needs these programs:\n  ${missing.join('\n  ')}`);
+    process.exit(2);
+  }
+  process.umask(0o022); // corpus files 0644, directories 0755: vsftpd serves them to anonymous users
+  say('compiling (tsc, no type check) so the measured programs run as plain node');
+  const build = await compile(project);
+  say('starting redis-server, vsftpd, s3rver and the Vela stand-in on 127.0.0.1');
+  const env = await startEnv(build, { keep: argv.includes('--keep') });
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await env.stop();
+  };
+  process.on('SIGINT', () => void stop().then(() => process.exit(130)));
+  try {
+    await bench(env);
+  } finally {
+    await stop();
+  }
+}
+
+async function bench(env: BenchEnv) {
+  const corpora = transferCorpora(sizes).filter((c) => want(c.name));
+  const memory = want('memory') ? memoryCorpora(sizes) : [];
+  say(`writing the corpora (${sizes.rounds} round${sizes.rounds > 1 ? 's' : ''})`);
+  await writeCorpora(env.ftpRoot, [...corpora, ...memory]);
+  if (want('poll')) await writeEmptyFiles(env.ftpRoot, 'poll', sizes.pollEntries);
+  const obscuredPass = await obscure('bench@');
+  const samples: Sample[] = [];
+
+  for (let round = 1; round <= sizes.rounds; round++) {
+    for (const c of corpora) {
+      const connections = c.dirs.length > 1 ? sizes.tenantConnections : sizes.connections;
+      const o = { round, connections, profileDir: profileDir(env), nodeArgs };
+      // Alternate which tool goes first, so that neither always meets a warmer or cooler machine.
+      const tools = round % 2 ? (['ftp-sync', 'rclone'] as const) : (['rclone', 'ftp-sync'] as const);
+      for (const tool of tools) {
+        const s =
+          tool === 'ftp-sync'
+            ? await runFtpSync(env, c, o)
+            : await runRcloneCorpus(env, c, { ...o, obscuredPass });
+        samples.push(s);
+        say(`round ${round} ${c.name}: ${tool} ${fmt(s.wallMs / 1000)} s, CPU ${fmt(s.cpuSeconds)} s`);
+        if (argv.includes('--verbose')) say(`  redis: ${s.redisByCommand}`);
+      }
+      for (const mode of ['ftp-read', 's3-write'] as const) {
+        const s = await runLimit(env, c, mode, o);
+        samples.push(s);
+        say(`round ${round} ${c.name}: ${mode} alone ${fmt(s.wallMs / 1000)} s`);
+      }
+    }
+  }
+
+  let pollResult: PollResult | undefined;
+  if (want('poll')) {
+    say(`no-change poll of ${sizes.pollEntries} entries`);
+    pollResult = await runPoll(env, 'poll', 3);
+  }
+
+  const memSamples: Sample[] = [];
+  for (const c of memory) {
+    say(`memory: ftp-sync streaming ${c.label}`);
+    memSamples.push(await runFtpSync(env, c, { round: 1, connections: sizes.connections, logLevel: 'info' }));
+  }
+
+  const report = render(corpora, samples, pollResult, memory, memSamples, await rcloneVersion());
+  console.log(`\n${report}`);
+  const out = join(project, 'bench', 'results', 'latest.md');
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, report);
+  say(`written to bench/results/latest.md`);
+}
+
+function render(
+  corpora: Corpus[],
+  samples: Sample[],
+  poll: PollResult | undefined,
+  memory: Corpus[],
+  mem: Sample[],
+  rclone: string,
+): string {
+  const v: Verdict[] = verdicts(samples, corpora);
+  const parts: string[] = [
+    `# ftp-sync benchmark${quick ? ' (quick)' : ''}`,
+    '',
+    `Command: \`${command}\` — ${new Date().toISOString()}, ${((Date.now() - started) / 60000).toFixed(1)} min.`,
+    `Machine: ${cpus().length} CPU (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
+      `node ${process.version}, ${rclone}. Everything (vsftpd, s3rver, redis, the tool) shares these CPUs.`,
+    `Each tool used ${sizes.connections} FTP connections and ${sizes.connections} concurrent uploads ` +
+      `(${sizes.tenantConnections} and ${sizes.tenantConnections} per tenant with 10 tenants; rclone: one ` +
+      `process per tenant, --transfers = --checkers = that number). Medians of ${sizes.rounds} round(s), ` +
+      'tools alternating. ftp-sync is the real daemon (allocation check against the Vela stand-in on) in its ' +
+      'own process; its time runs from the poll that enqueues the files to the last sync-state write (the ' +
+      'earlier poll that first saw them, required by the stability rule, is not timed). CPU and RSS are the ' +
+      "tool's own process(es); 'ftp-read' and 's3-write' are the pipeline's halves alone.",
+    '',
+    '## Transfers',
+    '',
+    transferTable(samples, corpora),
+    '',
+    '## Pipeline limit',
+    '',
+    limitTable(samples, corpora),
+  ];
+  if (poll) {
+    const beyond = poll.pollCpuS - poll.listCpuS;
+    v.push({
+      what: `no-change poll of ${poll.entries} entries: daemon CPU beyond the listing`,
+      value: `${fmt(beyond)} s`,
+      target: '≤ 1 s',
+      met: beyond <= 1,
+    });
+    v.push({
+      what: `no-change poll of ${poll.entries} entries: Redis round trips`,
+      value: String(poll.roundTrips),
+      target: 'a few hundred at most',
+      met: poll.roundTrips <= 300,
+    });
+    parts.push(
+      '',
+      '## No-change poll',
+      '',
+      table(
+        [
+          'entries',
+          'poll s',
+          'poll CPU s',
+          'bare listing s',
+          'listing CPU s',
+          'CPU beyond listing s',
+          'Redis round trips',
+          'Redis commands',
+        ],
+        [
+          [
+            poll.entries,
+            fmt(poll.pollMs / 1000),
+            fmt(poll.pollCpuS),
+            fmt(poll.listMs / 1000),
+            fmt(poll.listCpuS),
+            fmt(poll.pollCpuS - poll.listCpuS),
+            poll.roundTrips,
+            poll.commands,
+          ],
+        ],
+      ),
+      '',
+      `Commands of one poll: ${poll.byCommand}. An idle daemon sends about ${poll.idleRoundTrips} ` +
+        `round trips (${poll.idleCommands} commands) in the same time (BullMQ's timers), included above.`,
+    );
+  }
+  if (mem.length) {
+    const rss = mem.map((s) => (s.maxRssKiB * 1024) / 2 ** 20);
+    const peak = Math.max(...rss);
+    v.push({
+      what: 'peak RSS, four large files streamed at once',
+      value: `${fmt(peak, 0)} MiB`,
+      target: '≤ 200 MB (190.7 MiB)',
+      met: peak * 2 ** 20 <= 200e6,
+    });
+    parts.push(
+      '',
+      '## Memory',
+      '',
+      table(
+        ['files', 'wall s', 'MiB/s', 'peak RSS MiB'],
+        mem.map((s, i) => [
+          memory[i]!.label,
+          fmt(s.wallMs / 1000),
+          fmt(s.bytes / 2 ** 20 / (s.wallMs / 1000), 1),
+          fmt(rss[i], 0),
+        ]),
+      ),
+    );
+  }
+  parts.push('', '## Targets', '', verdictTable(v), '');
+  return parts.join('\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,401 @@
+/**
+ * `npm run bench:scale [-- --files=1000 --tenants=10 --size=51200 --workers=1,2,4 --concurrency=8
+ * --max-connections=2 --memory-files=100000]`
+ *
+ * 1. Throughput by number of worker processes: the same corpus (default 1,000 × 50 KiB over 10
+ *    tenants) synced by 1, 2 and 4 `ftp-sync start --role worker` processes against one Redis, one
+ *    in-process FTP server and a fresh s3rver per run. The jobs are added in one go once every worker
+ *    is up; the time runs from there to the last completed job. CPU seconds per part show where the
+ *    limit is.
+ * 2. Redis memory per tracked file: the sync-state records the runs wrote, copied to many paths of
+ *    one tenant (as a large tenant's hash is encoded), measured with INFO memory and MEMORY USAGE;
+ *    plus what a retained completed job costs (kept `worker.keepCompleted`, default one day).
+ *
+ * Needs redis-server on PATH (or REDIS_URL). Not part of any test suite; prints two tables.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { connectFtp } from '../src/adapters/ftp.js';
+import { makeRedisState, stateKey } from '../src/adapters/redis-state.js';
+import { parseConfig } from '../src/config.js';
+import { makeEnqueue } from '../src/queue/enqueue.js';
+import { SYNC_QUEUE } from '../src/queue/jobs.js';
+import { walk } from '../src/sync/walk.js';
+import type { RemoteFile, SyncRecord } from '../src/types.js';
+import { type Corpus, daemonConfig, listObjects, makeCorpus, passwordOf } from '../test/scale/corpus.js';
+import { type DaemonProcess, spawnDaemon, waitFor, writeConfig } from '../test/scale/processes.js';
+import { tempDir } from '../test/support/fs.js';
+import { startRedis } from '../test/support/redis.js';
+import { startS3 } from '../test/support/s3.js';
+
+const { values: args } = parseArgs({
+  options: {
+    files: { type: 'string', default: '1000' },
+    tenants: { type: 'string', default: '10' },
+    size: { type: 'string', default: String(50 * 1024) },
+    workers: { type: 'string', default: '1,2,4' },
+    concurrency: { type: 'string', default: '8' },
+    'max-connections': { type: 'string', default: '2' },
+    'memory-files': { type: 'string', default: '100000' },
+    rounds: { type: 'string', default: '1' },
+    /** `tenant`: each tenant's jobs added together, as a poll adds them; `interleaved`: round-robin. */
+    order: { type: 'string', default: 'tenant' },
+  },
+});
+const FILES = Number(args.files);
+const TENANTS = Number(args.tenants);
+const SIZE = Number(args.size);
+const WORKERS = args.workers.split(',').map(Number);
+const CONCURRENCY = Number(args.concurrency);
+const MAX_CONNECTIONS = Number(args['max-connections']);
+const MEMORY_FILES = Number(args['memory-files']);
+const ROUNDS = Number(args.rounds);
+const ORDER = args.order === 'interleaved' ? 'interleaved' : 'tenant';
+const MiB = 1024 * 1024;
+const started = Date.now();
+const say = (msg: string) =>
+  console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
+
+interface Row {
+  workers: number;
+  seconds: number;
+  filesPerSec: number;
+  mibPerSec: number;
+  workerCpu: number;
+  harnessCpu: number;
+  redisCpu: number;
+  machineBusy: number;
+  /** CPU seconds of everything else on the machine during the run (other programs: noise). */
+  otherCpu: number;
+  /** How often a job was taken by a worker, on average: 1 is ideal; more is no-slot churn. */
+  pickups: number;
+}
+
+/** user + system CPU seconds of a process (Linux /proc; 0 once it is gone). */
+function procCpu(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy and total jiffies of the whole machine. */
+function machine(): { busy: number; total: number } {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1, 9).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total };
+}
+
+async function redisCpu(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const get = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+async function listing(
+  corpus: Corpus,
+  config: ReturnType<typeof parseConfig>,
+): Promise<Map<string, RemoteFile[]>> {
+  const out = new Map<string, RemoteFile[]>();
+  for (const t of config.tenants) {
+    const session = await connectFtp(t, { user: t.org, password: passwordOf(t.org) });
+    try {
+      const { files } = await walk(session, { dirs: t.dirs, include: t.include, exclude: t.exclude });
+      out.set(t.org, files);
+    } finally {
+      session.close();
+    }
+  }
+  if ([...out.values()].reduce((n, l) => n + l.length, 0) !== corpus.files.size)
+    throw new Error('the listing does not match the corpus');
+  return out;
+}
+
+async function runOnce(
+  workers: number,
+  ctx: { dir: string; corpus: Corpus; redisUrl: string; redis: Redis },
+): Promise<{ row: Row; prefix: string }> {
+  const s3 = await startS3();
+  const prefix = `bench-scale-${workers}-${randomBytes(3).toString('hex')}`;
+  const doc = daemonConfig({
+    redis: { url: ctx.redisUrl, prefix },
+    s3,
+    corpus: ctx.corpus,
+    extra: {
+      defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: MAX_CONNECTIONS },
+      worker: { concurrency: CONCURRENCY },
+      log: { level: 'info' }, // as in production; 'ftp-sync started' is how a child says it is up
+    },
+  });
+  const config = parseConfig(doc);
+  const files = await listing(ctx.corpus, config);
+  const configFile = await writeConfig(ctx.dir, `bench-${workers}`, doc);
+  const procs: DaemonProcess[] = [];
+  const queue = new Queue(SYNC_QUEUE, { connection: ctx.redis, prefix });
+  try {
+    for (let i = 0; i < workers; i++)
+      procs.push(await spawnDaemon({ name: `worker-${i}`, configFile, role: 'worker' }));
+    const enqueue = makeEnqueue(queue, config);
+    const cpu0 = procs.map((p) => procCpu(p.pid));
+    const harness0 = process.cpuUsage();
+    const redis0 = await redisCpu(ctx.redis);
+    const m0 = machine();
+    const t0 = performance.now();
+    if (ORDER === 'tenant') await Promise.all([...files].map(([org, list]) => enqueue(org, list)));
+    else {
+      const lists = [...files];
+      const longest = Math.max(...lists.map(([, l]) => l.length));
+      for (let i = 0; i < longest; i++)
+        for (const [org, list] of lists) if (list[i]) await enqueue(org, [list[i]!]);
+    }
+    await waitFor(
+      'every job completed',
+      async () => {
+        const c = await queue.getJobCounts('completed', 'failed');
+        if (c.failed) throw new Error(`${c.failed} job(s) failed`);
+        return c.completed === FILES;
+      },
+      600_000,
+      50,
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const m1 = machine();
+    const workerCpu = procs.reduce((n, p, i) => n + procCpu(p.pid) - cpu0[i]!, 0);
+    const h = process.cpuUsage(harness0);
+    const rcpu = (await redisCpu(ctx.redis)) - redis0;
+    const ours = workerCpu + (h.user + h.system) / 1e6 + rcpu;
+    let started = 0;
+    for (let i = 0; i < FILES; i += 500)
+      for (const j of await queue.getJobs(['completed'], i, i + 499)) started += j.attemptsStarted;
+    const objects = await listObjects(s3, ctx.corpus.orgs);
+    if (objects.length !== FILES) throw new Error(`${objects.length} objects, expected ${FILES}`);
+    return {
+      prefix,
+      row: {
+        workers,
+        seconds,
+        filesPerSec: FILES / seconds,
+        mibPerSec: ctx.corpus.bytes / MiB / seconds,
+        workerCpu,
+        harnessCpu: (h.user + h.system) / 1e6,
+        redisCpu: rcpu,
+        machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
+        otherCpu: Math.max(0, (m1.busy - m0.busy) / 100 - ours),
+        pickups: started / FILES,
+      },
+    };
+  } finally {
+    await Promise.allSettled(procs.map((p) => p.stop()));
+    await queue.close();
+    await s3.stop();
+  }
+}
+
+/**
+ * Bytes per tracked file: `count` sync records shaped like the real ones (taken from `sample`),
+ * under realistic paths, written to one tenant; INFO used_memory before/after and MEMORY USAGE.
+ */
+async function measureMemory(redis: Redis, sample: SyncRecord[], count: number) {
+  const prefix = `bench-mem-${randomBytes(3).toString('hex')}`;
+  const org = 'acme-contact-centre';
+  const key = stateKey(prefix, org, 'synced');
+  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+  await redis.call('MEMORY', 'PURGE').catch(() => {});
+  const before = await used();
+  let pathBytes = 0;
+  let valueBytes = 0;
+  for (let i = 0; i < count; i += 1000) {
+    const fields: string[] = [];
+    for (let j = i; j < Math.min(count, i + 1000); j++) {
+      // e.g. calls/2024-03-14/agent-017/2024-03-14_101523_000123.wav (52 characters)
+      const day = `2024-${String(1 + (j % 12)).padStart(2, '0')}-${String(1 + (j % 28)).padStart(2, '0')}`;
+      const path = `calls/${day}/agent-${String(j % 100).padStart(3, '0')}/${day}_${String(j % 240000).padStart(6, '0')}_${String(j).padStart(6, '0')}.wav`;
+      const rec = { ...sample[j % sample.length]!, key: `${org}/${path}`, syncedAt: Date.now() };
+      const json = JSON.stringify(rec);
+      pathBytes += path.length;
+      valueBytes += json.length;
+      fields.push(path, json);
+    }
+    await redis.hset(key, ...fields);
+  }
+  const after = await used();
+  const usage = Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+  const encoding = await redis.object('ENCODING', key);
+  await redis.del(key);
+  return {
+    count,
+    encoding,
+    infoPerFile: (after - before) / count,
+    usagePerFile: usage / count,
+    pathBytes: pathBytes / count,
+    valueBytes: valueBytes / count,
+  };
+}
+
+/**
+ * What the run's retained completed jobs cost: MEMORY USAGE of the job hashes and the completed set
+ * per job. The queue's event stream is left out: BullMQ caps it (about 10,000 events), a fixed cost.
+ */
+async function measureJobs(redis: Redis, prefix: string): Promise<{ perJob: number; events: number }> {
+  let jobs = 0;
+  let events = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:sync:*`, 'COUNT', 1000);
+    for (const k of keys) {
+      const bytes = Number(await redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '0'));
+      if (k.endsWith(':events')) events += bytes;
+      else jobs += bytes;
+    }
+    cursor = next;
+  } while (cursor !== '0');
+  return { perJob: jobs / FILES, events };
+}
+
+const pad = (rows: string[][]) => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(rows[0]!), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
+};
+
+async function main() {
+  const external = process.env.REDIS_URL;
+  const server = external ? undefined : await startRedis();
+  const redisUrl = external ?? server!.url;
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const dir = await tempDir('bench-scale');
+  const prefixes: string[] = [];
+  try {
+    const perTenant = Math.ceil(FILES / TENANTS);
+    say(`writing ${TENANTS} tenants × ${perTenant} files of ${SIZE} bytes`);
+    const corpus = await makeCorpus(`${dir.path}/ftp`, {
+      tenants: TENANTS,
+      filesPerTenant: perTenant,
+      size: () => SIZE,
+    });
+    const samples = new Map<number, Row[]>(WORKERS.map((n) => [n, []]));
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        // Alternate the order between rounds so that drift on a shared machine hits every count alike.
+        for (const n of round % 2 ? WORKERS : [...WORKERS].reverse()) {
+          say(`round ${round}: ${n} worker process(es), concurrency ${CONCURRENCY} each`);
+          const { row, prefix } = await runOnce(n, { dir: dir.path, corpus, redisUrl, redis });
+          prefixes.push(prefix);
+          samples.get(n)!.push(row);
+          say(`  ${row.filesPerSec.toFixed(1)} files/s in ${row.seconds.toFixed(1)} s`);
+        }
+      }
+    } finally {
+      await corpus.ftp.stop();
+    }
+    // The median run of each worker count (by files/s).
+    const rows = WORKERS.map((n) => {
+      const list = [...samples.get(n)!].sort((a, b) => a.filesPerSec - b.filesPerSec);
+      return { ...list[Math.floor(list.length / 2)]!, all: list.map((r) => r.filesPerSec.toFixed(1)) };
+    });
+    const base = rows[0]!.filesPerSec;
+    console.log(
+      `\nThroughput: ${FILES} × ${(SIZE / 1024).toFixed(0)} KiB over ${TENANTS} tenants, jobs added ${ORDER === 'tenant' ? 'tenant by tenant (as polls add them)' : 'round-robin over tenants'}, ` +
+        `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), worker.concurrency ${CONCURRENCY}; ` +
+        `${cpus().length} CPU(s), node ${process.version}; median of ${ROUNDS} round(s). Harness = this process: FTP server + s3rver. ` +
+        'Other CPU = everything else running on the machine meanwhile.\n',
+    );
+    console.log(
+      pad([
+        [
+          'workers',
+          'seconds',
+          'files/s',
+          'MiB/s',
+          'speed-up',
+          'worker CPU s',
+          'harness CPU s',
+          'redis CPU s',
+          'other CPU s',
+          'machine busy',
+          'pickups per job',
+          'files/s, every round',
+        ],
+        ...rows.map((r) => [
+          String(r.workers),
+          r.seconds.toFixed(1),
+          r.filesPerSec.toFixed(1),
+          r.mibPerSec.toFixed(2),
+          `${(r.filesPerSec / base).toFixed(2)}×`,
+          r.workerCpu.toFixed(1),
+          r.harnessCpu.toFixed(1),
+          r.redisCpu.toFixed(1),
+          r.otherCpu.toFixed(1),
+          `${(r.machineBusy * 100).toFixed(0)}%`,
+          r.pickups.toFixed(1),
+          r.all.join(', '),
+        ]),
+      ]),
+    );
+
+    const last = prefixes.at(-1)!;
+    const state = makeRedisState(redis, last);
+    const sample = [...(await state.allSynced(corpus.orgs[0]!)).values()];
+    const small = Number(
+      await redis.call('MEMORY', 'USAGE', stateKey(last, corpus.orgs[0]!, 'synced'), 'SAMPLES', '0'),
+    );
+    say(`measuring sync-state memory with ${MEMORY_FILES} records`);
+    const mem = await measureMemory(redis, sample, MEMORY_FILES);
+    const jobs = await measureJobs(redis, last);
+    const perMillion = (b: number) => `${((b * 1e6) / MiB).toFixed(0)} MiB`;
+    console.log(
+      `\nRedis memory (redis-server ${(await redis.info('server')).match(/redis_version:(\S+)/)?.[1]}):\n`,
+    );
+    console.log(
+      pad([
+        ['what', 'bytes per file', 'per million files'],
+        [
+          `sync state, large tenant (${mem.count} files, ${mem.encoding}): INFO used_memory delta`,
+          mem.infoPerFile.toFixed(0),
+          perMillion(mem.infoPerFile),
+        ],
+        [
+          `sync state, large tenant: MEMORY USAGE of the hash`,
+          mem.usagePerFile.toFixed(0),
+          perMillion(mem.usagePerFile),
+        ],
+        [
+          `sync state, small tenant (${sample.length} files, listpack): MEMORY USAGE`,
+          (small / sample.length).toFixed(0),
+          perMillion(small / sample.length),
+        ],
+        [
+          'a completed sync job, kept for worker.keepCompleted (1 day): per file synced that day',
+          jobs.perJob.toFixed(0),
+          perMillion(jobs.perJob),
+        ],
+      ]),
+    );
+    console.log(
+      `\n(record: path ${mem.pathBytes.toFixed(0)} bytes + JSON value ${mem.valueBytes.toFixed(0)} bytes; ` +
+        'the S3 key in the value repeats the path, so longer paths cost about twice their length. ' +
+        `The sync queue's event stream adds a fixed ${(jobs.events / MiB).toFixed(1)} MiB at most.)`,
+    );
+  } finally {
+    for (const p of prefixes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${p}*`, 'COUNT', 1000);
+        if (keys.length) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    await redis.quit();
+    await server?.stop();
+    await dir.cleanup();
+  }
+}
+
+await main();

@@ -1,0 +1,112 @@
+/**
+ * The SourceSession conformance suite against every source kind: FTP (in-process ftp-srv, FTPS offered
+ * for the identity check) and SFTP (OpenSSH's sshd on loopback, when installed and run as root).
+ */
+import { posix } from 'node:path';
+import { describe } from 'vitest';
+import { connectSource } from '../../src/adapters/source.js';
+import { parseConfig, type TenantConfig } from '../../src/config.js';
+import { tempDir } from '../support/fs.js';
+import { startFtpServer } from '../support/ftp-server.js';
+import { hasSshd, startSshd } from '../support/sshd.js';
+import { hasOpenssl, makeTestPki } from '../support/tls.js';
+import { describeSourceConformance } from './source.js';
+
+const tenantOf = (source: Record<string, unknown>): TenantConfig =>
+  parseConfig({ s3: { bucket: 'b' }, vela: { enabled: false }, tenants: [{ org: 'conformance', ...source }] })
+    .tenants[0]!;
+
+const FTP_PASSWORD = 'ftp-conformance-Pa55';
+const withOpenssl = await hasOpenssl();
+
+describeSourceConformance(
+  'FTP (ftp-srv)',
+  { reportsLinks: false, exactTimes: false, checksIdentity: withOpenssl, missingIsPermanent: false },
+  async () => {
+    const dir = await tempDir('conformance-ftp');
+    const pki = withOpenssl ? await makeTestPki() : undefined;
+    const server = await startFtpServer({
+      root: dir.path,
+      users: { test: FTP_PASSWORD },
+      tls: pki && { key: pki.server.key, cert: pki.server.cert },
+    });
+    const ftp = { host: '127.0.0.1', port: server.port, user: 'test' };
+    const plain = tenantOf({ ftp: { ...ftp, secure: false } });
+    return {
+      root: dir.path,
+      remote: (rel) => posix.join('/', rel),
+      password: FTP_PASSWORD,
+      connect: (opts = {}) => connectSource(plain, { user: 'test', password: opts.password ?? FTP_PASSWORD }),
+      connectExpectingOtherIdentity: () =>
+        connectSource(
+          // The CA vouches for the server, but the pinned certificate is another one.
+          tenantOf({
+            ftp: {
+              ...ftp,
+              secure: 'explicit',
+              caFile: pki!.caFile,
+              fingerprint: pki!.selfSigned.fingerprint256,
+            },
+          }),
+          { user: 'test', password: FTP_PASSWORD },
+        ),
+      cutDownload(rel, bytes) {
+        server.faults.cutDataAfterBytes = { path: posix.join('/', rel), bytes, mode: 'abort' };
+        return () => {};
+      },
+      async stop() {
+        await server.stop();
+        await pki?.cleanup();
+        await dir.cleanup();
+      },
+    };
+  },
+);
+
+describe.skipIf(!hasSshd())('with sshd', () => {
+  describeSourceConformance(
+    'SFTP (OpenSSH sshd)',
+    { reportsLinks: true, exactTimes: true, checksIdentity: true, missingIsPermanent: true },
+    async () => {
+      const server = await startSshd();
+      const sftp = {
+        host: '127.0.0.1',
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        hostKeyFingerprint: server.hostKeyFingerprint,
+      };
+      const tenant = await Promise.resolve()
+        .then(() => tenantOf({ sftp }))
+        .catch(async (err) => {
+          await server.stop(); // a fixture that fails to build must not leave sshd running
+          throw err;
+        });
+      return {
+        root: server.root,
+        remote: (rel) => posix.join(server.root, rel),
+        password: server.password,
+        connect: (opts = {}) =>
+          connectSource(tenant, { user: server.user, password: opts.password ?? server.password }),
+        connectExpectingOtherIdentity: () =>
+          connectSource(
+            // The fingerprint of another key (sha256 of nothing).
+            tenantOf({
+              sftp: { ...sftp, hostKeyFingerprint: 'SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU' },
+            }),
+            { user: server.user, password: server.password },
+          ),
+        cutDownload(_rel, bytes) {
+          let cut = false;
+          // sshd cannot be told to stop half way: kill the session once enough has arrived.
+          return async (received) => {
+            if (cut || received < bytes) return;
+            cut = true;
+            await server.cutSessions();
+          };
+        },
+        stop: () => server.stop(),
+      };
+    },
+  );
+});

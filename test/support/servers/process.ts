@@ -1,0 +1,165 @@
+/**
+ * Runs one FTP server binary in the foreground and knows when it is ready and how to stop it, with
+ * every session process it forked (vsftpd, pure-ftpd and proftpd all fork one process per session,
+ * and those outlive the listener unless killed).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { connect as connectTls } from 'node:tls';
+
+export interface ServerProcess {
+  readonly pid: number;
+  /** The last few KiB the process wrote to stdout and stderr (for error messages). */
+  output(): string;
+  /** Sessions (child processes) running right now. */
+  sessions(): number;
+  /** Kills the sessions, then the listener. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  name: string;
+  command: string;
+  args: string[];
+  port: number;
+  /** The port speaks TLS from the first byte (implicit FTPS): the readiness probe does a handshake. */
+  implicitTls?: boolean;
+  env?: Record<string, string>;
+}
+
+/** Starts the server and resolves once a connection to `port` got a `220` banner. */
+export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
+  const child = spawn(opts.command, opts.args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, ...opts.env },
+  });
+  let output = '';
+  const keep = (b: Buffer) => {
+    output = (output + b.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const failed = Promise.race([
+    once(child, 'exit').then(([code, signal]) => {
+      throw new Error(`${opts.name} exited during start (${signal ?? `code ${code}`}): ${output.trim()}`);
+    }),
+    once(child, 'error').then(([err]) => {
+      throw new Error(`cannot run ${opts.command}: ${(err as Error).message}`);
+    }),
+  ]);
+  try {
+    await Promise.race([waitForBanner(opts.name, opts.port, opts.implicitTls ?? false), failed]);
+  } catch (err) {
+    await stopTree(child);
+    throw err;
+  } finally {
+    failed.catch(() => {});
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    pid: child.pid!,
+    output: () => output,
+    sessions: () => (child.pid === undefined ? 0 : descendants(child.pid).length),
+    stop() {
+      stopping ??= stopTree(child);
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Session processes ignore or outlive SIGTERM to the listener and would finish a transfer: they get
+ * SIGKILL first, children before parents, then the listener gets SIGTERM (SIGKILL after 5 s).
+ */
+async function stopTree(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined) return;
+  for (const pid of descendants(child.pid).reverse()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      continue; // already gone
+    }
+    const deadline = Date.now() + 1000;
+    while (exists(pid) && Date.now() < deadline) await delay(10);
+  }
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Pids of all processes below `root` (from /proc), each parent before its children. */
+export function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while we looked
+    }
+  }
+  const out: number[] = [];
+  for (let queue = [root]; queue.length > 0; ) {
+    const next = children.get(queue.pop()!) ?? [];
+    out.push(...next);
+    queue.push(...next);
+  }
+  return out;
+}
+
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves once a connection got a `220` banner and was closed again. The pause afterwards lets the
+ * server reap that session, which still counts towards its per-IP or per-user limits until then.
+ */
+async function waitForBanner(name: string, port: number, tls: boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const line = await firstLine(port, tls).catch(() => undefined);
+    if (line?.startsWith('220')) return void (await delay(100));
+    if (line !== undefined) throw new Error(`${name} answered: ${line}`);
+    if (Date.now() > deadline) throw new Error(`${name} on port ${port}: no 220 banner`);
+    await delay(50);
+  }
+}
+
+/** The first reply line of the server; resolves after the connection closed (QUIT is sent). */
+export function firstLine(port: number, tls = false, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = tls
+      ? connectTls({ host: '127.0.0.1', port, rejectUnauthorized: false })
+      : connectTcp(port, '127.0.0.1');
+    let text = '';
+    let line: string | undefined;
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timeout')));
+    socket.on('data', (b) => {
+      text += b.toString();
+      const end = text.indexOf('\n');
+      if (line === undefined && end >= 0) {
+        line = text.slice(0, end).trimEnd();
+        socket.end('QUIT\r\n');
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () =>
+      line === undefined ? reject(new Error('closed before banner')) : resolve(line),
+    );
+  });
+}
