@@ -11,6 +11,9 @@
  * basic-ftp connection for comparison.
  */
 import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { Client } from 'basic-ftp';
@@ -36,6 +39,8 @@ export interface DaemonSpec {
   listDir?: string;
   ftp: { host: string; port: number };
   timeoutMs?: number;
+  /** Sync mode: write a CPU profile of the timed window here (inspector, `.cpuprofile`). */
+  profile?: string;
 }
 
 const cpuSeconds = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
@@ -69,6 +74,12 @@ async function main() {
   await receive('go');
 
   if (spec.mode === 'sync') {
+    const profiler = spec.profile ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const polls = await Promise.all(orgs.map((o) => daemon.poller!.pollNow(o)));
@@ -90,6 +101,12 @@ async function main() {
     });
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    if (profiler && spec.profile) {
+      const { profile } = await profiler.post('Profiler.stop');
+      await mkdir(dirname(spec.profile), { recursive: true });
+      await writeFile(spec.profile, JSON.stringify(profile));
+      profiler.disconnect();
+    }
     const counts = await daemon.syncQueue.getJobCounts('failed', 'delayed', 'waiting', 'active');
     const pipe = redis.pipeline();
     for (const o of orgs) pipe.hget(stateKey(config.redis.prefix, o, 'info'), 'files');

@@ -2,9 +2,9 @@
  * The pipeline's own limits, each half alone, with the same number of connections as the tools:
  *
  * `ftp-read`: basic-ftp downloads of the corpus into a sink that drops the bytes.
- * `s3-write`: uploads of the same files from local disk (page cache) with the AWS SDK: one PutObject
- * per file (from memory up to 16 MiB, streamed from the file above), a multipart upload (8 MiB parts,
- * 4 at once) only above S3's 5 GiB single-PUT limit.
+ * `s3-write`: uploads of the same files from local disk (page cache) with the AWS SDK, the way
+ * ftp-sync does by default: one PutObject up to 16 MiB, a multipart upload (8 MiB parts, 4 at once)
+ * above.
  *
  * Timed from the parent's `go`; reports wall time, CPU and peak RSS.
  */
@@ -77,9 +77,6 @@ function s3Write(spec: LimitSpec): () => Promise<void> {
       const local = join(spec.root, f.path);
       if (f.size <= 16 * MiB) {
         const Body = await readFile(local);
-        await client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: f.size, Metadata }));
-      } else if (f.size <= 5 * 1024 * MiB) {
-        const Body = createReadStream(local, { highWaterMark: MiB });
         await client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: f.size, Metadata }));
       } else {
         const up = new Upload({

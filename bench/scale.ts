@@ -27,8 +27,14 @@ import { SYNC_QUEUE } from '../src/queue/jobs.js';
 import { walk } from '../src/sync/walk.js';
 import type { RemoteFile, SyncRecord } from '../src/types.js';
 import { type Corpus, daemonConfig, listObjects, makeCorpus, passwordOf } from '../test/scale/corpus.js';
-import { type DaemonProcess, spawnDaemon, waitFor, writeConfig } from '../test/scale/processes.js';
+import { waitFor } from '../test/scale/helpers.js';
 import { tempDir } from '../test/support/fs.js';
+import {
+  type DaemonProcess,
+  spawnDaemon,
+  started as startedLog,
+  writeConfigFile,
+} from '../test/support/process.js';
 import { startRedis } from '../test/support/redis.js';
 import { startS3 } from '../test/support/s3.js';
 
@@ -136,12 +142,13 @@ async function runOnce(
   });
   const config = parseConfig(doc);
   const files = await listing(ctx.corpus, config);
-  const configFile = await writeConfig(ctx.dir, `bench-${workers}`, doc);
+  const configFile = await writeConfigFile(ctx.dir, doc, `bench-${workers}.yaml`);
   const procs: DaemonProcess[] = [];
   const queue = new Queue(SYNC_QUEUE, { connection: ctx.redis, prefix });
   try {
     for (let i = 0; i < workers; i++)
-      procs.push(await spawnDaemon({ name: `worker-${i}`, configFile, role: 'worker' }));
+      procs.push(spawnDaemon({ name: `worker-${i}`, config: configFile, role: 'worker' }));
+    await Promise.all(procs.map((p) => startedLog(p)));
     const enqueue = makeEnqueue(queue, config);
     const cpu0 = procs.map((p) => procCpu(p.pid));
     const harness0 = process.cpuUsage();
@@ -192,7 +199,8 @@ async function runOnce(
       },
     };
   } finally {
-    await Promise.allSettled(procs.map((p) => p.stop()));
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.allSettled(procs.map((p) => p.waitExit(60_000)));
     await queue.close();
     await s3.stop();
   }

@@ -315,11 +315,13 @@ export const configSchema = z.strictObject({
       ),
     /**
      * Files up to this size are uploaded with one PutObject (read into memory up to 16 MiB, streamed
-     * above: memory does not grow with the file); larger ones with a multipart upload. S3's single
-     * PUT stops at 5 GiB. A streamed PUT is not retried by the SDK (a failure retries the job); a
-     * lower value buys per-part retries and parallel parts at `queueSize × partSize` of memory each.
+     * above); larger ones with a multipart upload (memory ≈ (queueSize + 1) × partSize each). A
+     * streamed PutObject needs no part buffers, so memory does not grow with the file, and is cheaper
+     * on CPU; but only a store that writes a PUT atomically keeps invariant 1 when the source fails
+     * mid-file (AWS S3 and MinIO do; s3rver writes in place and would show the partial bytes), the SDK
+     * cannot retry it, and S3 takes at most 5 GiB in one PUT.
      */
-    multipartThreshold: size().prefault('5GiB'),
+    multipartThreshold: size().prefault('16MiB'),
     /** Parallel part uploads per multipart upload (memory ≈ queueSize × partSize). */
     queueSize: int(1, 16).default(4),
     /**

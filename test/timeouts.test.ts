@@ -19,7 +19,8 @@ import { type FtpTestServer, startFtpServer } from './support/ftp-server.js';
 import { type S3TestServer, startS3 } from './support/s3.js';
 
 const MB = 1024 * 1024;
-const TIMEOUT = 600;
+// Generous enough that a healthy login on a loaded machine never trips it.
+const TIMEOUT = 1_500;
 const creds = { user: 'u', password: 'p' };
 
 function config(port: number, s3?: { endpoint: string; bucket: string }, idleTimeout = '600ms') {
@@ -29,6 +30,8 @@ function config(port: number, s3?: { endpoint: string; bucket: string }, idleTim
       endpoint: s3?.endpoint ?? 'http://127.0.0.1:9',
       forcePathStyle: true,
       idleTimeout,
+      // Files above 8 MiB go as multipart uploads (the store and transferFile must agree).
+      multipartThreshold: '8MiB',
     },
     vela: { enabled: false },
     tenants: [{ org: 'acme', ftp: { host: '127.0.0.1', port, secure: false, user: 'u', password: 'p' } }],
@@ -164,22 +167,24 @@ describe('S3: a store that stops answering', () => {
 
   it('a multipart upload with no progress for s3.idleTimeout is aborted (S3IdleTimeoutError) and its upload aborted', async () => {
     // The test client has no socket timeout: only the upload's own watchdog can notice the stall.
-    const cfg = config(21, { endpoint: s3.endpoint, bucket: s3.bucket }, '1s').s3;
+    const cfg = config(21, { endpoint: s3.endpoint, bucket: s3.bucket }, '3s').s3;
     const store = makeS3Store(cfg, s3.client);
     const size = 40 * MB;
     const body = new PassThrough();
     const put = failure(store.put('acme/stall.wav', body, { size, metadata: {} }));
     body.write(Buffer.alloc(16 * MB));
-    // Parts of 8 MiB: let the first ones through, then stop answering (a little longer than the deadline).
+    // Parts of 8 MiB: let the first ones through, then stop answering (longer than the deadline).
+    const until = Date.now() + 20_000;
     while (!s3.requests().some((r) => /partNumber=/.test(r.path) && r.status === 200)) {
+      if (Date.now() > until) throw new Error(`no part uploaded: ${JSON.stringify(s3.requests())}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    s3.proxy.stall(1_800);
+    s3.proxy.stall(6_000);
     body.write(Buffer.alloc(24 * MB));
     body.end();
     const { err, ms } = await put;
     expect(err).toBeInstanceOf(S3IdleTimeoutError);
-    expect(ms).toBeLessThan(15_000);
+    expect(ms).toBeLessThan(25_000);
     const aborts = s3.requests().filter((r) => r.method === 'DELETE' && /uploadId=/.test(r.path));
     expect(aborts.length).toBeGreaterThan(0);
     expect(await store.head('acme/stall.wav')).toBeUndefined();

@@ -55,12 +55,12 @@ export const FULL: BenchSizes = {
 
 export const QUICK: BenchSizes = {
   rounds: 1,
-  big: 128 * MiB,
-  medium: { count: 60, size: 2 * MiB },
-  small: { count: 400, size: 50 * KiB },
-  tenants: { tenants: 10, count: 40, size: 50 * KiB },
-  pollEntries: 20_000,
-  memory: [32 * MiB, 128 * MiB],
+  big: 64 * MiB,
+  medium: { count: 40, size: 2 * MiB },
+  small: { count: 300, size: 50 * KiB },
+  tenants: { tenants: 10, count: 30, size: 50 * KiB },
+  pollEntries: 10_000,
+  memory: [16 * MiB, 64 * MiB],
   connections: 4,
   tenantConnections: 2,
 };

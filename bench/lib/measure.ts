@@ -37,6 +37,8 @@ export interface Sample {
   redisCommands: number;
   /** The same by command name, most frequent first. */
   redisByCommand: string;
+  /** ftp-sync: CPU seconds of its process start (node, modules, config, first polls), not counted. */
+  startupCpuSeconds?: number;
 }
 
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
@@ -104,20 +106,30 @@ export interface RunOptions {
   /** FTP connections (per tenant) and concurrent uploads (per tenant). */
   connections: number;
   logLevel?: string;
-  /** Directory for `node --cpu-prof` profiles of the ftp-sync process (`--profile`). */
+  /** Directory for CPU profiles of ftp-sync's timed window (`--profile`). */
   profileDir?: string;
   /** Extra node flags for the ftp-sync process (`--node-args=...`, for experiments). */
   nodeArgs?: string[];
+  /** Settings of the `s3:` block other than the defaults (the memory check's streamed variant). */
+  s3?: Record<string, unknown>;
+  /** Distinguishes runs of the same corpus with other settings (org names, logs). */
+  variant?: string;
 }
 
 export function daemonConfig(
   env: BenchEnv,
-  opts: { prefix: string; tenants: { org: string; dir: string }[]; connections: number; concurrency: number },
+  opts: {
+    prefix: string;
+    tenants: { org: string; dir: string }[];
+    connections: number;
+    concurrency: number;
+    s3?: Record<string, unknown>;
+  },
   logLevel = 'info',
 ): Record<string, unknown> {
   return {
     redis: { url: env.redis.url, prefix: opts.prefix },
-    s3: { bucket: env.s3.bucket, endpoint: env.s3.endpoint, forcePathStyle: true },
+    s3: { bucket: env.s3.bucket, endpoint: env.s3.endpoint, forcePathStyle: true, ...opts.s3 },
     vela: { url: env.vela.url, token: VELA_TOKEN },
     defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: opts.connections },
     worker: { concurrency: opts.concurrency },
@@ -143,7 +155,7 @@ interface DaemonDone extends Message {
 
 /** ftp-sync: the real daemon in a child process (bench/daemon-child.ts), allocation check on. */
 export async function runFtpSync(env: BenchEnv, c: Corpus, o: RunOptions): Promise<Sample> {
-  const name = `r${o.round}-${tag(c.name)}`;
+  const name = `r${o.round}-${tag(c.name)}${o.variant ? `-${o.variant}` : ''}`;
   const tenants = c.dirs.map((dir, i) => ({ org: c.dirs.length > 1 ? `${name}-${i}` : name, dir }));
   const spec: DaemonSpec = {
     mode: 'sync',
@@ -154,6 +166,7 @@ export async function runFtpSync(env: BenchEnv, c: Corpus, o: RunOptions): Promi
         tenants,
         connections: o.connections,
         concurrency: o.connections * tenants.length,
+        s3: o.s3,
       },
       o.logLevel,
     ),
@@ -162,20 +175,17 @@ export async function runFtpSync(env: BenchEnv, c: Corpus, o: RunOptions): Promi
       tenants.map((t) => [t.org, c.files.filter((f) => f.path.startsWith(`${t.dir}/`)).length]),
     ),
     ftp: { host: '127.0.0.1', port: env.ftp.port },
+    profile: o.profileDir && join(o.profileDir, `${name}.cpuprofile`),
   };
   const specFile = join(env.work, 'specs', `${name}-ftp-sync.json`);
   await writeFile(specFile, JSON.stringify(spec));
   const child = startChild(join(env.build, 'bench', 'daemon-child.js'), [specFile], {
     env: AWS_ENV,
     logFile: join(env.work, 'logs', `${name}-ftp-sync.log`),
-    nodeArgs: [...(o.nodeArgs ?? [])].concat(
-      o.profileDir
-        ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`]
-        : [],
-    ),
+    nodeArgs: o.nodeArgs ?? [],
   });
   try {
-    await child.next('ready', 120_000);
+    const ready = await child.next<Message & { startupCpuSeconds: number }>('ready', 120_000);
     let done: DaemonDone | undefined;
     const r = await around(env, async () => {
       child.send({ type: 'go' });
@@ -195,7 +205,15 @@ export async function runFtpSync(env: BenchEnv, c: Corpus, o: RunOptions): Promi
     );
     expectComplete('ftp-sync', c, got);
     await env.admin.flushall();
-    return { tool: 'ftp-sync', corpus: c.name, round: o.round, files: got.files, bytes: got.bytes, ...r };
+    return {
+      tool: 'ftp-sync',
+      corpus: c.name,
+      round: o.round,
+      files: got.files,
+      bytes: got.bytes,
+      startupCpuSeconds: ready.startupCpuSeconds,
+      ...r,
+    };
   } finally {
     await child.kill();
   }

@@ -58,12 +58,29 @@ export interface RcloneResult {
   maxRssKiB: number;
 }
 
+/**
+ * The FTP connections are capped like ftp-sync's: rclone's `concurrency` must be one more than
+ * max(--transfers, --checkers) with `--check-first` (its documentation: fewer can deadlock), so rclone
+ * gets the transfers' connections plus one for its listing.
+ */
 export function rcloneArgs(r: RcloneRun): string[] {
-  const src = `:ftp,host=${r.ftp.host},port=${r.ftp.port},user=anonymous,pass=${r.ftp.obscuredPass}:/${r.dir}`;
+  const src =
+    `:ftp,host=${r.ftp.host},port=${r.ftp.port},user=anonymous,pass=${r.ftp.obscuredPass},` +
+    `concurrency=${Math.max(r.transfers, r.checkers) + 1}:/${r.dir}`;
   const dst =
     `:s3,provider=Other,endpoint='${r.s3.endpoint}',access_key_id=S3RVER,secret_access_key=S3RVER,` +
     `region=us-east-1,force_path_style=true,no_check_bucket=true:${r.s3.bucket}/${r.prefix}`;
-  return ['copy', src, dst, '--transfers', String(r.transfers), '--checkers', String(r.checkers), '-q'];
+  return [
+    'copy',
+    src,
+    dst,
+    '--transfers',
+    String(r.transfers),
+    '--checkers',
+    String(r.checkers),
+    '--check-first',
+    '-q',
+  ];
 }
 
 export async function runRclone(r: RcloneRun): Promise<RcloneResult> {

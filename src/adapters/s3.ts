@@ -307,7 +307,7 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     },
     async put(key, body, opts) {
       if (Buffer.isBuffer(body)) return putSmall(key, body, opts);
-      if (opts.size <= Math.min(cfg.multipartThreshold, MAX_SINGLE_PUT)) return putStream(key, body, opts);
+      if (opts.singlePut && opts.size <= MAX_SINGLE_PUT) return putStream(key, body, opts);
       return putMultipart(key, body, opts);
     },
     async get(key) {

@@ -15,6 +15,8 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Called with bytes sent so far; never allowed to break the upload. */
   onProgress?: (bytes: number) => void;
+  /** A stream body goes up as one PutObject (its length is `size`) instead of a multipart upload. */
+  singlePut?: boolean;
 }
 
 export interface ObjectStore {

@@ -85,11 +85,8 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       }
       const id = await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
       if (!id) {
-        const open = openCount.get(tenant.org) ?? 0;
-        // Our own sessions hold the slots: take the next one given back rather than leaving the queue —
-        // but with at most one job waiting per session: more would hold worker slots idle that other
-        // tenants' jobs could use (the queue is in poll order, one tenant's burst after another's).
-        if (!open || (waiters.get(tenant.org)?.length ?? 0) >= open) return null;
+        if (!(openCount.get(tenant.org) ?? 0)) return null;
+        // Our own sessions hold the slots: take the next one given back rather than leaving the queue.
         const got = await new Promise<Lease | 'retry' | null>((resolve) => {
           const list = waiters.get(tenant.org) ?? [];
           waiters.set(tenant.org, list);

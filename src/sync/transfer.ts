@@ -162,11 +162,14 @@ export async function transferFile(t: TransferInput): Promise<{ etag?: string; b
         throw err;
       },
     );
-    const upload = t.store.put(t.key, gate.body, { ...putOpts, signal: abort.signal }).catch((err: Error) => {
-      first ??= err;
-      abort.abort(err); // stop reading from FTP when S3 gave up
-      throw err;
-    });
+    const singlePut = t.size <= t.multipartThreshold;
+    const upload = t.store
+      .put(t.key, gate.body, { ...putOpts, signal: abort.signal, singlePut })
+      .catch((err: Error) => {
+        first ??= err;
+        abort.abort(err); // stop reading from FTP when S3 gave up
+        throw err;
+      });
     const [d, u] = await Promise.allSettled([download, upload]);
     if (d.status === 'rejected' || u.status === 'rejected') throw first;
     return u.value;

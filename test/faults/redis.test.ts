@@ -32,7 +32,7 @@ describe('Redis faults', () => {
     await partUploaded(env);
     await env.redisServer!.restart({ wipe: false });
     for (let i = 0; i < 5; i++) await env.write(`calls/after-${i}.wav`, 30_000 + i);
-    await env.waitSynced(90_000);
+    await env.waitSynced(120_000);
     expect(poller.exited || worker.exited).toBe(false);
     await stopGracefully([poller, worker]);
     await env.verify();

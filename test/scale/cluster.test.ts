@@ -4,9 +4,7 @@
  * leases use one slot per tenant, an onboarded tenant's settings and secret are written in one MULTI,
  * and the operator commands (`tenants add`, `status`) work as child processes of the real CLI.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRedisState } from '../../src/adapters/redis-state.js';
@@ -18,22 +16,11 @@ import { openOps } from '../../src/ops/context.js';
 import { getStatus } from '../../src/ops/status.js';
 import { captureLog, waitIdle } from '../support/daemon.js';
 import { type TempDir, tempDir } from '../support/fs.js';
+import { writeConfigFile } from '../support/process.js';
 import { type RedisCluster, startRedisCluster } from '../support/redis-cluster.js';
 import { type S3TestServer, startS3 } from '../support/s3.js';
 import { type Corpus, daemonConfig, listObjects, makeCorpus, passwordOf } from './corpus.js';
-import { childEnv, writeConfig } from './processes.js';
-
-const run = promisify(execFile);
-const REPO = new URL('../..', import.meta.url).pathname;
-
-async function cli(args: string[], opts: { env?: Record<string, string>; input?: string } = {}) {
-  const child = run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    cwd: REPO,
-    env: childEnv(opts.env),
-  });
-  if (opts.input !== undefined) child.child.stdin?.end(opts.input);
-  return child;
-}
+import { runCli as cli } from './helpers.js';
 
 describe('Redis Cluster (3 masters): the end-to-end path with a hash-tagged prefix', () => {
   let cluster: RedisCluster;
@@ -66,7 +53,7 @@ describe('Redis Cluster (3 masters): the end-to-end path with a hash-tagged pref
       },
     });
     doc.tenants = (doc.tenants as { org: string }[]).filter((t) => t.org !== 'tenant-03');
-    configFile = await writeConfig(dir.path, 'cluster', doc);
+    configFile = await writeConfigFile(dir.path, doc, 'cluster.yaml');
     client = new Cluster(cluster.nodes.map((n) => ({ host: n.host, port: n.port })));
   });
 
