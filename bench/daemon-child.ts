@@ -82,13 +82,12 @@ async function main() {
     }
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    const polls = await Promise.all(orgs.map((o) => daemon.poller!.pollNow(o)));
-    const enqueued = polls.reduce((s, p) => s + (p.kind === 'done' ? p.enqueued : 0), 0);
+    // Completion is seen from the worker's own events (no Redis reads in the timed window; listening
+    // before the polls, whose first jobs finish while the polls still run), then checked once
+    // against the sync state.
     const expected = Object.values(spec.expect ?? {}).reduce((s, n) => s + n, 0);
-    // Completion is seen from the worker's own events (no Redis reads in the timed window), then
-    // checked once against the sync state.
     let done = 0;
-    await new Promise<void>((resolve) => {
+    const finished = new Promise<void>((resolve) => {
       const check = () => {
         if (done >= expected || Date.now() > deadline) resolve();
       };
@@ -97,8 +96,10 @@ async function main() {
         check();
       });
       setInterval(check, 1000).unref();
-      check();
     });
+    const polls = await Promise.all(orgs.map((o) => daemon.poller!.pollNow(o)));
+    const enqueued = polls.reduce((s, p) => s + (p.kind === 'done' ? p.enqueued : 0), 0);
+    await finished;
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     if (profiler && spec.profile) {
@@ -160,4 +161,6 @@ async function main() {
   process.exit(0);
 }
 
+// The benchmark went away (interrupted): so does this process.
+process.on('disconnect', () => process.exit(1));
 main().catch(failChild);

@@ -110,4 +110,5 @@ async function main() {
   process.exit(0);
 }
 
+process.on('disconnect', () => process.exit(1));
 main().catch(failChild);

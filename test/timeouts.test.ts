@@ -23,7 +23,7 @@ const MB = 1024 * 1024;
 const TIMEOUT = 1_500;
 const creds = { user: 'u', password: 'p' };
 
-function config(port: number, s3?: { endpoint: string; bucket: string }, idleTimeout = '600ms') {
+function config(port: number, s3?: { endpoint: string; bucket: string }, idleTimeout = '10s') {
   return parseConfig({
     s3: {
       bucket: s3?.bucket ?? 'calls',

@@ -60,7 +60,7 @@ export const QUICK: BenchSizes = {
   small: { count: 300, size: 50 * KiB },
   tenants: { tenants: 10, count: 30, size: 50 * KiB },
   pollEntries: 10_000,
-  memory: [16 * MiB, 64 * MiB],
+  memory: [32 * MiB, 128 * MiB],
   connections: 4,
   tenantConnections: 2,
 };
