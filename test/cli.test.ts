@@ -495,7 +495,14 @@ describe('ftp-sync status and resync', () => {
     expect(one.stdout).toMatch(
       /^dry run: would queue 1 file\(s\) \(3\.0 kB\) of acme\n {2}acme-calls\/sub\/c\.mp3/,
     );
-    const counts = await daemon.syncQueue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+    const counts = await daemon.syncQueue.getJobCounts(
+      'waiting',
+      'prioritized',
+      'active',
+      'delayed',
+      'completed',
+      'failed',
+    );
     expect(Object.values(counts).every((n) => n === 0)).toBe(true);
   });
 
@@ -569,7 +576,7 @@ describe('ftp-sync status and resync', () => {
     expect(lines[2]).toMatch(/^beta\s+unknown\s+never\s+0\s+0 B\s+\d+\s+\d+\s+0\s+\d+$/);
     expect(r.stdout).toMatch(/\nacme\n {2}recent failures \(1\):\n {4}acme-calls\/b\.wav: .*550/);
     expect(r.stdout).toMatch(
-      /\nbeta\n {2}parked \(2\):\n {4}beta-calls\/x\.wav {2}allocation-exceeded {2}since \S+ ago/,
+      /\nbeta\n {2}parked \(2\):\n {4}beta-calls\/x\.wav {2}allocation-exceeded {2}since (?:just now|\S+ ago)/,
     );
     expect(r.stdout).toMatch(/totals: 2 tenant\(s\), 3 files \(254\.0 kB\) synced, 2 parked, 1 failed/);
     expect(r.stdout).toMatch(/queues: sync waiting \d+, /);

@@ -21,7 +21,10 @@ import {
 const TZ = 'America/New_York';
 const HOUR = 3_600_000;
 
-/** `Nov 23 14:28` as a unix LIST shows `date` in `timeZone`. */
+/**
+ * `Nov 23 14:28` as a unix LIST shows `date` in `timeZone`. Servers differ on the day below 10
+ * (`Dec  1`, `Dec 01`): compare through `sameListTime`.
+ */
 function listTime(date: Date, timeZone: string): string {
   const parts = Object.fromEntries(
     new Intl.DateTimeFormat('en-US', {
@@ -37,6 +40,9 @@ function listTime(date: Date, timeZone: string): string {
   );
   return `${parts.month} ${parts.day} ${parts.hour}:${parts.minute}`;
 }
+
+/** A LIST time string with runs of spaces folded and a leading zero of the day dropped. */
+const sameListTime = (raw: string) => raw.replace(/\s+/g, ' ').replace(/^(\w+) 0(\d) /, '$1 $2 ');
 
 describe.each<ServerKind>(['vsftpd', 'pure-ftpd', 'proftpd'])(`%s in ${TZ}`, (kind) => {
   let dir: TempDir;
@@ -79,7 +85,9 @@ describe.each<ServerKind>(['vsftpd', 'pure-ftpd', 'proftpd'])(`%s in ${TZ}`, (ki
       try {
         const a = (await session.list('/sync')).find((e) => e.name === 'a.wav')!;
         expect(a.mtimeExact).toBe(mlsd);
-        expect(a.mtime).toBe(mlsd ? twoHoursAgo.toISOString() : listTime(twoHoursAgo, TZ));
+        expect(mlsd ? a.mtime : sameListTime(a.mtime)).toBe(
+          mlsd ? twoHoursAgo.toISOString() : listTime(twoHoursAgo, TZ),
+        );
       } finally {
         session.close();
       }
@@ -97,7 +105,7 @@ describe.each<ServerKind>(['vsftpd', 'pure-ftpd', 'proftpd'])(`%s in ${TZ}`, (ki
       });
       client.availableListCommands = ['LIST'];
       const a = (await client.list('/sync')).find((f) => f.name === 'a.wav')!;
-      expect(a.rawModifiedAt.replace(/\s+/g, ' ')).toBe(listTime(twoHoursAgo, TZ));
+      expect(sameListTime(a.rawModifiedAt)).toBe(listTime(twoHoursAgo, TZ));
     } finally {
       client.close();
     }
