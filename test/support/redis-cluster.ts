@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { tempDir } from './fs.js';
 import { freePort } from './ports.js';
+import { kill } from './proc.js';
 
 export const CLUSTER_SLOTS = 16384;
 
@@ -173,13 +174,4 @@ async function waitForPing(port: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING`);
     await delay(50);
   }
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './fs.js';
 import { freePort } from './ports.js';
+import { kill } from './proc.js';
 
 export interface RedisServer {
   url: string;
@@ -90,15 +91,6 @@ export async function startRedis(): Promise<RedisServer> {
       await launch();
     },
   };
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function waitForPong(port: number): Promise<void> {

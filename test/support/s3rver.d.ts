@@ -1,4 +1,4 @@
-// s3rver 3.7 ships no types; this covers what test/support/s3.ts uses.
+// s3rver 3.7 ships no types; this covers what the tests use.
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net';
 
@@ -12,6 +12,9 @@ declare module 's3rver' {
     vhostBuckets?: boolean;
     serviceEndpoint?: string;
     configureBuckets?: { name: string; configs?: (string | Buffer)[] }[];
+    /** With `cert`: serve HTTPS. */
+    key?: string | Buffer;
+    cert?: string | Buffer;
   }
 
   class S3rver {

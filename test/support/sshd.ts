@@ -27,6 +27,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { tempDir } from './fs.js';
 import { freePort } from './ports.js';
+import { descendants, exists, kill } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -358,46 +359,4 @@ function running(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Pids of all processes below `root` from /proc (Linux), each parent before its children. */
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited while we looked
-    }
-  }
-  const out: number[] = [];
-  for (let queue = [root]; queue.length > 0; ) {
-    const next = children.get(queue.pop()!) ?? [];
-    out.push(...next);
-    queue.push(...next);
-  }
-  return out;
-}
-
-/** True while `pid` exists (a zombie still does). */
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }

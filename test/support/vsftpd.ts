@@ -1,12 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { tempDir } from './fs.js';
 import { freePort } from './ports.js';
+import { kill, stopTree } from './proc.js';
 
 /*
  * vsftpd 3.0.3 (Debian 12), as seen by basic-ftp:
@@ -146,67 +147,6 @@ async function launch(conf: string, port: number): Promise<ChildProcess> {
   } finally {
     exited.catch(() => {});
   }
-}
-
-/**
- * Ends the listener and its sessions. Session processes (setsid, SIGTERM handled) outlive the
- * listener and would finish a transfer, so they get SIGKILL first, children before parents, each
- * while its parent is there to reap it.
- */
-async function stopTree(child: ChildProcess): Promise<void> {
-  const sessions = child.pid === undefined ? [] : descendants(child.pid);
-  for (const pid of sessions.reverse()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      continue; // already gone
-    }
-    const deadline = Date.now() + 1000;
-    while (exists(pid) && Date.now() < deadline) await delay(10);
-  }
-  await kill(child);
-}
-
-/** Pids of all processes below `root` from /proc (Linux), each parent before its children. */
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited while we looked
-    }
-  }
-  const out: number[] = [];
-  for (let queue = [root]; queue.length > 0; ) {
-    const next = children.get(queue.pop()!) ?? [];
-    out.push(...next);
-    queue.push(...next);
-  }
-  return out;
-}
-
-/** True until `pid` is reaped (a zombie still exists). */
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /**

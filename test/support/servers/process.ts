@@ -3,12 +3,12 @@
  * every session process it forked (vsftpd, pure-ftpd and proftpd all fork one process per session,
  * and those outlive the listener unless killed).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect as connectTls } from 'node:tls';
+import { descendants, stopTree } from '../proc.js';
 
 export interface ServerProcess {
   readonly pid: number;
@@ -68,61 +68,6 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
       return stopping;
     },
   };
-}
-
-/**
- * Session processes ignore or outlive SIGTERM to the listener and would finish a transfer: they get
- * SIGKILL first, children before parents, then the listener gets SIGTERM (SIGKILL after 5 s).
- */
-async function stopTree(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined) return;
-  for (const pid of descendants(child.pid).reverse()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      continue; // already gone
-    }
-    const deadline = Date.now() + 1000;
-    while (exists(pid) && Date.now() < deadline) await delay(10);
-  }
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Pids of all processes below `root` (from /proc), each parent before its children. */
-export function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid ..." — comm may contain spaces and parentheses.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited while we looked
-    }
-  }
-  const out: number[] = [];
-  for (let queue = [root]; queue.length > 0; ) {
-    const next = children.get(queue.pop()!) ?? [];
-    out.push(...next);
-    queue.push(...next);
-  }
-  return out;
-}
-
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
