@@ -315,14 +315,23 @@ export const configSchema = z.strictObject({
       ),
     /**
      * Files up to this size are uploaded with one PutObject (read into memory up to 16 MiB, streamed
-     * above); larger ones with a multipart upload (memory ≈ (queueSize + 1) × partSize each). A
+     * above); larger ones with a multipart upload (see `multipartUpload`). A
      * streamed PutObject needs no part buffers, so memory does not grow with the file, and is cheaper
      * on CPU; but only a store that writes a PUT atomically keeps invariant 1 when the source fails
      * mid-file (AWS S3 and MinIO do; s3rver writes in place and would show the partial bytes), the SDK
      * cannot retry it, and S3 takes at most 5 GiB in one PUT.
      */
     multipartThreshold: size().prefault('16MiB'),
-    /** Parallel part uploads per multipart upload (memory ≈ queueSize × partSize). */
+    /**
+     * How a multipart upload sends its parts. `stream` (default): each part streams from the source
+     * as it arrives — memory stays flat whatever the file or part size, no SHA-256 over the data;
+     * a failed part fails the transfer (the job is retried). `buffer`: parts of 8 MiB or more are
+     * read into memory and `queueSize` of them are sent in parallel with per-part retries — for a
+     * distant store where one connection is slower than the source (memory ≈ (queueSize + 1) ×
+     * partSize per upload).
+     */
+    multipartUpload: z.enum(['stream', 'buffer']).default('stream'),
+    /** `multipartUpload: buffer`: parallel part uploads per multipart upload. */
     queueSize: int(1, 16).default(4),
     /**
      * A request (or a whole multipart upload) that makes no progress for this long is aborted and

@@ -50,10 +50,21 @@ describe('upload paths', () => {
       env!.ftp.faults.cutDataAfterBytes = { path: `/${path}`, bytes: 7 * MB, mode };
       await pollUntilEnqueued(daemon, 1);
       const until = Date.now() + 30_000;
-      let job = (await daemon.syncQueue.getJobs(['delayed', 'failed', 'waiting', 'active', 'completed']))[0];
+      let job = (
+        await daemon.syncQueue.getJobs(['delayed', 'failed', 'waiting', 'prioritized', 'active', 'completed'])
+      )[0];
       while (!(job && job.attemptsMade >= 1) && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 100));
-        job = (await daemon.syncQueue.getJobs(['delayed', 'failed', 'waiting', 'active', 'completed']))[0];
+        job = (
+          await daemon.syncQueue.getJobs([
+            'delayed',
+            'failed',
+            'waiting',
+            'prioritized',
+            'active',
+            'completed',
+          ])
+        )[0];
       }
       expect(job?.attemptsMade).toBeGreaterThanOrEqual(1);
       // The PutObject was aborted, never answered 2xx, and nothing was marked synced. (s3rver writes

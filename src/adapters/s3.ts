@@ -1,12 +1,16 @@
 /**
  * The only file that imports the AWS SDK: an `ObjectStore` over any S3-compatible server.
  */
+
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
-import { pipeline, type Readable, Transform } from 'node:stream';
+import { PassThrough, pipeline, type Readable, Transform, Writable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -16,6 +20,7 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config.js';
@@ -85,6 +90,8 @@ export function makeS3Client(cfg: Config['s3']): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
+    // Without a logger the SDK writes some warnings (a failed streaming request) to the console.
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {} },
     // Every request (HEAD, PUT, each part) fails when its socket is silent for idleTimeout: a store
     // that stops answering never hangs a worker. The deadline resets with every byte.
     requestHandler: {
@@ -135,19 +142,32 @@ const isNotFound = (err: unknown) =>
 
 export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(cfg)): S3Store {
   const Bucket = cfg.bucket;
+  // AWS's own endpoints (no `endpoint`) are HTTPS.
+  const overTls = !cfg.endpoint || cfg.endpoint.startsWith('https:');
 
   async function putSmall(key: string, body: Buffer, opts: PutOptions) {
-    const res = await client.send(
-      new PutObjectCommand({
-        Bucket,
-        Key: key,
-        Body: body,
-        ContentLength: body.length,
-        ContentType: opts.contentType,
-        Metadata: encodeMetadata(opts.metadata),
-      }),
-      { abortSignal: opts.signal },
-    );
+    const command = new PutObjectCommand({
+      Bucket,
+      Key: key,
+      Body: body,
+      ContentLength: body.length,
+      ContentType: opts.contentType,
+      Metadata: encodeMetadata(opts.metadata),
+    });
+    // Over TLS the body is protected in transit: sign it as UNSIGNED-PAYLOAD, as the SDK does for
+    // streams, instead of a SHA-256 pass over every byte (the largest single CPU cost of a 2 MiB
+    // file). Over plain HTTP the payload hash stays: it is the only check that the bytes arrived.
+    if (overTls) {
+      command.middlewareStack.add(
+        (next) => (args) => {
+          (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] =
+            'UNSIGNED-PAYLOAD';
+          return next(args);
+        },
+        { step: 'build', name: 'ftpSyncUnsignedPayload' },
+      );
+    }
+    const res = await client.send(command, { abortSignal: opts.signal });
     safe(() => opts.onProgress?.(body.length));
     return { etag: res.ETag };
   }
@@ -192,6 +212,196 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * A multipart upload whose parts stream straight from the body: part N is one UploadPart request
+   * whose body is the next `partSize` bytes as they arrive (its length is known from the listing),
+   * so nothing is buffered beyond the streams' own high-water marks — memory does not grow with the
+   * file or the part size, and stream bodies are signed UNSIGNED-PAYLOAD (no SHA-256 pass). A part
+   * fully sent may still await its answer while the next one streams (at most two in flight).
+   * Invariant 1 holds on any store: the upload is completed only after the body ended (the gate
+   * confirmed the exact byte count); any failure aborts it, so partial parts are never assembled.
+   * The SDK cannot retry a streamed part: a failed part fails the transfer and the job is retried.
+   * A store that stops answering trips the request handler's `idleTimeout`.
+   */
+  async function putStreamedParts(key: string, body: Readable, opts: PutOptions) {
+    const partSize = partSizeFor(opts.size);
+    const idleMs = cfg.idleTimeout;
+    const requests = new AbortController();
+    let uploadId: string | undefined;
+    let part: PassThrough | undefined;
+    // The first part to fail stops everything: the body (hence the source) and the other parts.
+    let failure: Error | undefined;
+    let onFailure: (err: Error) => void = () => {};
+    const failed = new Promise<never>((_, reject) => {
+      onFailure = reject;
+    });
+    failed.catch(() => {});
+    const fail = (err: Error) => {
+      if (failure) return;
+      failure = err;
+      onFailure(err);
+      requests.abort(err);
+      part?.destroy(err);
+      body.destroy(err);
+    };
+    const onAbort = () => fail(toAbortError(opts.signal?.reason));
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // A deadline that resets on progress (bytes on the store's sockets, a request settling, a chunk
+    // taken from the body), for clients without a socket timeout too. Waiting for the body while
+    // the part has sent all it was given is the source being slow, not the store: it never counts.
+    let last = Date.now();
+    let waitingForBody = false;
+    const activity = socketActivity.get(client);
+    let seen = activity?.();
+    const watchdog = setInterval(
+      () => {
+        const now = activity?.();
+        if (now !== seen) {
+          seen = now;
+          last = Date.now();
+        }
+        if (waitingForBody && !part?.writableLength) last = Date.now();
+        if (Date.now() - last >= idleMs) {
+          fail(
+            new S3IdleTimeoutError(`${key}: the store made no progress for ${Math.round(idleMs / 1000)} s`),
+          );
+        }
+      },
+      Math.max(50, Math.min(1000, Math.floor(idleMs / 4))),
+    );
+    watchdog.unref();
+    const settled = () => {
+      last = Date.now();
+    };
+    try {
+      const created = await client.send(
+        new CreateMultipartUploadCommand({
+          Bucket,
+          Key: key,
+          ContentType: opts.contentType,
+          Metadata: encodeMetadata(opts.metadata),
+        }),
+        { abortSignal: requests.signal },
+      );
+      uploadId = created.UploadId;
+      const uploads: Promise<{ ETag?: string; PartNumber: number }>[] = [];
+      const answered = new Set<number>(); // part numbers the store confirmed
+      const startPart = (length: number) => {
+        const PartNumber = uploads.length + 1;
+        const stream = new PassThrough({ highWaterMark: 256 * 1024 });
+        stream.on('error', () => {}); // destroyed with the cause by fail(); reported from there
+        const sending = client
+          .send(
+            new UploadPartCommand({
+              Bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumber,
+              Body: stream,
+              ContentLength: length,
+            }),
+            { abortSignal: requests.signal },
+          )
+          .then((res) => {
+            answered.add(PartNumber);
+            return { ETag: res.ETag, PartNumber };
+          })
+          .finally(settled);
+        sending.catch((err: Error) => fail(err));
+        uploads.push(sending);
+        return stream;
+      };
+      let remaining = opts.size;
+      let left = 0; // bytes still to write into `part`
+      let sent = 0;
+      // Splits the body into parts as it flows, chunk by chunk as they come (a Writable: no copies,
+      // unlike async iteration, which concatenates whatever is buffered). Synchronous unless it must
+      // wait (a part's drain, or the part before the last one's answer): no promise per chunk.
+      const feed = (chunk: Buffer, done: (err?: Error | null) => void) => {
+        let data = chunk;
+        const step = (): void => {
+          while (data.length) {
+            if (!part) {
+              if (remaining === 0) {
+                done(new Error(`${key}: the body is longer than its declared ${opts.size} bytes`));
+                return;
+              }
+              // At most two parts in flight: the one streaming and the one before it awaiting its answer.
+              // uploads[i] is part i + 1, so the one two back is part `uploads.length - 1`.
+              if (uploads.length >= 2 && !answered.has(uploads.length - 1)) {
+                uploads[uploads.length - 2]!.then(step, done);
+                return;
+              }
+              left = Math.min(partSize, remaining);
+              part = startPart(left);
+            }
+            const n = Math.min(left, data.length);
+            const piece = n === data.length ? data : data.subarray(0, n);
+            data = data.subarray(n);
+            left -= n;
+            remaining -= n;
+            sent += n;
+            const more = part.write(piece);
+            if (left === 0) {
+              part.end();
+              part = undefined;
+            } else if (!more) {
+              afterDrain(part, step, done); // fails when fail() destroys the part
+              return;
+            }
+          }
+          safe(() => opts.onProgress?.(sent));
+          done();
+        };
+        step();
+      };
+      waitingForBody = true;
+      const splitter = new Writable({
+        highWaterMark: 64 * 1024,
+        write(chunk: Buffer, _enc, cb) {
+          waitingForBody = false;
+          last = Date.now();
+          feed(chunk, (err) => {
+            waitingForBody = !err;
+            cb(err);
+          });
+        },
+      });
+      await Promise.race([pipelineAsync(body, splitter), failed]);
+      waitingForBody = false;
+      // The body ended: its producer vouches for every byte (see transfer.ts's gate).
+      if (remaining !== 0) throw new Error(`${key}: the body ended ${remaining} bytes short`);
+      const parts = await Promise.race([Promise.all(uploads), failed]);
+      const res = await client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+        { abortSignal: requests.signal },
+      );
+      return { etag: res.ETag };
+    } catch (err) {
+      const cause = failure ?? (err as Error);
+      fail(cause);
+      if (uploadId) await abortUpload(key, uploadId);
+      throw cause;
+    } finally {
+      clearInterval(watchdog);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Best effort, bounded: a store that does not answer leaves the upload to the stale-upload cleanup. */
+  async function abortUpload(key: string, UploadId: string) {
+    const timeout = AbortSignal.timeout(ABORT_GRACE_MS);
+    await client
+      .send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId }), { abortSignal: timeout })
+      .catch(() => {});
   }
 
   /**
@@ -308,6 +518,7 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     async put(key, body, opts) {
       if (Buffer.isBuffer(body)) return putSmall(key, body, opts);
       if (opts.singlePut && opts.size <= MAX_SINGLE_PUT) return putStream(key, body, opts);
+      if (cfg.multipartUpload === 'stream') return putStreamedParts(key, body, opts);
       return putMultipart(key, body, opts);
     },
     async get(key) {
@@ -354,6 +565,20 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
       await client.send(new HeadBucketCommand({ Bucket }));
     },
   };
+}
+
+/** Calls `resume` once `stream` drains, or `fail` if it errors first. */
+function afterDrain(stream: PassThrough, resume: () => void, fail: (err: Error) => void) {
+  const onDrain = () => {
+    stream.off('error', onError);
+    resume();
+  };
+  const onError = (err: Error) => {
+    stream.off('drain', onDrain);
+    fail(err);
+  };
+  stream.once('drain', onDrain);
+  stream.once('error', onError);
 }
 
 /** A side channel must never break a transfer. */
