@@ -110,7 +110,7 @@ describe('tenants, Vela allocation and call metadata', () => {
     const daemon = await env.start();
     await twoPolls(daemon, 'acme');
     await until(async () => {
-      const jobs = await daemon.syncQueue.getJobs(['delayed', 'waiting', 'active']);
+      const jobs = await daemon.syncQueue.getJobs(['delayed', 'waiting', 'prioritized', 'active']);
       return jobs.length === 3 && jobs.every((j) => j.attemptsMade >= 1);
     }, 'every job tried at least once');
     await delay(1500);

@@ -2,7 +2,8 @@
  * Invariant 5: a tenant's FTP logins never exceed its `maxConnections`, polls and transfers
  * together, across all replicas. A Redis sorted set of leases (member = lease id, score = expiry on
  * Redis's clock); a lease not renewed in time expires, so a crashed replica frees its slots.
- * A 421 lowers the tenant's effective budget for a while.
+ * A 421 lowers the tenant's effective budget for a while. A refused acquire marks the tenant as
+ * wanted for a moment, so that replicas holding idle sessions of it give their slots back early.
  */
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from './redis-client.js';
@@ -20,6 +21,7 @@ if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
   return 1
 end
+redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
 return 0`;
 
 const RENEW = `
@@ -29,12 +31,17 @@ for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[i], now + tonumber(ARGV[#ARGV]),
 for i = 1, #ARGV - 1 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[#ARGV]) * 2) end
 return 1`;
 
+/** How long a refused acquire marks its tenant as wanted. */
+const WANTED_MS = 2_000;
+
 export interface ConnectionBudget {
   /** A lease id, or null when every slot of the tenant is taken. */
   tryAcquire(org: string, limit: number): Promise<string | null>;
   release(org: string, lease: string): Promise<void>;
   /** Leases currently held for a tenant (all replicas). */
   inUse(org: string): Promise<number>;
+  /** The tenants among `orgs` for which some replica was refused a slot in the last moment. */
+  wanted(orgs: string[]): Promise<Set<string>>;
   /** After a 421: allow at most `to` logins for `forMs`. */
   lower(org: string, to: number, forMs: number): Promise<void>;
   /** Stops renewing; leases still held expire by themselves. */
@@ -50,6 +57,7 @@ export function makeRedisBudget(
   const held = new Map<string, string>(); // lease → org
   const slots = (org: string) => stateKey(prefix, org, 'conn');
   const lowered = (org: string) => stateKey(prefix, org, 'conn-limit');
+  const wantedKey = (org: string) => stateKey(prefix, org, 'conn-wanted');
 
   const renew = async () => {
     if (!held.size) return;
@@ -67,7 +75,17 @@ export function makeRedisBudget(
   return {
     async tryAcquire(org, limit) {
       const lease = randomUUID();
-      const ok = await redis.eval(ACQUIRE, 2, slots(org), lowered(org), limit, leaseMs, lease);
+      const ok = await redis.eval(
+        ACQUIRE,
+        3,
+        slots(org),
+        lowered(org),
+        wantedKey(org),
+        limit,
+        leaseMs,
+        lease,
+        WANTED_MS,
+      );
       if (ok !== 1) return null;
       held.set(lease, org);
       return lease;
@@ -79,6 +97,11 @@ export function makeRedisBudget(
     async inUse(org) {
       await redis.zremrangebyscore(slots(org), '-inf', Date.now());
       return redis.zcard(slots(org));
+    },
+    async wanted(orgs) {
+      // One command per tenant (a cluster pipeline may not span slots); they share one round trip.
+      const res = await Promise.all(orgs.map((org) => redis.exists(wantedKey(org))));
+      return new Set(orgs.filter((_, i) => res[i] === 1));
     },
     async lower(org, to, forMs) {
       await redis.set(lowered(org), Math.max(1, to), 'PX', forMs);

@@ -42,9 +42,9 @@ const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
 /** The tenant a job id belongs to: ids are `v-<org>-<hash>` or `f-<org>-<hash>-<batch>`. */
 export const orgOfJobId = (id: string) => /^[vf]-(.+)-[0-9a-f]{32}(?:-[A-Za-z0-9]+)?$/.exec(id)?.[1];
 
-async function countByOrg(ctx: OpsContext, type: JobType): Promise<Map<string, number>> {
+async function countByOrg(ctx: OpsContext, types: JobType[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const id of await ctx.syncQueue.getRanges([type], 0, -1)) {
+  for (const id of await ctx.syncQueue.getRanges(types, 0, -1)) {
     const org = orgOfJobId(id);
     if (org) out.set(org, (out.get(org) ?? 0) + 1);
   }
@@ -55,8 +55,11 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
   const all = await ctx.tenants.list();
   const tenants = opts.org ? all.filter((t) => t.org === opts.org) : all;
   if (opts.org && !tenants.length) throw new Error(`no tenant "${opts.org}" (see: ftp-sync tenants list)`);
+  // Sync jobs wait in BullMQ's `prioritized` set (see queue/enqueue.ts), older ones in `wait`.
   const [waiting, active, delayed, failed] = await Promise.all(
-    (['waiting', 'active', 'delayed', 'failed'] as JobType[]).map((t) => countByOrg(ctx, t)),
+    ([['waiting', 'prioritized'], ['active'], ['delayed'], ['failed']] as JobType[][]).map((t) =>
+      countByOrg(ctx, t),
+    ),
   );
   const failedJobs = await ctx.syncQueue.getFailed(0, 199);
   const out: TenantStatus[] = [];

@@ -2,6 +2,8 @@
  * Per-process pools of logged-in source sessions, one pool per tenant. Every open session holds a
  * lease of the tenant's connection budget (shared by all replicas through Redis); an idle session is
  * closed after `idleMs` and its lease given back, so idle replicas do not hoard a tenant's slots.
+ * Sooner when another replica was just refused a slot of that tenant (checked every
+ * `wantedCheckMs` while this process holds idle sessions): the slot goes where the work is.
  */
 import type { ConnectionBudget } from '../adapters/redis-budget.js';
 import type { TenantConfig } from '../config.js';
@@ -25,6 +27,8 @@ export interface PoolDeps {
   idleMs?: number;
   /** After a 421, how long the lowered budget lasts. */
   penaltyMs?: number;
+  /** While idle sessions are held, how often to ask whether other replicas want their slots. */
+  wantedCheckMs?: number;
   /**
    * When the budget is used up but this process holds busy sessions of the tenant, how long to wait
    * for one of them to be handed over before giving up (the job is then delayed).
@@ -39,6 +43,10 @@ export interface SessionPool {
   release(lease: Lease, discard?: boolean): Promise<void>;
   /** Sessions open in this process for a tenant. */
   open(org: string): number;
+  /**
+   * Closes every idle session and closes the pool: from now on `acquire` gives nothing and
+   * `release` closes the session it is given (a poll or job still running at shutdown).
+   */
   closeAll(): Promise<void>;
 }
 
@@ -50,6 +58,32 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
   const handoffWaitMs = deps.handoffWaitMs ?? 5_000;
   const openCount = new Map<string, number>();
   const bump = (org: string, d: number) => openCount.set(org, (openCount.get(org) ?? 0) + d);
+  let closed = false;
+
+  const closeIdle = (org: string) => {
+    const list = idle.get(org) ?? [];
+    for (const { lease, timer } of list.splice(0)) {
+      clearTimeout(timer);
+      void closeLease(lease);
+    }
+  };
+  // Gives idle slots back early when another replica wants them. Runs only while sessions are idle.
+  let checking = false;
+  const wantedTimer = setInterval(() => {
+    const orgs = [...idle].filter(([, list]) => list.length).map(([org]) => org);
+    if (!orgs.length || checking) return;
+    checking = true;
+    deps.budget
+      .wanted(orgs)
+      .then((wanted) => {
+        for (const org of wanted) closeIdle(org);
+      })
+      .catch(() => {})
+      .finally(() => {
+        checking = false;
+      });
+  }, deps.wantedCheckMs ?? 250);
+  wantedTimer.unref();
 
   async function closeLease(lease: Lease) {
     try {
@@ -76,6 +110,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
 
   return {
     async acquire(tenant) {
+      if (closed) return null;
       const list = idle.get(tenant.org) ?? [];
       while (list.length) {
         const { lease, timer } = list.pop()!;
@@ -106,7 +141,13 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       try {
         const session = await login(tenant);
         bump(tenant.org, 1);
-        return { org: tenant.org, session, id };
+        const lease = { org: tenant.org, session, id };
+        if (closed) {
+          // The pool closed during the login (shutdown): this session must not outlive it.
+          await closeLease(lease);
+          return null;
+        }
+        return lease;
       } catch (err) {
         await deps.budget.release(tenant.org, id).catch(() => {});
         if (ftpCode(err) === 421 || /\(421/.test((err as Error).message)) {
@@ -121,7 +162,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     },
     async release(lease, discard = false) {
       const waiting = waiters.get(lease.org);
-      if (discard || !lease.session.healthy) {
+      if (closed || discard || !lease.session.healthy) {
         await closeLease(lease);
         // The slot is free again: let a waiter try for it (it may also get null and be delayed).
         waiting?.shift()?.('retry');
@@ -144,6 +185,8 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     },
     open: (org) => openCount.get(org) ?? 0,
     async closeAll() {
+      closed = true;
+      clearInterval(wantedTimer);
       for (const list of waiters.values()) for (const w of list.splice(0)) w(null);
       const all = [...idle.values()].flat();
       idle.clear();

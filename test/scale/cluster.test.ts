@@ -106,9 +106,20 @@ describe('Redis Cluster (3 masters): the end-to-end path with a hash-tagged pref
       reconcileMs: 3_600_000,
       poolIdleMs: 500,
     });
+    // Two sightings make a file stable. The scheduler's own first poll may be one of them (and hold
+    // the lock for a moment), and fast workers may finish some files between the two: what counts is
+    // that every file ends up synced (below), not how the enqueueing split between the polls.
+    const poll = async (org: string) => {
+      for (let i = 0; i < 100; i++) {
+        const outcome = await daemon!.poller!.pollNow(org);
+        if (outcome.kind === 'done') return outcome;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`${org}: no poll ran`);
+    };
     for (const org of corpus.orgs) {
-      expect(await daemon.poller!.pollNow(org), org).toMatchObject({ kind: 'done', matched: 30 });
-      expect(await daemon.poller!.pollNow(org), org).toMatchObject({ kind: 'done', enqueued: 30 });
+      expect(await poll(org), org).toMatchObject({ matched: 30 });
+      await poll(org);
     }
     const counts = await waitIdle(daemon.syncQueue, 120_000);
     expect(counts).toMatchObject({ completed: corpus.files.size, failed: 0 });
