@@ -47,6 +47,21 @@ const cpuSeconds = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
 
 async function main() {
   const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as DaemonSpec;
+  // FTPSYNC_BENCH_MEMLOG=<file>: one line of process.memoryUsage() (MiB) per second (FTPSYNC_BENCH_MEMLOG_MS), to tell a
+  // growing JS heap from growing buffers or allocator overhead.
+  const memlog = process.env.FTPSYNC_BENCH_MEMLOG;
+  if (memlog) {
+    const { appendFileSync } = await import('node:fs');
+    const t0 = Date.now();
+    setInterval(() => {
+      const m = process.memoryUsage();
+      const mib = (n: number) => Math.round(n / 2 ** 20);
+      appendFileSync(
+        memlog,
+        `${Math.round((Date.now() - t0) / 1000)}s rss=${mib(m.rss)} heapTotal=${mib(m.heapTotal)} heapUsed=${mib(m.heapUsed)} external=${mib(m.external)} arrayBuffers=${mib(m.arrayBuffers)}\n`,
+      );
+    }, Number(process.env.FTPSYNC_BENCH_MEMLOG_MS) || 1000).unref();
+  }
   const config = parseConfig(spec.config, {});
   const log = makeLogger({ level: config.log.level });
   const daemon = await startDaemon(config, { role: 'all', log });
@@ -108,7 +123,13 @@ async function main() {
       await writeFile(spec.profile, JSON.stringify(profile));
       profiler.disconnect();
     }
-    const counts = await daemon.syncQueue.getJobCounts('failed', 'delayed', 'waiting', 'active');
+    const counts = await daemon.syncQueue.getJobCounts(
+      'failed',
+      'delayed',
+      'waiting',
+      'prioritized',
+      'active',
+    );
     const pipe = redis.pipeline();
     for (const o of orgs) pipe.hget(stateKey(config.redis.prefix, o, 'info'), 'files');
     const synced = ((await pipe.exec()) ?? []).reduce((s, [, v]) => s + Number(v ?? 0), 0);

@@ -22,6 +22,17 @@ export function toError(err: unknown): Error {
   return new Error(typeof err === 'string' ? err : JSON.stringify(err), { cause: err });
 }
 
+/** The first error of class `C` in `err`'s cause chain (`err` itself included). */
+export function causeOf<C extends abstract new (...args: never[]) => Error>(
+  err: unknown,
+  C: C,
+): InstanceType<C> | undefined {
+  for (let e = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof C) return e as InstanceType<C>;
+  }
+  return undefined;
+}
+
 /** Adds context in front of an error's message, keeping the original as `cause`. */
 export function withContext(err: unknown, context: string): Error {
   const e = toError(err);

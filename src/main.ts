@@ -10,7 +10,7 @@ import { makeS3Store, type S3Store } from './adapters/s3.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck } from './adapters/vela.js';
 import type { Config } from './config.js';
-import { type AdminHttp, startAdminHttp } from './http/server.js';
+import type { AdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
 import { type Metrics, makeMetrics } from './metrics.js';
 import type { ObjectStore } from './ports/object-store.js';
@@ -132,6 +132,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
   let http: AdminHttp | undefined;
   if (config.http.enabled) {
     try {
+      // Loaded only when enabled: the admin server and its dashboard (Bull Board, Hono) weigh some
+      // 30 MiB of memory that a daemon without them does not need.
+      const { startAdminHttp } = await import('./http/server.js');
       http = await startAdminHttp({
         host: config.http.host,
         port: config.http.port,

@@ -48,7 +48,7 @@ export const FULL: BenchSizes = {
   small: { count: 3000, size: 50 * KiB },
   tenants: { tenants: 10, count: 300, size: 50 * KiB },
   pollEntries: 100_000,
-  memory: [256 * MiB, GiB],
+  memory: [256 * MiB, 3 * GiB],
   connections: 4,
   tenantConnections: 2,
 };

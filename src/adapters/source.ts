@@ -5,7 +5,6 @@
 import type { TenantConfig } from '../config.js';
 import type { SourceCredentials, SourceSession } from '../ports/source.js';
 import { connectFtp } from './ftp.js';
-import { connectSftp } from './sftp.js';
 
 export interface SourceConnectOptions {
   /** FTP: socket idle timeout. SFTP: login timeout and longest wait for any answer. */
@@ -18,5 +17,8 @@ export function connectSource(
   creds: SourceCredentials,
   opts: SourceConnectOptions = {},
 ): Promise<SourceSession> {
-  return tenant.source.kind === 'sftp' ? connectSftp(tenant, creds, opts) : connectFtp(tenant, creds, opts);
+  if (tenant.source.kind !== 'sftp') return connectFtp(tenant, creds, opts);
+  // ssh2 is loaded with the first SFTP tenant's first login (some 15 MiB a daemon of FTP tenants
+  // does not need).
+  return import('./sftp.js').then(({ connectSftp }) => connectSftp(tenant, creds, opts));
 }

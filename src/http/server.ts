@@ -18,7 +18,7 @@ import type { Queue } from 'bullmq';
 import { toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { type Listener, makeDashboard } from './dashboard.js';
+import type { Listener } from './dashboard.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 
@@ -52,7 +52,10 @@ export async function startAdminHttp(opts: AdminHttpOptions): Promise<AdminHttp>
   const log = opts.log.child({ component: 'http' });
   const host = opts.host ?? '127.0.0.1';
   const authorized = opts.token ? makeTokenCheck(opts.token) : undefined;
-  const dashboard: Listener | undefined = authorized ? makeDashboard(DASHBOARD_PATH, opts.queues) : undefined;
+  // Bull Board and Hono are loaded only with a token (the dashboard is off without one).
+  const dashboard: Listener | undefined = authorized
+    ? (await import('./dashboard.js')).makeDashboard(DASHBOARD_PATH, opts.queues)
+    : undefined;
   const checkTimeoutMs = opts.checkTimeoutMs ?? 3000;
 
   async function readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {

@@ -44,6 +44,12 @@ export interface Poller {
   close(): Promise<void>;
 }
 
+/**
+ * The poll lock's lifetime; it is renewed every third of it while the poll runs. A poller that dies
+ * or loses Redis mid-poll holds the tenant's polls back for at most this long.
+ */
+const POLL_LOCK_MS = 20_000;
+
 /** Poll backoff for an unhealthy tenant: doubles per failed poll, capped at 30 minutes. */
 export function unhealthyBackoff(failures: number, interval: number): number {
   return Math.min(30 * 60_000, interval * 2 ** Math.min(10, Math.max(0, failures - 1)));
@@ -60,7 +66,7 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
     const f = failures.get(org);
     if (f && Date.now() - f.last < unhealthyBackoff(f.count, tenant.pollInterval)) return { kind: 'skipped' };
     const lockKey = stateKey(opts.prefix, org, 'poll-lock');
-    const res = await withLock(opts.connection, lockKey, 60_000, async () => {
+    const res = await withLock(opts.connection, lockKey, POLL_LOCK_MS, async () => {
       try {
         const outcome = await runPoll({ ...pollDeps, log: log.child({ org }) }, tenant);
         if (outcome.kind === 'done') {

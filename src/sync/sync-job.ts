@@ -6,7 +6,7 @@
  */
 import type { SyncStateStore } from '../adapters/redis-state.js';
 import type { TenantConfig } from '../config.js';
-import { PermanentError, TenantError } from '../errors.js';
+import { causeOf, PermanentError, TenantError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { TenantDirectory } from '../ports/tenants.js';
@@ -205,7 +205,11 @@ export async function runSyncJob(
     }
     return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
   } catch (err) {
-    if (err instanceof SizeMismatchError) log.warn({ err }, 'transfer size mismatch');
+    // The source adapter wraps what the transfer threw (with the command as context): look inside.
+    const mismatch = causeOf(err, SizeMismatchError);
+    if (mismatch) {
+      log.warn({ expected: mismatch.expected, got: mismatch.got }, 'transfer size mismatch');
+    }
     if (err instanceof TenantError) discard = true;
     throw err;
   } finally {

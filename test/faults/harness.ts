@@ -264,8 +264,8 @@ export async function makeFaultEnv(name: string, opts: FaultEnvOptions = {}): Pr
       } else {
         expect(env.openUploads(), 'multipart uploads left open').toBeLessThanOrEqual(o.openUploads ?? 0);
       }
-      const counts = await syncQueue.getJobCounts('failed', 'waiting', 'active', 'delayed');
-      expect(counts).toMatchObject({ failed: 0, waiting: 0, active: 0, delayed: 0 });
+      const counts = await syncQueue.getJobCounts('failed', 'waiting', 'prioritized', 'active', 'delayed');
+      expect(counts).toMatchObject({ failed: 0, waiting: 0, prioritized: 0, active: 0, delayed: 0 });
       expect((await makeRedisState(redis, prefix).allSynced('acme')).size).toBe(files.size);
       // Invariant 7 on the error paths too: no daemon wrote a secret, whatever failed.
       for (const p of spawned) {

@@ -1,10 +1,12 @@
 /**
- * S3 unreachable (every connection reset) in the middle of a run. The issue asks for a minute; the
- * suite uses 20 seconds to keep `npm run test:faults` short — the code path is the same (SDK retries
- * exhausted, job retried with backoff), only the number of job attempts differs.
+ * S3 unreachable (every connection reset) for a minute in the middle of a run: the SDK's own retries
+ * are exhausted within seconds, so the jobs fail and are retried with backoff (2 s, 4 s, … full
+ * jitter) for the whole minute without running out of attempts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
+
+const OUTAGE_MS = 60_000;
 
 let env: FaultEnv | undefined;
 afterEach(async () => {
@@ -13,13 +15,15 @@ afterEach(async () => {
 });
 
 describe('S3 unreachable', () => {
-  it('S3 unreachable for 20 seconds (shortened from a minute): jobs retry, everything ends intact, written once', async () => {
+  it('S3 unreachable for a minute: jobs retry, everything ends intact, written once', {
+    timeout: 300_000,
+  }, async () => {
     env = await makeFaultEnv('s3-down');
     const d = await midRun(env);
     const t0 = Date.now();
-    env.s3.proxy.down(20_000);
+    env.s3.proxy.down(OUTAGE_MS);
     for (let i = 0; i < 5; i++) await env.write(`calls/during-${i}.wav`, 30_000 + i);
-    await env.waitSynced(90_000);
+    await env.waitSynced(OUTAGE_MS + 150_000);
     const ms = Date.now() - t0;
     await stopGracefully([d]);
     // Connections were reset (the proxy logs no request for those): the jobs failed and were retried.
@@ -28,10 +32,10 @@ describe('S3 unreachable', () => {
     expect(retried.map((l) => String(l.err)).join('\n')).toMatch(
       /ECONNRESET|socket hang up|EPIPE|ECONNREFUSED/,
     );
-    expect(ms).toBeGreaterThanOrEqual(20_000);
+    expect(ms).toBeGreaterThanOrEqual(OUTAGE_MS);
     // The upload cut by the outage could not be aborted (the store was unreachable): at most that one is
     // left open, for the hourly cleanup of stale uploads and the bucket's lifecycle rule.
     await env.verify({ openUploads: 1 });
-    console.log(`s3-down: synced ${((ms - 20_000) / 1000).toFixed(1)} s after the store came back`);
+    console.log(`s3-down: synced ${((ms - OUTAGE_MS) / 1000).toFixed(1)} s after the store came back`);
   });
 });
