@@ -2,9 +2,9 @@
  * The pipeline's own limits, each half alone, with the same number of connections as the tools:
  *
  * `ftp-read`: basic-ftp downloads of the corpus into a sink that drops the bytes.
- * `s3-write`: uploads of the same files from local disk (page cache) with the AWS SDK, the way
- * ftp-sync does by default: one PutObject up to 16 MiB, a multipart upload (8 MiB parts, 4 at once)
- * above.
+ * `s3-write`: uploads of the same files from local disk (page cache) through ftp-sync's own S3
+ * store, the way the daemon uploads them: one direct PutObject up to 16 MiB, a multipart upload
+ * with streamed parts above.
  *
  * Timed from the parent's `go`; reports wall time, CPU and peak RSS.
  */
@@ -12,9 +12,9 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { Client } from 'basic-ftp';
+import { makeS3Client, makeS3Store } from '../src/adapters/s3.js';
+import { parseConfig } from '../src/config.js';
 import { failChild, receive } from './lib/child.js';
 import { type BenchFile, MiB, parallel } from './lib/corpus.js';
 
@@ -60,33 +60,30 @@ async function ftpRead(spec: LimitSpec): Promise<() => Promise<void>> {
   };
 }
 
+/**
+ * ftp-sync's own S3 store (the same upload paths and settings as the daemon: one direct PutObject
+ * up to 16 MiB, streamed multipart parts above), fed from local files.
+ */
 function s3Write(spec: LimitSpec): () => Promise<void> {
-  const client = new S3Client({
-    endpoint: spec.s3.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  const Bucket = spec.s3.bucket;
+  const cfg = parseConfig(
+    {
+      s3: { bucket: spec.s3.bucket, endpoint: spec.s3.endpoint, forcePathStyle: true },
+      vela: { enabled: false },
+    },
+    {},
+  ).s3;
+  const client = makeS3Client(cfg, { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const store = makeS3Store(cfg, client);
   return async () => {
     await parallel(spec.files, spec.connections, async (f) => {
-      const Key = `${spec.s3.prefix}/${f.path}`;
-      const Metadata = { 'source-path': f.path, 'source-size': String(f.size) };
+      const key = `${spec.s3.prefix}/${f.path}`;
+      const metadata = { 'source-path': f.path, 'source-size': String(f.size) };
       const local = join(spec.root, f.path);
-      if (f.size <= 16 * MiB) {
-        const Body = await readFile(local);
-        await client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: f.size, Metadata }));
-      } else {
-        const up = new Upload({
-          client,
-          params: { Bucket, Key, Body: createReadStream(local, { highWaterMark: MiB }), Metadata },
-          partSize: 8 * MiB,
-          queueSize: 4,
-        });
-        await up.done();
-      }
+      const body =
+        f.size <= cfg.multipartThreshold
+          ? await readFile(local)
+          : createReadStream(local, { highWaterMark: MiB });
+      await store.put(key, body, { size: f.size, metadata });
     });
     client.destroy();
   };

@@ -185,8 +185,9 @@ function render(
       'files to the last sync-state write (the earlier poll that first saw them, which the stability rule ' +
       `needs, is not timed; its process start took ${fmt(startupCpu(samples))} CPU s, not counted). CPU and ` +
       "RSS are the tool's own process(es). 'ftp-read' and 's3-write' are the pipeline's halves alone with the " +
-      'same concurrency: basic-ftp downloads into nothing; AWS SDK PutObject of the same files from the page ' +
-      'cache (multipart above 16 MiB, like ftp-sync). s3rver (one Node process) is the S3 server.',
+      "same concurrency: basic-ftp downloads into nothing; ftp-sync's own S3 store uploading the same files " +
+      'from the page cache (one PutObject up to 16 MiB, multipart above, as the daemon does). s3rver (one ' +
+      'Node process) is the S3 server.',
     '',
     '## Transfers',
     '',

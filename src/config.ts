@@ -305,14 +305,25 @@ export const configSchema = z.strictObject({
     region: str().default('us-east-1'),
     endpoint: z.url({ error: (iss) => `expected a URL, got ${got(iss.input)}` }).optional(),
     forcePathStyle: bool().default(false),
+    /**
+     * Object key of each file. `{org}` must be a whole key segment (`{org}/`): the prefix up to it
+     * is then unique per tenant, so no two tenants' keys can meet (`{org}-{path}` would let tenant
+     * `a`'s `b-x.wav` and tenant `a-b`'s `x.wav` share a key).
+     */
     keyTemplate: str()
       .default('{org}/{path}')
       .refine(
-        (t) => t.includes('{org}') && t.endsWith('{path}') && t.indexOf('{org}') < t.indexOf('{path}'),
+        (t) =>
+          t.includes('{org}/') &&
+          t.endsWith('{path}') &&
+          t.indexOf('{path}') === t.length - 6 &&
+          t.indexOf('{org}/') < t.indexOf('{path}'),
         {
-          message: 'expected a template containing {org} and ending with {path}',
+          message: 'expected a template with {org}/ (the org as a whole key segment) and ending with {path}',
         },
       ),
+    /** A PEM file of CA certificates to trust for an HTTPS endpoint (a store with a private CA). */
+    caFile: str('a file path').optional(),
     /**
      * Files up to this size are uploaded with one PutObject (read into memory up to 16 MiB, streamed
      * above); larger ones with a multipart upload (see `multipartUpload`). A

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config.js';
 import { PermanentError } from '../src/errors.js';
 import { objectKey, safeRelativePath, tenantPrefix } from '../src/sync/key.js';
 
@@ -88,6 +89,36 @@ describe('object keys (invariant 4: a key never leaves its tenant prefix)', () =
         // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
         expect(/[\u0000-\u001f\u007f]/.test(key)).toBe(false);
         expect(Buffer.byteLength(key)).toBeLessThanOrEqual(1024);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("property: with any accepted template, no key of one tenant lies under another tenant's prefix", () => {
+    const accepted = (keyTemplate: string) => {
+      try {
+        return parseConfig({ s3: { bucket: 'b', keyTemplate }, vela: { enabled: false } }, {}).s3.keyTemplate;
+      } catch {
+        return undefined;
+      }
+    };
+    // Templates that join the org to its neighbours are refused, so two tenants' prefixes never meet.
+    expect(accepted('{org}-{path}')).toBeUndefined();
+    expect(accepted('{org}{path}')).toBeUndefined();
+    expect(accepted('{org}/{path}/{path}')).toBeUndefined();
+    const templates = ['{org}/{path}', 'calls/{org}/{path}', 'x{org}/rec/{path}', '{org}/{org}-{path}'];
+    for (const t of templates) expect(accepted(t)).toBe(t);
+    const org = fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,8}$/);
+    fc.assert(
+      fc.property(fc.constantFrom(...templates), org, org, fc.string({ maxLength: 40 }), (t, a, b, p) => {
+        fc.pre(a !== b);
+        let key: string;
+        try {
+          key = objectKey(t, a, p);
+        } catch {
+          return;
+        }
+        expect(key.startsWith(tenantPrefix(t, b))).toBe(false);
       }),
       { numRuns: 3000 },
     );

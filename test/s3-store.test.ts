@@ -1,40 +1,33 @@
 /**
- * The S3 store against s3rver. How a buffered PutObject is signed: over TLS as UNSIGNED-PAYLOAD (no SHA-256 pass over the body;
- * TLS protects it in transit), over plain HTTP with the body's SHA-256 (the only check that the
- * bytes arrived). Both against s3rver, the TLS one with a certificate from a throwaway CA. And a
- * streamed multipart body longer than its declared size: refused, the upload aborted, no object.
+ * The S3 store against s3rver. A buffered PutObject goes up through the direct path (s3-put.ts), not
+ * the SDK's middleware stack, signed like the SDK's: over TLS as UNSIGNED-PAYLOAD (no SHA-256 pass
+ * over the body; TLS protects it in transit), over plain HTTP with the body's SHA-256 (the store's
+ * only check that the bytes arrived). Both against s3rver, the TLS one with a certificate from a
+ * throwaway CA given as `s3.caFile`. And a streamed multipart body longer than its declared size:
+ * refused, the upload aborted, no object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Agent } from 'node:https';
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeS3Store } from '../src/adapters/s3.js';
+import { makeS3Client, makeS3Store } from '../src/adapters/s3.js';
+import { USER_AGENT } from '../src/adapters/s3-put.js';
 import { parseConfig } from '../src/config.js';
 import { tempDir } from './support/fs.js';
-import { getObjectBuffer, type S3TestServer, s3Client, startS3 } from './support/s3.js';
+import { getObjectBuffer, type S3TestServer, startS3 } from './support/s3.js';
 import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const S3RVER = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
-/** The x-amz-content-sha256 header of every request the client sends, as signed. */
-function recordPayloadHashes(client: ReturnType<typeof s3Client>): string[] {
-  const seen: string[] = [];
-  client.middlewareStack.add(
-    (next) => (args) => {
-      seen.push((args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] ?? '');
-      return next(args);
-    },
-    { step: 'deserialize', name: 'recordPayloadHash' },
-  );
-  return seen;
-}
-
-const s3Config = (endpoint: string) =>
+const s3Config = (endpoint: string, more: Record<string, unknown> = {}) =>
   parseConfig(
     {
       redis: { url: 'redis://127.0.0.1:1' },
-      s3: { bucket: 'calls', endpoint, forcePathStyle: true },
+      s3: { bucket: 'calls', endpoint, forcePathStyle: true, ...more },
       vela: { enabled: false },
       tenants: [],
     },
@@ -74,27 +67,142 @@ describe.skipIf(!hasOpenssl())('payload signing of a buffered PutObject', () => 
     await pki?.cleanup();
   });
 
-  it('over TLS: UNSIGNED-PAYLOAD, accepted by the store, the object intact', async () => {
-    const client = s3Client(tls.endpoint, {
-      requestHandler: { httpsAgent: new Agent({ ca: pki.caCert }) },
-    });
-    const hashes = recordPayloadHashes(client);
-    const store = makeS3Store(s3Config(tls.endpoint), client);
+  it('over TLS (a private CA in s3.caFile): UNSIGNED-PAYLOAD, accepted by the store, the object intact', async () => {
+    const cfg = s3Config(tls.endpoint, { caFile: pki.caFile });
+    const client = makeS3Client(cfg, { credentials: S3RVER });
+    const store = makeS3Store(cfg, client);
     const body = randomBytes(2 * 1024 * 1024);
     await store.put('acme/tls.wav', body, { size: body.length, metadata: { org: 'acme' } });
-    expect(hashes).toEqual(['UNSIGNED-PAYLOAD']);
     expect(sha256(await getObjectBuffer(client, 'calls', 'acme/tls.wav'))).toBe(sha256(body));
+    expect((await store.head('acme/tls.wav'))?.metadata).toEqual({ org: 'acme' });
     client.destroy();
+
+    // What went on the wire, seen by a recording HTTPS server with the same certificate.
+    const seen: IncomingHttpHeaders[] = [];
+    const recorder = createHttpsServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
+      seen.push(req.headers);
+      req.resume();
+      req.on('end', () => res.writeHead(200, { etag: '"x"' }).end());
+    });
+    await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(recorder.address() as AddressInfo).port}`;
+      const rcfg = s3Config(url, { caFile: pki.caFile });
+      const rstore = makeS3Store(rcfg, makeS3Client(rcfg, { credentials: S3RVER }));
+      await rstore.put('acme/seen.wav', body, { size: body.length, metadata: {} });
+      expect(seen.map((h) => [h['x-amz-content-sha256'], h['user-agent']])).toEqual([
+        ['UNSIGNED-PAYLOAD', USER_AGENT],
+      ]);
+    } finally {
+      recorder.close();
+    }
   });
 
   it('over plain HTTP: the body’s SHA-256 is signed', async () => {
-    const client = s3Client(plain.endpoint);
-    const hashes = recordPayloadHashes(client);
-    const store = makeS3Store(s3Config(plain.endpoint), client);
+    const cfg = s3Config(plain.endpoint);
+    const store = makeS3Store(cfg, makeS3Client(cfg, { credentials: S3RVER }));
     const body = randomBytes(100_000);
     await store.put('acme/plain.wav', body, { size: body.length, metadata: {} });
-    expect(hashes).toEqual([sha256(body)]);
-    client.destroy();
+    const puts = plain.requests().filter((r) => r.method === 'PUT');
+    expect(puts.map((r) => [r.payloadHash, r.userAgent])).toEqual([[sha256(body), USER_AGENT]]);
+  });
+
+  it('a client made elsewhere (its own agents) takes the direct path too', async () => {
+    const store = makeS3Store(s3Config(plain.endpoint), plain.client);
+    const body = randomBytes(1000);
+    await store.put('acme/other.wav', body, { size: body.length, metadata: { 'source-path': 'a b/ü.wav' } });
+    const last = plain.requests().at(-1)!;
+    expect([last.method, last.userAgent]).toEqual(['PUT', USER_AGENT]);
+    expect(sha256(await getObjectBuffer(plain.directClient, 'calls', 'acme/other.wav'))).toBe(sha256(body));
+  });
+});
+
+describe('direct PutObject against a store that fails', () => {
+  const body = randomBytes(5000);
+  async function withServer(
+    answer: (
+      n: number,
+      res: import('node:http').ServerResponse,
+      req: import('node:http').IncomingMessage,
+    ) => void,
+    run: (endpoint: string) => Promise<void>,
+  ) {
+    let n = 0;
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => answer(++n, res, req));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      await run(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+    return n;
+  }
+  const storeAt = (endpoint: string, more: Record<string, unknown> = {}) => {
+    const cfg = s3Config(endpoint, more);
+    return makeS3Store(cfg, makeS3Client(cfg, { credentials: S3RVER }));
+  };
+
+  it('a 503 is retried (up to 3 tries); the third answer counts', async () => {
+    const tries = await withServer(
+      (n, res) =>
+        n < 3
+          ? res.writeHead(503).end('<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>')
+          : res.writeHead(200, { etag: '"ok"' }).end(),
+      async (url) => {
+        await expect(
+          storeAt(url).put('acme/a.wav', body, { size: body.length, metadata: {} }),
+        ).resolves.toEqual({
+          etag: '"ok"',
+        });
+      },
+    );
+    expect(tries).toBe(3);
+  });
+
+  it('a 403 is not retried and names S3’s code and message', async () => {
+    const tries = await withServer(
+      (_n, res) =>
+        res.writeHead(403).end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'),
+      async (url) => {
+        await expect(
+          storeAt(url).put('acme/a.wav', body, { size: body.length, metadata: {} }),
+        ).rejects.toThrow('PutObject: HTTP 403 AccessDenied: Access Denied');
+      },
+    );
+    expect(tries).toBe(1);
+  });
+
+  it('a store that never answers fails after s3.idleTimeout, on every try', async () => {
+    const started = Date.now();
+    await withServer(
+      () => {},
+      async (url) => {
+        await expect(
+          storeAt(url, { idleTimeout: '300ms' }).put('acme/a.wav', body, { size: body.length, metadata: {} }),
+        ).rejects.toThrow('did not answer for 300 ms');
+      },
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('an abort signal stops the request at once and is what the put rejects with', async () => {
+    const ac = new AbortController();
+    await withServer(
+      () => {},
+      async (url) => {
+        const put = storeAt(url).put('acme/a.wav', body, {
+          size: body.length,
+          metadata: {},
+          signal: ac.signal,
+        });
+        setTimeout(() => ac.abort(new Error('shutting down')), 100);
+        await expect(put).rejects.toThrow('shutting down');
+      },
+    );
   });
 });
 

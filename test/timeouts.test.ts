@@ -160,8 +160,11 @@ describe('S3: a store that stops answering', () => {
     const head = await failure(store.head('acme/a.wav'));
     expect(head.err.name).toBe('TimeoutError');
     expect(head.ms).toBeLessThan(8_000); // 3 attempts of 0.5 s plus the SDK's backoff
+    // A buffered PutObject goes the direct way (s3-put.ts): same deadline, same number of tries.
     const put = await failure(store.put('acme/a.wav', Buffer.alloc(1000), { size: 1000, metadata: {} }));
-    expect(put.err.name).toBe('TimeoutError');
+    expect(put.err.name).toBe('S3RequestTimeoutError');
+    expect(put.err.message).toContain('did not answer for 500 ms');
+    expect(put.ms).toBeLessThan(8_000);
     store.client.destroy();
   });
 

@@ -2,6 +2,7 @@
  * The only file that imports the AWS SDK: an `ObjectStore` over any S3-compatible server.
  */
 
+import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
@@ -25,6 +26,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config.js';
 import type { ObjectHead, ObjectStore, PutOptions } from '../ports/object-store.js';
+import { type DirectPut, makeDirectPut } from './s3-put.js';
 
 const MiB = 1024 * 1024;
 /** Parts stay far under S3's 10,000 limit: 5 GB → 640 parts of 8 MiB; 100 GB → 2,000 parts. */
@@ -66,6 +68,8 @@ export class S3IdleTimeoutError extends Error {
  * counts a change as progress (a slow part that is still moving is not a stall).
  */
 const socketActivity = new WeakMap<S3Client, () => number>();
+/** The keep-alive agents of the clients made by `makeS3Client`: the direct PutObject shares them. */
+const clientAgents = new WeakMap<S3Client, { http: HttpAgent; https: HttpsAgent }>();
 
 function activityOf(agents: HttpAgent[]): () => number {
   return () => {
@@ -79,10 +83,26 @@ function activityOf(agents: HttpAgent[]): () => number {
   };
 }
 
-export function makeS3Client(cfg: Config['s3']): S3Client {
+/**
+ * The S3 client of the daemon. Credentials come from the standard AWS chain unless given (tests
+ * against s3rver give its fixed ones).
+ */
+export function makeS3Client(
+  cfg: Config['s3'],
+  opts: { credentials?: { accessKeyId: string; secretAccessKey: string } } = {},
+): S3Client {
+  let ca: Buffer | undefined;
+  if (cfg.caFile) {
+    try {
+      ca = readFileSync(cfg.caFile);
+    } catch (err) {
+      throw new Error(`s3.caFile: cannot read ${cfg.caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 50 });
-  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 50 });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 50, ...(ca && { ca }) });
   const client = new S3Client({
+    ...(opts.credentials && { credentials: opts.credentials }),
     region: cfg.region,
     endpoint: cfg.endpoint,
     forcePathStyle: cfg.forcePathStyle,
@@ -102,6 +122,7 @@ export function makeS3Client(cfg: Config['s3']): S3Client {
     },
   });
   socketActivity.set(client, activityOf([httpAgent, httpsAgent]));
+  clientAgents.set(client, { http: httpAgent, https: httpsAgent });
   return client;
 }
 
@@ -145,18 +166,47 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
   // AWS's own endpoints (no `endpoint`) are HTTPS.
   const overTls = !cfg.endpoint || cfg.endpoint.startsWith('https:');
 
+  // Buffered bodies (most call files) go up through the direct PutObject (s3-put.ts): the same
+  // endpoint, credentials and signature as the SDK's, without its per-request overhead. Resolved on
+  // first use; a setup it does not cover keeps the SDK's PutObject.
+  let direct: Promise<DirectPut | undefined> | undefined;
+  const directPut = () => {
+    direct ??= makeDirectPut(client, {
+      bucket: Bucket,
+      // Over TLS the body is protected in transit: UNSIGNED-PAYLOAD, as the SDK does for streams,
+      // instead of a SHA-256 pass over every byte. Over plain HTTP the payload hash stays: it is the
+      // store's only check that the bytes arrived as sent.
+      signPayload: (tls) => !tls,
+      idleTimeoutMs: cfg.idleTimeout,
+      agents: clientAgents.get(client),
+    });
+    return direct;
+  };
+
   async function putSmall(key: string, body: Buffer, opts: PutOptions) {
+    const metadata = encodeMetadata(opts.metadata);
+    const put = await directPut();
+    const res = put
+      ? await put({ key, body, metadata, contentType: opts.contentType, signal: opts.signal })
+      : await putSmallWithSdk(key, body, metadata, opts);
+    safe(() => opts.onProgress?.(body.length));
+    return { etag: res.etag };
+  }
+
+  async function putSmallWithSdk(
+    key: string,
+    body: Buffer,
+    Metadata: Record<string, string>,
+    opts: PutOptions,
+  ) {
     const command = new PutObjectCommand({
       Bucket,
       Key: key,
       Body: body,
       ContentLength: body.length,
       ContentType: opts.contentType,
-      Metadata: encodeMetadata(opts.metadata),
+      Metadata,
     });
-    // Over TLS the body is protected in transit: sign it as UNSIGNED-PAYLOAD, as the SDK does for
-    // streams, instead of a SHA-256 pass over every byte (the largest single CPU cost of a 2 MiB
-    // file). Over plain HTTP the payload hash stays: it is the only check that the bytes arrived.
     if (overTls) {
       command.middlewareStack.add(
         (next) => (args) => {
@@ -168,7 +218,6 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
       );
     }
     const res = await client.send(command, { abortSignal: opts.signal });
-    safe(() => opts.onProgress?.(body.length));
     return { etag: res.ETag };
   }
 

@@ -24,6 +24,9 @@ export interface S3Request {
   path: string;
   /** Status sent to the client; 0 when the proxy dropped the connection (`down`). */
   status: number;
+  /** The signed `x-amz-content-sha256`: the body's SHA-256 or `UNSIGNED-PAYLOAD`. */
+  payloadHash?: string;
+  userAgent?: string;
 }
 
 /** Faults injected by the HTTP proxy in front of s3rver. */
@@ -168,7 +171,13 @@ async function startFaultProxy(upstreamPort: number) {
   };
 
   const server = createServer((req, res) => {
-    const entry: S3Request = { method: req.method ?? '', path: req.url ?? '', status: 0 };
+    const entry: S3Request = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+      status: 0,
+      payloadHash: req.headers['x-amz-content-sha256'] as string | undefined,
+      userAgent: req.headers['user-agent'],
+    };
     log.push(entry);
     if (Date.now() < downUntil) {
       req.socket.destroy();
