@@ -11,10 +11,10 @@
  * The bearer token never appears in an error message: every text that may carry it (a response body
  * echoing the request, a quoted value) is scrubbed before it goes into a message.
  */
-import { STATUS_CODES } from 'node:http';
 import { PermanentError, toError } from '../errors.js';
 import type { AllocationCheck, AllocationRequest } from '../ports/allocation.js';
 import type { AllocationAnswer, AllocationStatus } from '../types.js';
+import { type HttpReply, makePost, PostTimeoutError } from './http-post.js';
 
 /** Vela could not answer now (429, 5xx, timeout, network). Retrying later may succeed. */
 export class VelaUnavailableError extends Error {
@@ -49,8 +49,6 @@ export interface VelaOptions {
   token: string;
   /** Time allowed for the whole exchange, body included (`vela.timeout`). */
   timeoutMs: number;
-  /** @defaultValue the global `fetch` */
-  fetch?: typeof fetch;
   /** Side channel for metrics; called once per check. Whatever it does, it cannot fail the check. */
   onCall?: (o: { org: string; outcome: VelaCallOutcome; ms: number }) => void;
 }
@@ -64,7 +62,7 @@ const WITHIN = new Set(['ok', 'within', 'available']);
 const EXCEEDED = new Set(['exceeded', 'exhausted']);
 
 export function makeVelaAllocationCheck(opts: VelaOptions): AllocationCheck {
-  const doFetch = opts.fetch ?? fetch;
+  const post = makePost(opts.url);
   const scrub = makeScrubber(opts.token);
   const report = safeSideChannel(opts.onCall);
 
@@ -74,39 +72,23 @@ export function makeVelaAllocationCheck(opts: VelaOptions): AllocationCheck {
     call: { outcome: VelaCallOutcome },
   ): Promise<AllocationAnswer> {
     const org = req.org;
-    const timeout = AbortSignal.timeout(opts.timeoutMs);
-    let res: Response;
-    let text: { text: string; truncated: boolean };
+    let res: HttpReply;
     try {
-      res = await doFetch(opts.url, {
-        method: 'POST',
+      res = await post({
         headers: {
           authorization: `Bearer ${opts.token}`,
           'content-type': 'application/json',
           accept: 'application/json',
         },
         body: JSON.stringify({ org_id: req.org, email: req.email, date_of_call: req.dateOfCall }),
-        // A POST endpoint has no business redirecting, and following one could carry the token elsewhere.
-        redirect: 'manual',
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        timeoutMs: opts.timeoutMs,
+        signal,
+        // A transient answer's body is not read; an error's only for its first lines.
+        maxBytes: (status) => (ok(status) ? MAX_ANSWER_BYTES : isTransientStatus(status) ? 0 : 4096),
       });
-      if (res.ok) {
-        text = await readCapped(res, MAX_ANSWER_BYTES);
-      } else if (isTransientStatus(res.status)) {
-        await res.body?.cancel().catch(() => {});
-        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
-        const wait = retryAfterMs === undefined ? '' : ` (retry after ${retryAfterMs}ms)`;
-        throw new VelaUnavailableError(
-          `vela unavailable for org ${JSON.stringify(org)}: HTTP ${statusLine(res)}${wait}`,
-          { org, status: res.status, ...(retryAfterMs !== undefined && { retryAfterMs }) },
-        );
-      } else {
-        text = await readCapped(res, 4096);
-      }
     } catch (err) {
-      if (err instanceof VelaUnavailableError) throw err;
       if (signal?.aborted) throw toError(signal.reason);
-      if (timeout.aborted) {
+      if (err instanceof PostTimeoutError) {
         throw new VelaUnavailableError(
           `vela unavailable for org ${JSON.stringify(org)}: timed out after ${opts.timeoutMs}ms`,
           { org, code: 'ETIMEDOUT' },
@@ -121,10 +103,18 @@ export function makeVelaAllocationCheck(opts: VelaOptions): AllocationCheck {
         { cause: err },
       );
     }
+    if (!ok(res.status) && isTransientStatus(res.status)) {
+      const retryAfterMs = parseRetryAfter(header(res, 'retry-after'));
+      const wait = retryAfterMs === undefined ? '' : ` (retry after ${retryAfterMs}ms)`;
+      throw new VelaUnavailableError(
+        `vela unavailable for org ${JSON.stringify(org)}: HTTP ${statusLine(res)}${wait}`,
+        { org, status: res.status, ...(retryAfterMs !== undefined && { retryAfterMs }) },
+      );
+    }
 
-    if (!res.ok) {
+    if (!ok(res.status)) {
       call.outcome = 'rejected';
-      const excerpt = scrub(text.text).replace(/\s+/g, ' ').trim().slice(0, BODY_EXCERPT_CHARS);
+      const excerpt = scrub(res.text).replace(/\s+/g, ' ').trim().slice(0, BODY_EXCERPT_CHARS);
       const hint =
         res.status === 401
           ? ' (check vela.token)'
@@ -138,11 +128,11 @@ export function makeVelaAllocationCheck(opts: VelaOptions): AllocationCheck {
 
     let body: unknown;
     try {
-      if (text.truncated) throw new Error(`larger than ${MAX_ANSWER_BYTES} bytes`);
-      body = JSON.parse(text.text);
+      if (res.truncated) throw new Error(`larger than ${MAX_ANSWER_BYTES} bytes`);
+      body = JSON.parse(res.text);
     } catch (err) {
-      const type = res.headers.get('content-type') ?? 'none';
-      const excerpt = scrub(text.text).slice(0, BODY_EXCERPT_CHARS);
+      const type = header(res, 'content-type') ?? 'none';
+      const excerpt = scrub(res.text).slice(0, BODY_EXCERPT_CHARS);
       throw new PermanentError(
         `vela answer for org ${JSON.stringify(org)}: not JSON (HTTP ${res.status}, content-type ${type}, ${
           (err as Error).message
@@ -244,13 +234,19 @@ function isTransientStatus(status: number): boolean {
   return status === 429 || status === 408 || status >= 500;
 }
 
-function statusLine(res: Response): string {
-  const text = res.statusText || STATUS_CODES[res.status] || '';
-  return text ? `${res.status} ${text}` : String(res.status);
+const ok = (status: number) => status >= 200 && status < 300;
+
+function header(res: HttpReply, name: string): string | null {
+  const v = res.headers[name];
+  return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
 }
 
-function redirectHint(res: Response): string {
-  const to = res.headers.get('location');
+function statusLine(res: HttpReply): string {
+  return res.statusText ? `${res.status} ${res.statusText}` : String(res.status);
+}
+
+function redirectHint(res: HttpReply): string {
+  const to = header(res, 'location');
   return ` (redirect${to ? ` to ${to}` : ''}; set vela.url to the final address)`;
 }
 
@@ -261,27 +257,6 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (/^\d+$/.test(v)) return Number(v) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** Reads at most `max` bytes of a body as text, so a runaway answer cannot exhaust memory. */
-async function readCapped(res: Response, max: number): Promise<{ text: string; truncated: boolean }> {
-  if (!res.body) return { text: '', truncated: false };
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  let truncated = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    bytes += value.byteLength;
-    if (bytes > max) {
-      truncated = true;
-      await reader.cancel().catch(() => {});
-      break;
-    }
-  }
-  return { text: Buffer.concat(chunks).subarray(0, max).toString('utf8'), truncated };
 }
 
 /** The first `code` string along an error's cause chain (undici puts it on `cause`, sometimes deeper). */
