@@ -9,7 +9,7 @@ import { makeTenantStore } from './adapters/redis-tenants.js';
 import { makeS3Store, type S3Store } from './adapters/s3.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck } from './adapters/vela.js';
-import type { Config } from './config.js';
+import type { Config, TenantConfig } from './config.js';
 import type { AdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
 import { type Metrics, makeMetrics } from './metrics.js';
@@ -94,13 +94,19 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     log,
     idleMs: opts.poolIdleMs,
   });
-  for (const t of config.tenants) {
+  // Said once per process and tenant: at start for every tenant known then (config and onboarded),
+  // and by the poller for a tenant onboarded later.
+  const warned = new Set<string>();
+  const warnInsecure = (t: TenantConfig) => {
+    if (warned.has(t.org)) return;
+    warned.add(t.org);
     if (t.ftp?.secure === false)
       log.warn({ org: t.org }, 'plain FTP: credentials and data travel unencrypted');
     if (t.ftp && t.ftp.secure !== false && !t.ftp.verifyCertificate)
       log.warn({ org: t.org }, 'TLS certificate not verified');
     if (t.sftp && !t.sftp.verifyHostKey) log.warn({ org: t.org }, 'SSH host key not verified');
-  }
+  };
+  for (const t of await tenants.list()) warnInsecure(t);
   // --- observability (metrics, admin HTTP): side channels only, they never break a transfer ---
   const metrics = makeMetrics({
     sources: {
@@ -182,6 +188,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
         stalledInterval: config.worker.stalledInterval,
         shutdownTimeoutMs: config.worker.shutdownTimeout,
         onPoll: (org, outcome) => metrics.recordPoll(org, outcome),
+        onTenant: warnInsecure,
+        releaseParked: async (org, reason) =>
+          releaseJobs(
+            syncQueue,
+            (await state.parked(org)).filter((p) => p.reason === reason).map((p) => p.jobId),
+          ),
       },
     );
   }

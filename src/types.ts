@@ -69,7 +69,7 @@ export interface SyncRecord {
 export interface ParkedRecord {
   path: string;
   jobId: string;
-  reason: 'allocation-exceeded' | 'missing-metadata' | 'tenant-disabled';
+  reason: 'allocation-exceeded' | 'missing-metadata' | 'tenant-disabled' | 'tenant-unhealthy';
   detail?: string;
   /** ms since epoch */
   since: number;

@@ -572,8 +572,8 @@ describe('ftp-sync status and resync', () => {
     expect(lines[0]).toMatch(
       /^ORG\s+HEALTH\s+LAST POLL\s+FILES\s+SYNCED\s+WAITING\s+ACTIVE\s+FAILED\s+PARKED$/,
     );
-    expect(lines[1]).toMatch(/^acme\s+unknown\s+never\s+3\s+254\.0 kB\s+0\s+0\s+1\s+0$/);
-    expect(lines[2]).toMatch(/^beta\s+unknown\s+never\s+0\s+0 B\s+\d+\s+\d+\s+0\s+\d+$/);
+    expect(lines[1]).toMatch(/^acme\s+ok\s+never\s+3\s+254\.0 kB\s+0\s+0\s+1\s+0$/);
+    expect(lines[2]).toMatch(/^beta\s+ok\s+never\s+0\s+0 B\s+\d+\s+\d+\s+0\s+\d+$/);
     expect(r.stdout).toMatch(/\nacme\n {2}recent failures \(1\):\n {4}acme-calls\/b\.wav: .*550/);
     expect(r.stdout).toMatch(
       /\nbeta\n {2}parked \(2\):\n {4}beta-calls\/x\.wav {2}allocation-exceeded {2}since (?:just now|\S+ ago)/,

@@ -5,10 +5,12 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeRedisBudget } from '../src/adapters/redis-budget.js';
+import { makeRedisBudget, PAUSE_BASE_MS, PAUSE_MAX_MS } from '../src/adapters/redis-budget.js';
 import { connectSource } from '../src/adapters/source.js';
 import { makeSessionPool, type SessionPool } from '../src/sync/pool.js';
-import { makeTestEnv, passwordOf, type TestEnv } from './support/daemon.js';
+import { makeTestEnv, passwordOf, type TestEnv, waitIdle } from './support/daemon.js';
+import { writeFileDeep } from './support/fs.js';
+import { listAll } from './support/s3.js';
 
 let env: TestEnv | undefined;
 const pools: SessionPool[] = [];
@@ -78,5 +80,114 @@ describe('session pool across replicas', () => {
     await pool.release(busy!);
     expect(pool.open('acme')).toBe(0);
     await until(() => env!.ftp.logins() === 0, 'the server to see the session end');
+  });
+
+  it('a lease that expired unrenewed (Redis out of reach) is not brought back: its session is logged out', async () => {
+    env = await makeTestEnv('pool-lost', { tenant: { maxConnections: 1 } });
+    const tenant = env.config.tenants[0]!;
+    const budget = makeRedisBudget(env.redis, env.prefix, { leaseMs: 600 });
+    const pool = makeSessionPool({
+      budget,
+      credentials: { get: async (org) => ({ user: org, password: passwordOf(org) }), invalidate() {} },
+      connect: (t, c) => connectSource(t, c, { timeoutMs: 5_000 }),
+      log: env.logs.log,
+      idleMs: 60_000,
+    });
+    pools.push(pool);
+    const lease = await pool.acquire(tenant);
+    expect(lease).not.toBeNull();
+    // What an expiry does while this replica cannot renew: the slot is gone from Redis…
+    const slots = `${env.prefix}:{acme}:conn`;
+    await env.redis.zrem(slots, lease!.id);
+    // …and another replica takes it.
+    const other = makeRedisBudget(env.redis, env.prefix);
+    const otherLease = await other.tryAcquire('acme', 1);
+    expect(typeof otherLease).toBe('string');
+    // The next renewal finds the lease gone and does not add it back (the budget stays at 1).
+    await until(() => budget.lost(lease!.id), 'the renewal to notice the lost lease');
+    expect(await env.redis.zcard(slots)).toBe(1);
+    // Its session is logged out when the job gives it back, not kept idle without a slot.
+    await pool.release(lease!);
+    expect(pool.open('acme')).toBe(0);
+    other.close();
+    budget.close();
+  });
+});
+
+describe('421 back-off (shared by replicas through Redis)', () => {
+  it('each 421 in a row pauses the tenant’s logins longer; a successful login ends the series', async () => {
+    env = await makeTestEnv('budget-pause');
+    const a = makeRedisBudget(env.redis, env.prefix);
+    const b = makeRedisBudget(env.redis, env.prefix);
+    expect(await a.room('acme', 2)).toBe(2);
+    expect((await a.lower('acme', 1, 60_000)).pausedMs).toBe(PAUSE_BASE_MS);
+    // Another replica sees the pause: no slot, and how long to wait.
+    const refused = await b.tryAcquire('acme', 2);
+    expect(refused).toEqual({ pausedMs: expect.any(Number) });
+    expect((refused as { pausedMs: number }).pausedMs).toBeGreaterThan(PAUSE_BASE_MS - 500);
+    expect(await b.room('acme', 2)).toBeLessThan(0);
+    expect((await b.lower('acme', 1, 60_000)).pausedMs).toBe(2 * PAUSE_BASE_MS);
+    expect((await a.lower('acme', 1, 60_000)).pausedMs).toBe(4 * PAUSE_BASE_MS);
+    // The pause is capped.
+    for (let i = 0; i < 12; i++) await a.lower('acme', 1, 60_000);
+    expect((await a.lower('acme', 1, 60_000)).pausedMs).toBe(PAUSE_MAX_MS);
+    // A login that got through ends the series: the next 421 starts again from the base.
+    await a.loggedIn('acme');
+    expect((await a.lower('acme', 1, 60_000)).pausedMs).toBe(PAUSE_BASE_MS);
+    // The lowered budget (1 slot) holds once the pause is over.
+    await env.redis.del(`${env.prefix}:{acme}:conn-pause`);
+    expect(await a.room('acme', 2)).toBe(1);
+    a.close();
+    b.close();
+  });
+
+  it('a server answering 421 to every login: jobs wait out the growing pause, not counted as attempts, asking Vela only when they may log in', async () => {
+    env = await makeTestEnv('budget-421', { vela: true });
+    for (let i = 0; i < 3; i++) await writeFileDeep(env.root, `calls/${i}.wav`, 2_000);
+    const poller = await env.start({ role: 'poller' });
+    await poller.poller!.pollNow('acme');
+    await poller.poller!.pollNow('acme');
+    await poller.close();
+    env.ftp.faults.maxLogins = 0;
+    const daemon = await env.start({ role: 'worker' });
+    await delay(4_000);
+    const jobs = await daemon.syncQueue.getJobs(['delayed', 'waiting', 'prioritized', 'active', 'failed']);
+    expect(jobs).toHaveLength(3);
+    expect(jobs.every((j) => j.attemptsMade === 0)).toBe(true);
+    // Logins were tried in waves (the pause grows: 2 s, then 4 s), not once per bounce of every job
+    // (0.5–2 s each: about ten in 4 s); a job bouncing off the pause asks Vela nothing.
+    expect(env.ftp.refusedLogins()).toBeGreaterThanOrEqual(1);
+    expect(env.ftp.refusedLogins()).toBeLessThanOrEqual(6);
+    // At most two waves of the three jobs in 4 s (at 0 s and after the 2 s pause) ask Vela.
+    expect(env.vela!.calls().length).toBeLessThanOrEqual(6);
+    expect(env.logs.text()).toContain('pausing logins');
+    // The server lets logins in again: everything syncs, each Vela-checked once.
+    env.ftp.faults.maxLogins = undefined;
+    await env.redis.del(`${env.prefix}:{acme}:conn-pause`);
+    await waitIdle(daemon.syncQueue, 30_000);
+    expect((await listAll(env.s3.directClient, env.s3.bucket, 'acme/')).length).toBe(3);
+    expect(env.vela!.calls().every((c) => c.org_id === 'acme' && c.status === 200)).toBe(true);
+  });
+
+  it('jobs of a tenant whose slots another replica holds go back to the queue without asking Vela', async () => {
+    env = await makeTestEnv('budget-full', { vela: true, tenant: { maxConnections: 1 } });
+    for (let i = 0; i < 2; i++) await writeFileDeep(env.root, `calls/${i}.wav`, 2_000);
+    const poller = await env.start({ role: 'poller' });
+    await poller.poller!.pollNow('acme');
+    await poller.poller!.pollNow('acme');
+    await poller.close();
+    const other = makeRedisBudget(env.redis, env.prefix);
+    const held = await other.tryAcquire('acme', 1);
+    expect(typeof held).toBe('string');
+    const daemon = await env.start({ role: 'worker' });
+    await delay(3_000);
+    const jobs = await daemon.syncQueue.getJobs(['delayed', 'waiting', 'prioritized', 'active']);
+    expect(jobs).toHaveLength(2);
+    expect(jobs.every((j) => j.attemptsMade === 0 && j.attemptsStarted >= 2)).toBe(true);
+    expect(env.vela!.calls()).toHaveLength(0);
+    await other.release('acme', held as string);
+    other.close();
+    await waitIdle(daemon.syncQueue, 30_000);
+    expect(env.vela!.calls()).toHaveLength(2);
   });
 });

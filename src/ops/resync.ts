@@ -50,6 +50,9 @@ export async function resync(ctx: OpsContext, opts: ResyncOptions): Promise<Resy
   } finally {
     await ctx.pool.release(lease, true);
   }
+  // The login and listing worked: whatever made the tenant unhealthy is fixed. Its jobs parked for it
+  // are released below with the others, and must not park again on a stale mark.
+  await ctx.state.setHealth(tenant.org, 'ok');
 
   const match = opts.path ? picomatch(opts.path, { nocase: true, dot: true }) : () => true;
   const candidates = listing.filter((f) => {

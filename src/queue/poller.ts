@@ -8,11 +8,12 @@ import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import { withLock } from '../adapters/redis-budget.js';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { type SyncStateStore, stateKey } from '../adapters/redis-state.js';
+import type { TenantConfig } from '../config.js';
 import { TenantError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TenantDirectory } from '../ports/tenants.js';
 import { type PollDeps, type PollOutcome, runPoll } from '../sync/poll.js';
-import type { PollJobData } from '../types.js';
+import type { ParkedRecord, PollJobData } from '../types.js';
 import { noSlotDelay, POLL_QUEUE, schedulerId } from './jobs.js';
 
 export interface PollerOptions {
@@ -32,6 +33,10 @@ export interface PollerOptions {
   /** On close, how long a running poll may go on before the process stops waiting for it. */
   shutdownTimeoutMs?: number;
   onPoll?: (org: string, outcome: PollOutcome | { kind: 'failed' | 'skipped' }) => void;
+  /** Lets the tenant's jobs parked for `reason` run now; returns how many. */
+  releaseParked?: (org: string, reason: ParkedRecord['reason']) => Promise<number>;
+  /** Called once per process for each tenant it starts polling (start-up warnings). */
+  onTenant?: (tenant: TenantConfig) => void;
   log: Logger;
 }
 
@@ -58,30 +63,40 @@ export function unhealthyBackoff(failures: number, interval: number): number {
 export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions): Poller {
   const log = opts.log.child({ role: 'poller' });
   const queue = new Queue<PollJobData>(POLL_QUEUE, { connection: opts.connection, prefix: opts.prefix });
-  const failures = new Map<string, { count: number; last: number }>();
+
+  const seen = new Set<string>();
 
   async function pollOnce(org: string): Promise<PollOutcome | { kind: 'skipped' }> {
     const tenant = await opts.tenants.get(org);
     if (!tenant?.enabled) return { kind: 'skipped' };
-    const f = failures.get(org);
-    if (f && Date.now() - f.last < unhealthyBackoff(f.count, tenant.pollInterval)) return { kind: 'skipped' };
+    // The backoff of an unhealthy tenant is kept in Redis, so every replica's poller keeps to it.
+    const info = await opts.state.info(org);
+    if (
+      info.health === 'unhealthy' &&
+      info.pollFailures > 0 &&
+      Date.now() - (info.lastFailureAt ?? 0) < unhealthyBackoff(info.pollFailures, tenant.pollInterval)
+    ) {
+      return { kind: 'skipped' };
+    }
     const lockKey = stateKey(opts.prefix, org, 'poll-lock');
     const res = await withLock(opts.connection, lockKey, POLL_LOCK_MS, async () => {
       try {
         const outcome = await runPoll({ ...pollDeps, log: log.child({ org }) }, tenant);
         if (outcome.kind === 'done') {
-          failures.delete(org);
-          await opts.state.setHealth(org, 'ok');
+          const was = await opts.state.setHealth(org, 'ok');
           log.info({ org, ...outcome }, 'poll done');
+          if (was === 'unhealthy') {
+            // The tenant works again: its jobs parked meanwhile go now, not at their next recheck.
+            const released = await opts.releaseParked?.(org, 'tenant-unhealthy').catch(() => 0);
+            log.info({ org, released }, 'tenant healthy again');
+          }
         }
         return outcome;
       } catch (e) {
         const err = toError(e);
         await opts.state.recordError(org, `poll: ${err.message}`).catch(() => {});
         if (err instanceof TenantError) {
-          const prev = failures.get(org);
-          failures.set(org, { count: (prev?.count ?? 0) + 1, last: Date.now() });
-          await opts.state.setHealth(org, 'unhealthy', err.message).catch(() => {});
+          await opts.state.setHealth(org, 'unhealthy', err.message, { poll: true }).catch(() => 'unknown');
         }
         log.error({ org, err: err.message }, 'poll failed');
         throw err;
@@ -123,6 +138,11 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
   async function reconcile() {
     const tenants = (await opts.tenants.list()).filter((t) => t.enabled);
     const wanted = new Map(tenants.map((t) => [schedulerId(t.org), t]));
+    for (const t of tenants) {
+      if (seen.has(t.org)) continue;
+      seen.add(t.org);
+      safe(() => opts.onTenant?.(t));
+    }
     for (const [id, t] of wanted) {
       await queue.upsertJobScheduler(
         id,

@@ -60,7 +60,9 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
           safe(() => opts.onOutcome?.(data.org, 'superseded', 0, Date.now() - started));
           return { outcome: 'superseded', key: '', bytes: 0 } satisfies SyncResult;
         case 'no-slot':
-          await job.moveToDelayed(Date.now() + noSlotDelay(), token);
+          // Logins paused after 421s: wait the pause out (plus jitter, so the jobs do not come back
+          // at the same moment); else a short random delay until a slot is free.
+          await job.moveToDelayed(Date.now() + (outcome.retryInMs ?? 0) + noSlotDelay(), token);
           throw new DelayedError();
         case 'wait':
           log.debug({ org: data.org, path: data.path, detail: outcome.detail }, 'waiting');
@@ -68,6 +70,9 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
           throw new DelayedError();
         case 'parked':
           log.info({ org: data.org, path: data.path, reason: outcome.record.reason }, 'parked');
+          if (outcome.record.reason === 'tenant-unhealthy') {
+            safe(() => opts.onTenantError?.(data.org, new Error(outcome.record.detail ?? 'unhealthy')));
+          }
           safe(() => opts.onOutcome?.(data.org, 'parked', 0, Date.now() - started));
           await job.moveToDelayed(Date.now() + outcome.retryInMs, token);
           throw new DelayedError();

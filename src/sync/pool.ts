@@ -41,6 +41,13 @@ export interface SessionPool {
   acquire(tenant: TenantConfig): Promise<Lease | null>;
   /** Gives a session back; an unhealthy one (or `discard`) is closed. */
   release(lease: Lease, discard?: boolean): Promise<void>;
+  /**
+   * Whether `acquire` could give a session now, taking nothing: > 0 yes (an idle session, one of
+   * ours to be handed over, or a free slot), 0 no, < 0 logins are paused after 421s for that many ms.
+   */
+  room(tenant: TenantConfig): Promise<number>;
+  /** After `acquire` gave nothing because logins are paused (421s): how many ms are left. */
+  pausedFor(org: string): number | undefined;
   /** Sessions open in this process for a tenant. */
   open(org: string): number;
   /**
@@ -59,6 +66,8 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
   const openCount = new Map<string, number>();
   const bump = (org: string, d: number) => openCount.set(org, (openCount.get(org) ?? 0) + d);
   let closed = false;
+  const pausedUntil = new Map<string, number>();
+  const pause = (org: string, ms: number) => pausedUntil.set(org, Date.now() + ms);
 
   const closeIdle = (org: string) => {
     const list = idle.get(org) ?? [];
@@ -115,11 +124,15 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       while (list.length) {
         const { lease, timer } = list.pop()!;
         clearTimeout(timer);
-        if (lease.session.healthy) return lease;
+        if (lease.session.healthy && !deps.budget.lost(lease.id)) return lease;
         await closeLease(lease);
       }
       const id = await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
-      if (!id) {
+      if (typeof id !== 'string') {
+        if (id.pausedMs) {
+          pause(tenant.org, id.pausedMs);
+          return null;
+        }
         if (!(openCount.get(tenant.org) ?? 0)) return null;
         // Our own sessions hold the slots: take the next one given back rather than leaving the queue.
         const got = await new Promise<Lease | 'retry' | null>((resolve) => {
@@ -141,6 +154,8 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       try {
         const session = await login(tenant);
         bump(tenant.org, 1);
+        pausedUntil.delete(tenant.org);
+        void deps.budget.loggedIn(tenant.org).catch(() => {});
         const lease = { org: tenant.org, session, id };
         if (closed) {
           // The pool closed during the login (shutdown): this session must not outlive it.
@@ -153,8 +168,16 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
         if (ftpCode(err) === 421 || /\(421/.test((err as Error).message)) {
           // The server counts logins differently than we do (other clients, slow logout): back off.
           const inUse = await deps.budget.inUse(tenant.org);
-          await deps.budget.lower(tenant.org, Math.max(1, inUse), deps.penaltyMs ?? 120_000);
-          deps.log.warn({ org: tenant.org, inUse }, 'server answered 421: lowering the connection budget');
+          const { pausedMs } = await deps.budget.lower(
+            tenant.org,
+            Math.max(1, inUse),
+            deps.penaltyMs ?? 120_000,
+          );
+          pause(tenant.org, pausedMs);
+          deps.log.warn(
+            { org: tenant.org, inUse, pausedMs },
+            'server answered 421: lowering the connection budget and pausing logins',
+          );
           return null;
         }
         throw err;
@@ -162,7 +185,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     },
     async release(lease, discard = false) {
       const waiting = waiters.get(lease.org);
-      if (closed || discard || !lease.session.healthy) {
+      if (closed || discard || !lease.session.healthy || deps.budget.lost(lease.id)) {
         await closeLease(lease);
         // The slot is free again: let a waiter try for it (it may also get null and be delayed).
         waiting?.shift()?.('retry');
@@ -182,6 +205,17 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
       };
       entry.timer.unref();
       list.push(entry);
+    },
+    async room(tenant) {
+      if (closed) return 0;
+      if (idle.get(tenant.org)?.length || (openCount.get(tenant.org) ?? 0) > 0) return 1;
+      const room = await deps.budget.room(tenant.org, tenant.maxConnections);
+      if (room < 0) pause(tenant.org, -room);
+      return room;
+    },
+    pausedFor(org) {
+      const left = (pausedUntil.get(org) ?? 0) - Date.now();
+      return left > 0 ? left : undefined;
     },
     open: (org) => openCount.get(org) ?? 0,
     async closeAll() {

@@ -13,7 +13,7 @@ import type { TenantDirectory } from '../ports/tenants.js';
 import type { ParkedRecord, SyncJobData, SyncResult } from '../types.js';
 import { objectKey } from './key.js';
 import { sameVersion } from './plan.js';
-import type { SessionPool } from './pool.js';
+import type { Lease, SessionPool } from './pool.js';
 import { SizeMismatchError, transferFile } from './transfer.js';
 
 /** What the call gate decided for one file before its upload. */
@@ -62,8 +62,11 @@ export interface SyncJobDeps {
 
 export type SyncOutcome =
   | { kind: 'done'; result: SyncResult }
-  /** The tenant's connection budget is used up: try again shortly, not counted as an attempt. */
-  | { kind: 'no-slot' }
+  /**
+   * The tenant's connection budget is used up, or its logins are paused after 421s (for
+   * `retryInMs`): try again then, not counted as an attempt.
+   */
+  | { kind: 'no-slot'; retryInMs?: number }
   /** Waiting for something that may still come (a manifest row): try again in `retryInMs`. */
   | { kind: 'wait'; retryInMs: number; detail: string }
   | { kind: 'parked'; record: ParkedRecord; retryInMs: number }
@@ -115,12 +118,22 @@ export async function runSyncJob(
     );
   }
 
-  if (!job.force) {
-    const synced = await deps.state.getSynced(tenant.org, job.path);
-    if (synced && sameVersion(synced, job)) {
-      return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
-    }
+  const { synced, unhealthy } = await deps.state.jobCheck(tenant.org, job.path);
+  if (!job.force && synced && sameVersion(synced, job)) {
+    return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
   }
+  // A tenant marked unhealthy (bad login after a refetch, TLS verification, …) is not logged in to by
+  // every queued job in turn — that storm can lock the account. Its jobs wait, parked and visible;
+  // the poller's next successful poll of the tenant (with its own backoff) releases them.
+  if (unhealthy) {
+    return park(deps, job, ctx, 'tenant-unhealthy', unhealthy, TENANT_RECHECK_MS);
+  }
+
+  // No slot for this tenant now: back to the queue before asking Vela or S3 anything, so the jobs of
+  // a tenant bound by its budget (or paused by 421s) cost neither while they wait. Free when this
+  // process already has a session of the tenant; otherwise one Redis call.
+  const room = await deps.pool.room(tenant);
+  if (room <= 0) return room < 0 ? { kind: 'no-slot', retryInMs: -room } : { kind: 'no-slot' };
 
   let metadata = objectMetadata(tenant.org, job);
   if (deps.gate) {
@@ -156,8 +169,17 @@ export async function runSyncJob(
     }
   }
 
-  const lease = await deps.pool.acquire(tenant);
-  if (!lease) return { kind: 'no-slot' };
+  let lease: Lease | null;
+  try {
+    lease = await deps.pool.acquire(tenant);
+  } catch (err) {
+    if (err instanceof TenantError) return tenantUnhealthy(deps, job, ctx, log, err);
+    throw err;
+  }
+  if (!lease) {
+    const paused = deps.pool.pausedFor(tenant.org);
+    return paused ? { kind: 'no-slot', retryInMs: paused } : { kind: 'no-slot' };
+  }
   let discard = false;
   try {
     if (ctx.attempt > 0) {
@@ -210,7 +232,10 @@ export async function runSyncJob(
     if (mismatch) {
       log.warn({ expected: mismatch.expected, got: mismatch.got }, 'transfer size mismatch');
     }
-    if (err instanceof TenantError) discard = true;
+    if (err instanceof TenantError) {
+      discard = true;
+      return await tenantUnhealthy(deps, job, ctx, log, err);
+    }
     throw err;
   } finally {
     await deps.pool.release(lease, discard);
@@ -226,6 +251,26 @@ async function verifiedEtag(deps: SyncJobDeps, key: string, size: number): Promi
     );
   }
   return head.etag;
+}
+
+/** How often a job parked by an unhealthy tenant looks again (a successful poll releases it sooner). */
+const TENANT_RECHECK_MS = 10 * 60_000;
+
+/**
+ * A tenant-level failure (530 after a credential refetch, TLS verification, a pinned certificate
+ * that does not match) during this job: not the file's fault, so not a failed attempt. The tenant is
+ * marked unhealthy (its other jobs then park without logging in) and this job parks with them.
+ */
+async function tenantUnhealthy(
+  deps: SyncJobDeps,
+  job: SyncJobData,
+  ctx: SyncJobContext,
+  log: Logger,
+  err: TenantError,
+): Promise<SyncOutcome> {
+  await deps.state.setHealth(job.org, 'unhealthy', err.message);
+  log.warn({ err: err.message }, 'tenant unhealthy: its jobs are parked until a poll of it succeeds');
+  return park(deps, job, ctx, 'tenant-unhealthy', err.message, TENANT_RECHECK_MS);
 }
 
 async function park(
