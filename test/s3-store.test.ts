@@ -183,7 +183,7 @@ describe('direct PutObject against a store that fails', () => {
       async (url) => {
         await expect(
           storeAt(url, { idleTimeout: '300ms' }).put('acme/a.wav', body, { size: body.length, metadata: {} }),
-        ).rejects.toThrow('did not answer for 300 ms');
+        ).rejects.toThrow(/did not answer for 3\d\d ms/);
       },
     );
     expect(Date.now() - started).toBeLessThan(5_000);

@@ -115,6 +115,23 @@ describe('invariant 1: no partial object, ever', () => {
     expect(env!.logs.text()).toMatch(/sync failed for good.*gone\.wav|gone\.wav.*sync failed for good/);
   });
 
+  it.each([425, 426, 451])(
+    'an FTP %i on RETR is transient: the job retries and the object is written whole, nothing fails',
+    async (code) => {
+      const path = `calls/t${code}.wav`;
+      const { daemon, hash } = await setup(path, 4000);
+      env!.ftp.faults.failRetr = { path: `/${path}`, code };
+      await daemon.poller!.pollNow('acme');
+      await daemon.poller!.pollNow('acme');
+      const job = await firstFailure(daemon);
+      expect(job.failedReason).toContain(String(code));
+      env!.ftp.faults.failRetr = undefined;
+      const counts = await waitIdle(daemon.syncQueue);
+      expect(counts.failed).toBe(0);
+      expect(sha256(await getObjectBuffer(env!.s3.client, env!.s3.bucket, `acme/${path}`))).toBe(hash);
+    },
+  );
+
   it('S3 answering 503 once: the job retries and succeeds', async () => {
     const path = 'calls/retry.wav';
     const { daemon, hash } = await setup(path, 5000);

@@ -194,15 +194,33 @@ export async function connectFtp(
       pinError = e;
     });
   }
+  // The client's timeout covers each wait on the control socket, but not basic-ftp's TLS upgrade: a
+  // server that takes AUTH TLS and then goes silent would hang the login. So the whole login (banner,
+  // TLS, USER/PASS, FEAT, …) has a deadline too, twice the per-wait one.
+  const loginMs = 2 * (opts.timeoutMs ?? 30_000);
+  let deadline: NodeJS.Timeout | undefined;
+  const tooSlow = new Promise<never>((_, reject) => {
+    deadline = setTimeout(() => {
+      client.close();
+      reject(
+        Object.assign(new Error(`Timeout: login did not complete within ${loginMs} ms`), {
+          code: 'ETIMEDOUT',
+        }),
+      );
+    }, loginMs);
+  });
   try {
-    await client.access({
-      host: ftp.host,
-      port: ftp.port,
-      user: creds.user,
-      password: creds.password,
-      secure: ftp.secure === false ? false : ftp.secure === 'implicit' ? 'implicit' : true,
-      secureOptions: ftp.secure === false ? undefined : tlsOptions(ftp),
-    });
+    await Promise.race([
+      client.access({
+        host: ftp.host,
+        port: ftp.port,
+        user: creds.user,
+        password: creds.password,
+        secure: ftp.secure === false ? false : ftp.secure === 'implicit' ? 'implicit' : true,
+        secureOptions: ftp.secure === false ? undefined : tlsOptions(ftp),
+      }),
+      tooSlow,
+    ]);
   } catch (err) {
     // Refused before the control connection became TLS: `AUTH TLS` itself was refused.
     const authRefused =
@@ -220,6 +238,8 @@ export async function connectFtp(
       throw await classifyPlainAnswer(err, ftp.host, ftp.port);
     }
     throw classifyConnectError(err, ftp.host);
+  } finally {
+    clearTimeout(deadline);
   }
   const replies = trackListReplies(client);
   const exact = client.availableListCommands.some((c) => c.startsWith('MLSD'));

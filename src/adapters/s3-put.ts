@@ -146,6 +146,13 @@ export function encodeKeyPath(key: string): string {
 /** Sent with every direct PutObject (the store's logs tell them from the SDK's requests). */
 export const USER_AGENT = 'ftp-sync';
 
+/**
+ * Once the body is sent, the slowest store waited for, and at most how many bytes the kernel's
+ * socket buffers may still hold (see the timeout in `attempt`): at most 64 s on top of idleTimeout.
+ */
+const FLOOR_BYTES_PER_SECOND = 128 * 1024;
+const MAX_UNSEEN_BYTES = 8 * 1024 * 1024;
+
 const RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT', 'ECONNABORTED']);
 const isRetryableStatus = (status: number) => status === 429 || status >= 500;
 
@@ -207,13 +214,21 @@ export async function makeDirectPut(client: S3Client, o: DirectPutOptions): Prom
         },
         (res) => void answer(res).then(resolve, reject),
       );
-      r.setTimeout(o.idleTimeoutMs, () =>
-        r.destroy(
-          new S3RequestTimeoutError(`${req.key}: the store did not answer for ${o.idleTimeoutMs} ms`),
-        ),
+      // Idle means no write dispatched and no byte read for idleTimeout. Once the whole body is handed
+      // to the kernel, the bytes still in its buffers (a few MiB on a fast link) drain at the store's
+      // pace, unseen: they get time at a floor rate on top, so a slow but moving store is not cut off.
+      let allowedMs = o.idleTimeoutMs;
+      r.on('timeout', () =>
+        r.destroy(new S3RequestTimeoutError(`${req.key}: the store did not answer for ${allowedMs} ms`)),
       );
+      r.setTimeout(allowedMs);
+      r.on('finish', () => {
+        const unseen = Math.min(req.body.length, MAX_UNSEEN_BYTES);
+        allowedMs = o.idleTimeoutMs + Math.ceil((unseen / FLOOR_BYTES_PER_SECOND) * 1000);
+        r.setTimeout(allowedMs);
+      });
       r.on('error', reject);
-      r.end(req.body);
+      writeInSlices(r, req.body);
     });
   }
 
@@ -234,6 +249,27 @@ export async function makeDirectPut(client: S3Client, o: DirectPutOptions): Prom
       }
     }
   };
+}
+
+/**
+ * Writes the body a slice at a time, each after the last one drained. A socket's idle timer is
+ * refreshed when a write is dispatched: one write of a few MiB into a slow store would look idle
+ * for as long as the kernel takes to pass it on, and time out although bytes keep moving.
+ */
+function writeInSlices(r: import('node:http').ClientRequest, body: Buffer, slice = 64 * 1024) {
+  let at = 0;
+  const more = () => {
+    while (at < body.length) {
+      const piece = body.subarray(at, Math.min(at + slice, body.length));
+      at += piece.length;
+      if (!r.write(piece)) {
+        r.once('drain', more);
+        return;
+      }
+    }
+    r.end();
+  };
+  more();
 }
 
 /** Reads the answer: the ETag of a 2xx, else an `S3RequestError` with S3's code and message. */

@@ -50,7 +50,9 @@ describe('connection budget across replicas (invariant 5)', () => {
     await stopGracefully(procs);
     expect(env.ftp.refusedLogins()).toBeGreaterThan(0);
     expect(env.ftp.maxConcurrentLogins()).toBeLessThanOrEqual(2);
-    expect(logsOf(procs, 'server answered 421: lowering the connection budget').length).toBeGreaterThan(0);
+    expect(
+      logsOf(procs, 'server answered 421: lowering the connection budget and pausing logins').length,
+    ).toBeGreaterThan(0);
     // A refused login is not a failed attempt: no job was retried because of it.
     expect(logsOf(procs, 'sync failed, will retry')).toEqual([]);
     await env.verify();

@@ -32,7 +32,7 @@ describe('Redis faults', () => {
     await partUploaded(env);
     await env.redisServer!.restart({ wipe: false });
     for (let i = 0; i < 5; i++) await env.write(`calls/after-${i}.wav`, 30_000 + i);
-    // Polls can pause for up to the poll lock's TTL (60 s): a lock release lost with the connection
+    // Polls can pause for up to the poll lock's TTL (20 s): a lock release lost with the connection
     // (or rolled back with Redis's data) is only undone by the TTL.
     await env.waitSynced(120_000);
     expect(poller.exited || worker.exited).toBe(false);

@@ -36,6 +36,8 @@ export interface FtpFaults {
   maxLogins?: number;
   /** New connections are accepted but never get the 220 banner (nor any reply). */
   hangAfterConnect?: boolean;
+  /** Commands with this directive (e.g. `PASS`) are read and never answered. */
+  hangOnCommand?: string;
   /** LIST, MLSD and NLST wait this long before they are handled (a slow server, a huge directory). */
   listDelayMs?: number;
 }
@@ -285,6 +287,7 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
   }
 
   function injectFault(connection: Connection, directive: string, arg: string | null) {
+    if (faults.hangOnCommand === directive) return new Promise<void>(() => {});
     if (directive === 'PASS') passes++;
     const nth = faults.refuseEveryNthLogin;
     if (

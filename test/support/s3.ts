@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, createServer, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { finished, pipeline } from 'node:stream';
+import { finished, pipeline, Transform } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { tempDir } from './fs.js';
@@ -42,6 +42,11 @@ export interface FaultProxy {
    * when the time is up, the connections of those requests are destroyed.
    */
   stall(ms: number): void;
+  /**
+   * Request bodies reach s3rver at no more than `bytesPerSecond` (a slow link that still moves), for
+   * requests that start while it is set; 0 lifts it.
+   */
+  throttle(bytesPerSecond: number): void;
   /** Clears all faults. */
   reset(): void;
 }
@@ -145,6 +150,24 @@ function errorBody(status: number, path: string): string {
   );
 }
 
+/** Passes bytes on at `bytesPerSecond`, in slices of 16 KiB. */
+function throttled(bytesPerSecond: number): Transform {
+  const slice = 16 * 1024;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      let at = 0;
+      const next = () => {
+        if (at >= chunk.length) return cb();
+        const piece = chunk.subarray(at, at + slice);
+        at += piece.length;
+        this.push(piece);
+        setTimeout(next, (piece.length / bytesPerSecond) * 1000);
+      };
+      next();
+    },
+  });
+}
+
 /** AbortMultipartUpload: DELETE /bucket/key?uploadId=… */
 function isAbortMultipart(req: IncomingMessage): boolean {
   return req.method === 'DELETE' && /[?&]uploadId=/.test(req.url ?? '');
@@ -160,6 +183,7 @@ async function startFaultProxy(upstreamPort: number) {
   let failUntilStatus = 503;
   let downUntil = 0;
   let stallUntil = 0;
+  let throttleRate = 0;
   const stalled = new Set<Socket>();
 
   const takeFault = (): number => {
@@ -223,7 +247,8 @@ async function startFaultProxy(upstreamPort: number) {
       if (res.headersSent) res.destroy();
       else answer(502, errorBody(502, entry.path));
     });
-    pipeline(req, upstream, () => {});
+    if (throttleRate > 0) pipeline(req, throttled(throttleRate), upstream, () => {});
+    else pipeline(req, upstream, () => {});
   });
 
   server.on('connection', (socket: Socket) => {
@@ -256,6 +281,9 @@ async function startFaultProxy(upstreamPort: number) {
     stall(ms) {
       stallUntil = Date.now() + ms;
     },
+    throttle(bytesPerSecond) {
+      throttleRate = bytesPerSecond;
+    },
     reset() {
       stallUntil = 0;
       for (const socket of stalled) socket.destroy();
@@ -263,6 +291,7 @@ async function startFaultProxy(upstreamPort: number) {
       failCount = 0;
       failUntil = 0;
       downUntil = 0;
+      throttleRate = 0;
     },
   };
 
