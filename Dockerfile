@@ -48,5 +48,8 @@ EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.FTPSYNC_HEALTH_URL,{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # `docker run IMAGE status --json` and compose's `command: start --role worker` are ftp-sync commands.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/cli.js"]
+# --max-semi-space-size=32 (MiB; Node's default is 16): the chunks of a long transfer die young
+# instead of piling up in the old generation between major GCs. Measured with four 3 GiB uploads at
+# once: peak RSS 207 -> 167 MiB (npm run bench uses these flags; its memory table shows both).
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=32", "dist/src/cli.js"]
 CMD ["start"]

@@ -16,7 +16,7 @@ import {
   writeCorpora,
   writeEmptyFiles,
 } from './lib/corpus.js';
-import { type BenchEnv, compile, startEnv } from './lib/env.js';
+import { type BenchEnv, compile, imageNodeFlags, startEnv } from './lib/env.js';
 import { runFtpSync, runLimit, runRcloneCorpus, type Sample } from './lib/measure.js';
 import { type PollResult, runPoll } from './lib/poll.js';
 import { missingTools, obscure, rcloneVersion } from './lib/rclone.js';
@@ -36,11 +36,14 @@ const sizes = { ...(quick ? QUICK : FULL), ...(rounds ? { rounds } : {}) };
 const profileDir = (_env: BenchEnv) =>
   argv.includes('--profile') ? join(project, 'bench', 'results', 'profiles') : undefined;
 const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
-const nodeArgs = argv
-  .find((a) => a.startsWith('--node-args='))
-  ?.slice(12)
-  .split(' ')
-  .filter(Boolean);
+/** Node flags of the measured daemon: the Docker image's (Dockerfile ENTRYPOINT) unless given. */
+const imageFlags = imageNodeFlags(project);
+const nodeArgs =
+  argv
+    .find((a) => a.startsWith('--node-args='))
+    ?.slice(12)
+    .split(' ')
+    .filter(Boolean) ?? imageFlags;
 const started = Date.now();
 const load0 = os.loadavg()[0]!.toFixed(1);
 const say = (msg: string) =>
@@ -110,10 +113,20 @@ async function bench(env: BenchEnv) {
   }
 
   // The defaults (multipart with streamed parts above 16 MiB) at each size — memory must not grow
-  // with the file — and the smallest size again with the other upload paths (see config.ts):
-  // lib-storage's buffered parallel parts, and one streamed PutObject per file.
+  // with the file —, the largest size again under plain `node` (without the image's V8 flags), and
+  // the smallest size with the other upload paths (see config.ts): lib-storage's buffered parallel
+  // parts, and one streamed PutObject per file.
+  const flagsLabel = nodeArgs.length ? ` (node ${nodeArgs.join(' ')})` : '';
   const memRuns: MemoryRun[] = [
-    ...memory.map((c) => ({ corpus: c, setting: 'defaults (multipart, streamed parts)' })),
+    ...memory.map((c) => ({ corpus: c, setting: `defaults (multipart, streamed parts)${flagsLabel}` })),
+    ...(nodeArgs.length
+      ? memory.slice(-1).map((c) => ({
+          corpus: c,
+          setting: 'for comparison: plain node, no V8 flags',
+          variant: 'plain',
+          nodeArgs: [],
+        }))
+      : []),
     ...memory.slice(0, 1).flatMap((c) => [
       {
         corpus: c,
@@ -131,7 +144,13 @@ async function bench(env: BenchEnv) {
   ];
   for (const m of memRuns) {
     say(`memory: ftp-sync streaming ${m.corpus.label}, ${m.setting}`);
-    const o = { round: 1, connections: sizes.connections, nodeArgs, s3: m.s3, variant: m.variant };
+    const o = {
+      round: 1,
+      connections: sizes.connections,
+      nodeArgs: m.nodeArgs ?? nodeArgs,
+      s3: m.s3,
+      variant: m.variant,
+    };
     m.sample = await runFtpSync(env, m.corpus, o);
   }
 
@@ -155,6 +174,7 @@ interface MemoryRun {
   setting: string;
   s3?: Record<string, unknown>;
   variant?: string;
+  nodeArgs?: string[];
   sample?: Sample;
 }
 
@@ -176,12 +196,14 @@ function render(
       'the machine shows in wall times more than in CPU times.',
     '',
     `Each tool had ${sizes.connections} concurrent transfers (${sizes.tenantConnections} per tenant with 10 ` +
-      `tenants; rclone: one process per tenant): ftp-sync \`maxConnections\` = \`worker.concurrency\` = that ` +
-      'number; rclone `--transfers` = `--checkers` = that number with `--check-first` and its FTP ' +
+      `tenants; rclone: one process per tenant): ftp-sync \`maxConnections\` = that number and ` +
+      '`worker.concurrency` twice it (jobs beyond the budget do their checks and wait for a session; an ' +
+      'upload only runs while its job holds one); rclone `--transfers` = `--checkers` = that number with `--check-first` and its FTP ' +
       '`concurrency` one more (its minimum that cannot deadlock). "FTP sessions" is the most seen at once. ' +
       `Medians of ${sizes.rounds} round(s), tools alternating. ftp-sync is the real daemon with its default ` +
       'settings (allocation check against the Vela stand-in on, sync state, metadata) in a process of its ' +
-      'own, warm (modules loaded, as a running daemon is); its time runs from the poll that enqueues the ' +
+      `own, under the Docker image's Node flags (${nodeArgs.join(' ') || 'none'}), warm (modules loaded, ` +
+      'as a running daemon is); its time runs from the poll that enqueues the ' +
       'files to the last sync-state write (the earlier poll that first saw them, which the stability rule ' +
       `needs, is not timed; its process start took ${fmt(startupCpu(samples))} CPU s, not counted). CPU and ` +
       "RSS are the tool's own process(es). 'ftp-read' and 's3-write' are the pipeline's halves alone with the " +

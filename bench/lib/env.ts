@@ -5,6 +5,7 @@
  * Node, as in production, rather than through tsx's loader.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,22 @@ import { startVsftpd, type VsftpdServer } from '../../test/support/vsftpd.js';
 import { type Child, startChild } from './child.js';
 
 export const VELA_TOKEN = 'bench-vela-token';
+
+/**
+ * The Node flags the Docker image runs the daemon with (its ENTRYPOINT, between `node` and the
+ * script): the benchmark measures the daemon as deployed. One source of truth, the Dockerfile.
+ */
+export function imageNodeFlags(project: string): string[] {
+  const text = readFileSync(join(project, 'Dockerfile'), 'utf8');
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text)?.[1];
+  if (!entry) throw new Error('Dockerfile: no ENTRYPOINT [...] line');
+  const argv = JSON.parse(entry) as string[];
+  const node = argv.indexOf('node');
+  const script = argv.findIndex((a) => a.endsWith('cli.js'));
+  if (node < 0 || script < node)
+    throw new Error(`Dockerfile: ENTRYPOINT does not run node …cli.js: ${entry}`);
+  return argv.slice(node + 1, script);
+}
 
 export interface BenchEnv {
   /** Scratch directory of this run (corpora, s3rver's files, logs); removed by `stop()`. */

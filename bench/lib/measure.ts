@@ -165,7 +165,11 @@ export async function runFtpSync(env: BenchEnv, c: Corpus, o: RunOptions): Promi
         prefix: `b-${name}`,
         tenants,
         connections: o.connections,
-        concurrency: o.connections * tenants.length,
+        // Twice the sessions (the daemon's default of 8 for 4): a job beyond the budget does its
+        // checks (sync state, Vela) and then waits in-process for a session, as rclone's checkers
+        // work beside its transfers. FTP sessions and uploads stay at `connections`: an upload only
+        // runs while its job holds a session.
+        concurrency: 2 * o.connections * tenants.length,
         s3: o.s3,
       },
       o.logLevel,

@@ -59,11 +59,32 @@ export interface IndexedRow {
 
 const CHUNK = 1000;
 
-/** KEYS: synced, seen, parked, info (one tenant's, one slot). ARGV: path, SyncRecord JSON, size. */
+/**
+ * A sync job's first look. KEYS: synced, info, manifest. ARGV: path, manifest refs… Returns the
+ * sync record, health, reason, then the manifest row of each ref (false where there is none).
+ */
+const JOB_CHECK = `
+local out = { redis.call('HGET', KEYS[1], ARGV[1]) }
+local h = redis.call('HMGET', KEYS[2], 'health', 'reason')
+out[2] = h[1]
+out[3] = h[2]
+for i = 2, #ARGV do out[i + 2] = redis.call('HGET', KEYS[3], ARGV[i]) end
+return out`;
+
+/**
+ * KEYS: synced, seen, parked, info (one tenant's, one slot). ARGV: path, SyncRecord JSON, size,
+ * mtime. The same version marked twice (a job run again after its worker lost its lock, or a HEAD
+ * that found it already there) is counted once.
+ */
 const MARK_SYNCED = `
+local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+if old then
+  local ok, rec = pcall(cjson.decode, old)
+  if ok and tostring(rec.size) == ARGV[3] and rec.mtime == ARGV[4] then return 0 end
+end
 redis.call('HINCRBY', KEYS[4], 'files', 1)
 redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[3])
 return 1`;
@@ -78,7 +99,11 @@ export interface SyncStateStore {
   replaceSeen(org: string, seen: Map<string, SeenRecord>): Promise<void>;
   getSynced(org: string, path: string): Promise<SyncRecord | undefined>;
   /** A sync job's first look, in one round trip: the path's sync record and the tenant's health. */
-  jobCheck(org: string, path: string): Promise<{ synced?: SyncRecord; unhealthy?: string }>;
+  jobCheck(
+    org: string,
+    path: string,
+    manifestRefs?: string[],
+  ): Promise<{ synced?: SyncRecord; unhealthy?: string; manifestRow?: IndexedRow | null }>;
   /** Marks a version synced, unparks it and counts it, atomically. */
   markSynced(org: string, path: string, rec: SyncRecord): Promise<void>;
   /** Every synced path of a tenant (for status and resync). */
@@ -156,20 +181,35 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async getSynced(org, path) {
       return parse<SyncRecord>(await redis.hget(k(org, 'synced'), path));
     },
-    async jobCheck(org, path) {
-      // Both keys carry the tenant's hash tag: one slot, one pipeline, on a cluster too.
-      const res =
-        (await redis
-          .pipeline()
-          .hget(k(org, 'synced'), path)
-          .hmget(k(org, 'info'), 'health', 'reason')
-          .exec()) ?? [];
-      for (const [err] of res) if (err) throw err;
-      const synced = parse<SyncRecord>(res[0]?.[1] as string | null);
-      const [health, reason] = (res[1]?.[1] as (string | null)[] | undefined) ?? [];
+    async jobCheck(org, path, refs = []) {
+      // One script over the tenant's keys (one slot, on a cluster too): a single command per job.
+      const res = (await redis.eval(
+        JOB_CHECK,
+        3,
+        k(org, 'synced'),
+        k(org, 'info'),
+        k(org, 'manifest'),
+        path,
+        ...refs,
+      )) as (string | null | false)[];
+      const str = (v: string | null | false | undefined) => (typeof v === 'string' ? v : null);
+      const synced = parse<SyncRecord>(str(res[0]));
+      const health = str(res[1]);
+      let manifestRow: IndexedRow | null | undefined;
+      if (refs.length) {
+        manifestRow = null;
+        for (const v of res.slice(3)) {
+          const row = parse<IndexedRow>(str(v));
+          if (row) {
+            manifestRow = row;
+            break;
+          }
+        }
+      }
       return {
         ...(synced && { synced }),
-        ...(health === 'unhealthy' && { unhealthy: reason || 'unhealthy' }),
+        ...(health === 'unhealthy' && { unhealthy: str(res[2]) || 'unhealthy' }),
+        ...(manifestRow !== undefined && { manifestRow }),
       };
     },
     async markSynced(org, path, rec) {
@@ -185,6 +225,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         path,
         JSON.stringify(rec),
         rec.size,
+        rec.mtime,
       );
     },
     async allSynced(org) {

@@ -59,9 +59,12 @@ export interface CallGateDeps {
 
 export function makeCallGate(deps: CallGateDeps): CallGate {
   const now = deps.now ?? Date.now;
-  return async (tenant, job, ctx) => {
+  const gate: CallGate = async (tenant, job, ctx) => {
     if (!isRecording(job.path)) return { kind: 'upload', metadata: {} };
-    const row = await deps.state.findManifestRow(tenant.org, manifestKeys(job.path));
+    const row =
+      ctx.manifestRow !== undefined
+        ? (ctx.manifestRow ?? undefined)
+        : await deps.state.findManifestRow(tenant.org, manifestKeys(job.path));
     const res = resolveCallMetadata({
       path: job.path,
       mtime: listingDate(job.mtime, new Date(now())),
@@ -109,6 +112,8 @@ export function makeCallGate(deps: CallGateDeps): CallGate {
     }
     return { kind: 'upload', metadata: { ...metadata, 'voice-id': answer.voiceId } };
   };
+  gate.manifestRefs = (job) => (isRecording(job.path) ? manifestKeys(job.path) : []);
+  return gate;
 }
 
 export interface ManifestIndexerDeps {

@@ -127,7 +127,10 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
         if (lease.session.healthy && !deps.budget.lost(lease.id)) return lease;
         await closeLease(lease);
       }
-      const id = await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
+      // This process holds every slot of the tenant: no need to ask Redis, wait for a hand-over.
+      const mine = openCount.get(tenant.org) ?? 0;
+      const id =
+        mine >= tenant.maxConnections ? {} : await deps.budget.tryAcquire(tenant.org, tenant.maxConnections);
       if (typeof id !== 'string') {
         if (id.pausedMs) {
           pause(tenant.org, id.pausedMs);

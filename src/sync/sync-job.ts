@@ -4,7 +4,7 @@
  *
  * Invariant 3: a version is marked synced only after S3 confirmed it (HEAD after upload).
  */
-import type { SyncStateStore } from '../adapters/redis-state.js';
+import type { IndexedRow, SyncStateStore } from '../adapters/redis-state.js';
 import type { TenantConfig } from '../config.js';
 import { causeOf, PermanentError, TenantError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -34,11 +34,21 @@ export type GateDecision =
     };
 
 /** Metadata and allocation check for one file (issue: tenants). Absent → upload with no call metadata. */
-export type CallGate = (
-  tenant: TenantConfig,
-  job: SyncJobData,
-  ctx: { signal?: AbortSignal; log: Logger; queuedAt: number },
-) => Promise<GateDecision>;
+export interface CallGate {
+  (
+    tenant: TenantConfig,
+    job: SyncJobData,
+    ctx: {
+      signal?: AbortSignal;
+      log: Logger;
+      queuedAt: number;
+      /** The row looked up for `manifestRefs(job)` with the job's first look (null: none). */
+      manifestRow?: IndexedRow | null;
+    },
+  ): Promise<GateDecision>;
+  /** The manifest references the gate will look up for this job: fetched in the same round trip. */
+  manifestRefs?(job: SyncJobData): string[];
+}
 
 /** Runs after a file is in S3 and marked synced (manifests are indexed here). Never fails the job. */
 export type AfterUpload = (
@@ -118,7 +128,11 @@ export async function runSyncJob(
     );
   }
 
-  const { synced, unhealthy } = await deps.state.jobCheck(tenant.org, job.path);
+  const { synced, unhealthy, manifestRow } = await deps.state.jobCheck(
+    tenant.org,
+    job.path,
+    deps.gate?.manifestRefs?.(job),
+  );
   if (!job.force && synced && sameVersion(synced, job)) {
     return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
   }
@@ -137,7 +151,12 @@ export async function runSyncJob(
 
   let metadata = objectMetadata(tenant.org, job);
   if (deps.gate) {
-    const decision = await deps.gate(tenant, job, { signal: ctx.signal, log, queuedAt: ctx.queuedAt });
+    const decision = await deps.gate(tenant, job, {
+      signal: ctx.signal,
+      log,
+      queuedAt: ctx.queuedAt,
+      manifestRow,
+    });
     if (decision.kind === 'wait') return decision;
     if (decision.kind === 'park')
       return park(deps, job, ctx, decision.reason, decision.detail, decision.retryInMs);

@@ -29,7 +29,7 @@ export class SizeMismatchError extends Error {
  * the upload reads. `body` ends only through `open()`, after the download resolved with the exact
  * byte count; every other outcome destroys it with an error.
  */
-export function makeGate(path: string, size: number, highWaterMark = 1024 * 1024) {
+export function makeGate(path: string, size: number, highWaterMark = 256 * 1024) {
   const body = new PassThrough({ highWaterMark });
   let count = 0;
   let pending: ((err?: Error | null) => void) | undefined;
