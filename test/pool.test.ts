@@ -21,8 +21,7 @@ afterEach(async () => {
 });
 
 /** One replica's pool: its own budget client over the shared Redis, sessions idle for a minute. */
-function replicaPool(e: TestEnv): SessionPool {
-  const budget = makeRedisBudget(e.redis, e.prefix);
+function replicaPool(e: TestEnv, budget = makeRedisBudget(e.redis, e.prefix)): SessionPool {
   const pool = makeSessionPool({
     budget,
     credentials: { get: async (org) => ({ user: org, password: passwordOf(org) }), invalidate() {} },
@@ -86,14 +85,7 @@ describe('session pool across replicas', () => {
     env = await makeTestEnv('pool-lost', { tenant: { maxConnections: 1 } });
     const tenant = env.config.tenants[0]!;
     const budget = makeRedisBudget(env.redis, env.prefix, { leaseMs: 600 });
-    const pool = makeSessionPool({
-      budget,
-      credentials: { get: async (org) => ({ user: org, password: passwordOf(org) }), invalidate() {} },
-      connect: (t, c) => connectSource(t, c, { timeoutMs: 5_000 }),
-      log: env.logs.log,
-      idleMs: 60_000,
-    });
-    pools.push(pool);
+    const pool = replicaPool(env, budget);
     const lease = await pool.acquire(tenant);
     expect(lease).not.toBeNull();
     // What an expiry does while this replica cannot renew: the slot is gone from Redis…
