@@ -224,10 +224,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
         lockDuration: config.worker.lockDuration,
         stalledInterval: config.worker.stalledInterval,
         shutdownTimeoutMs: config.worker.shutdownTimeout,
-        onTenantError: (org, err) => {
-          metrics.recordTenantError(org);
-          void state.setHealth(org, 'unhealthy', err.message).catch(() => {});
-        },
+        // The job has marked the tenant unhealthy already (sync/sync-job.ts): metrics only.
+        onTenantError: (org) => metrics.recordTenantError(org),
         onOutcome: (org, outcome, bytes, ms) => metrics.recordOutcome(org, outcome, bytes, ms),
       },
     );

@@ -45,6 +45,12 @@ if pause > 0 then return -pause end
 if free <= 0 then redis.call('SET', KEYS[3], 1, 'PX', ARGV[2]) return 0 end
 return free`;
 
+/** KEYS: leases. The leases held now, on Redis's clock. */
+const IN_USE = `
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+return redis.call('ZCARD', KEYS[1])`;
+
 /** KEYS: the tenant's leases key once per lease. ARGV: lease ids…, lease ms. Returns the ids lost. */
 const RENEW = `
 local t = redis.call('TIME')
@@ -171,11 +177,7 @@ export function makeRedisBudget(
     },
     lost: (lease) => lostLeases.has(lease),
     async inUse(org) {
-      const key = k(org);
-      const free = Number(
-        await redis.eval(ROOM, 4, key.slots, key.lowered, key.wanted, key.pause, 1_000_000, WANTED_MS),
-      );
-      return free < 0 ? redis.zcard(key.slots) : 1_000_000 - free;
+      return Number(await redis.eval(IN_USE, 1, k(org).slots));
     },
     async wanted(orgs) {
       // One command per tenant (a cluster pipeline may not span slots); they share one round trip.

@@ -170,6 +170,7 @@ export async function makeDirectPut(client: S3Client, o: DirectPutOptions): Prom
     : (o.agents?.http ?? new HttpAgent({ keepAlive: true, maxSockets: 50 }));
   const basePath = ep.url.pathname.replace(/\/$/, '');
   const port = ep.url.port ? Number(ep.url.port) : undefined;
+  const host = ep.url.hostname.replace(/^\[|\]$/g, ''); // an IPv6 literal without its brackets
   const signer = new SignatureV4({
     service: ep.signingName,
     region: ep.signingRegion,
@@ -205,7 +206,7 @@ export async function makeDirectPut(client: S3Client, o: DirectPutOptions): Prom
       const r = send(
         {
           method: 'PUT',
-          host: ep!.url.hostname,
+          host,
           port,
           path,
           headers: signed.headers,

@@ -4,7 +4,7 @@
  */
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
-import { PermanentError, TenantError, toError } from '../errors.js';
+import { PermanentError, toError } from '../errors.js';
 import { runSyncJob, type SyncJobDeps } from '../sync/sync-job.js';
 import type { SyncJobData, SyncResult } from '../types.js';
 import { noSlotDelay, retryDelay, SYNC_QUEUE } from './jobs.js';
@@ -18,7 +18,7 @@ export interface SyncWorkerOptions {
   stalledInterval?: number;
   /** On close, how long running transfers may go on before they are aborted and handed back. */
   shutdownTimeoutMs: number;
-  /** Called when a tenant-level error happens (bad login, TLS, missing directory). */
+  /** Called when a job hits a tenant-level error (bad login, TLS); sync state is already marked. */
   onTenantError?: (org: string, err: Error) => void;
   /** Side channel for metrics; never breaks a job. */
   onOutcome?: (org: string, outcome: string, bytes: number, ms: number) => void;
@@ -70,8 +70,9 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
           throw new DelayedError();
         case 'parked':
           log.info({ org: data.org, path: data.path, reason: outcome.record.reason }, 'parked');
-          if (outcome.record.reason === 'tenant-unhealthy') {
-            safe(() => opts.onTenantError?.(data.org, new Error(outcome.record.detail ?? 'unhealthy')));
+          if (outcome.tenantError) {
+            const err = outcome.tenantError;
+            safe(() => opts.onTenantError?.(data.org, err));
           }
           safe(() => opts.onOutcome?.(data.org, 'parked', 0, Date.now() - started));
           await job.moveToDelayed(Date.now() + outcome.retryInMs, token);
@@ -94,7 +95,6 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
           Date.now() - started,
         ),
       );
-      if (err instanceof TenantError) safe(() => opts.onTenantError?.(data.org, err));
       if (err instanceof PermanentError) {
         await deps.state.unpark(data.org, data.path).catch(() => {});
         log.error({ org: data.org, path: data.path, err: err.message }, 'sync failed for good');

@@ -79,7 +79,8 @@ export type SyncOutcome =
   | { kind: 'no-slot'; retryInMs?: number }
   /** Waiting for something that may still come (a manifest row): try again in `retryInMs`. */
   | { kind: 'wait'; retryInMs: number; detail: string }
-  | { kind: 'parked'; record: ParkedRecord; retryInMs: number }
+  /** `tenantError`: this job itself hit the tenant-level failure it is parked for. */
+  | { kind: 'parked'; record: ParkedRecord; retryInMs: number; tenantError?: TenantError }
   /** The listed version no longer exists on the server; a newer one has its own job. */
   | { kind: 'superseded'; detail: string };
 
@@ -289,7 +290,8 @@ async function tenantUnhealthy(
 ): Promise<SyncOutcome> {
   await deps.state.setHealth(job.org, 'unhealthy', err.message);
   log.warn({ err: err.message }, 'tenant unhealthy: its jobs are parked until a poll of it succeeds');
-  return park(deps, job, ctx, 'tenant-unhealthy', err.message, TENANT_RECHECK_MS);
+  const parked = await park(deps, job, ctx, 'tenant-unhealthy', err.message, TENANT_RECHECK_MS);
+  return { ...parked, tenantError: err };
 }
 
 async function park(
@@ -299,7 +301,7 @@ async function park(
   reason: ParkedRecord['reason'],
   detail: string,
   retryInMs: number,
-): Promise<SyncOutcome> {
+): Promise<Extract<SyncOutcome, { kind: 'parked' }>> {
   const existing = await deps.state.getParked(job.org, job.path);
   const record: ParkedRecord = {
     path: job.path,
