@@ -63,10 +63,13 @@ describe('shutdown and connection budget (in process)', () => {
     expect(await job!.getState()).toMatch(/waiting|delayed|prioritized/);
     expect(job!.attemptsMade, `${job!.failedReason} ${JSON.stringify(job!.stacktrace)}`).toBe(0);
     await queue.close();
-    // Every FTP session was closed (the server notices a moment later: up to seconds on a loaded
-    // machine, while its throttled data stream winds down; a session left open stays forever).
+    // Every FTP session was closed (the server notices a moment later; a session left open stays
+    // forever, and the message says which one and what it last did).
     for (const until = Date.now() + 10_000; env.ftp.logins() > 0 && Date.now() < until; ) await delay(20);
-    expect(env.ftp.logins(), 'FTP sessions still logged in 10 s after close()').toBe(0);
+    expect(
+      env.ftp.logins(),
+      `FTP sessions still logged in 10 s after close(): ${JSON.stringify(env.ftp.sessions())}\n${env.logs.lines.slice(-40).join('\n')}`,
+    ).toBe(0);
     // A new daemon finishes it.
     env.ftp.faults.slowData = undefined;
     const next = await env.start();

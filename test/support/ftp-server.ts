@@ -78,6 +78,8 @@ export interface FtpTestServer {
   setPassword(user: string, password: string): void;
   /** Sessions logged in right now. */
   logins(): number;
+  /** The sessions logged in right now, each with its user and the commands it sent (for a failure's message). */
+  sessions(): { id: string; user?: string; commands: string[] }[];
   /** The most sessions that were logged in at the same time. */
   maxConcurrentLogins(): number;
   /** Per user: the most sessions of that user logged in at the same time. */
@@ -147,6 +149,13 @@ class FaultFileSystem extends FileSystem {
     let out = stream;
     if (slow && matches(slow.path, clientPath)) out = throttle(out, slow.bytesPerSecond);
     if (cut && matches(cut.path, clientPath)) out = cutAfter(out, cut.bytes, cut.mode ?? 'abort');
+    // ftp-srv pauses the control socket during RETR and, when the client hangs up the data
+    // connection, may wait for the next chunk forever: it would never see the session end. A real
+    // server notices at once; so does this one: a data connection closed early fails the RETR.
+    const socket = (this.connection as unknown as { connector?: { socket?: Readable } }).connector?.socket;
+    socket?.once('close', () => {
+      if (!out.readableEnded) out.destroy(new Error('the client closed the data connection'));
+    });
     return { stream: out, clientPath };
   }
 }
@@ -200,6 +209,7 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
   const users = new Map(Object.entries(opts.users ?? { test: 'secret' }));
   let faults: FtpFaults = opts.faults ?? {};
   const loggedIn = new Set<string>();
+  const commandsOf = new Map<string, string[]>();
   let maxConcurrent = 0;
   let refused = 0;
   let passes = 0;
@@ -250,6 +260,7 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
   const events = server as unknown as EventEmitter;
   events.on('disconnect', ({ id }: { id: string }) => {
     loggedIn.delete(id);
+    commandsOf.delete(id);
     const user = userOf.get(id);
     userOf.delete(id);
     const u = user === undefined ? undefined : perUser.get(user);
@@ -275,6 +286,10 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
       const { directive, arg } = command as { directive: string; arg: string | null };
       try {
         faults.onCommand?.(directive, arg);
+        const seen = commandsOf.get(connection.id) ?? [];
+        commandsOf.set(connection.id, seen);
+        seen.push(directive === 'PASS' ? 'PASS ***' : `${directive}${arg ? ` ${arg}` : ''}`);
+        if (seen.length > 20) seen.shift();
       } catch {
         // an observer, never a fault
       }
@@ -337,6 +352,8 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
     },
     setPassword: (user, password) => void users.set(user, password),
     logins: () => loggedIn.size,
+    sessions: () =>
+      [...loggedIn].map((id) => ({ id, user: userOf.get(id), commands: commandsOf.get(id) ?? [] })),
     maxConcurrentLogins: () => maxConcurrent,
     maxConcurrentLoginsByUser: () => Object.fromEntries([...perUser].map(([user, u]) => [user, u.max])),
     refusedLogins: () => refused,
