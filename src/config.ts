@@ -25,7 +25,7 @@ const SIZE_UNITS: Record<string, number> = {
 
 /** `30s`, `5m`, `1h`, `500ms`, `1d` → milliseconds; throws on anything else. */
 export function parseDuration(text: string): number {
-  if (/^\s*-/.test(text)) throw new Error(`expected a positive duration, got ${JSON.stringify(text)}`);
+  if (/^\s*-/.test(text)) throw new Error(`a duration cannot be negative, got ${JSON.stringify(text)}`);
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(text);
   if (!m) throw new Error(`expected a duration like 30s, 5m or 1h, got ${JSON.stringify(text)}`);
   return Math.round(Number(m[1]) * (UNITS[m[2]!.toLowerCase()] ?? 1));
@@ -41,7 +41,12 @@ export function parseSize(text: string | number): number {
 
 const got = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
 
-const duration = () =>
+/**
+ * A duration field. `zero` says what 0 means for this field: a string (the meaning, e.g. "no
+ * minimum age") accepts it; absent, 0 is refused with `why` (what 0 would do), so the error tells
+ * the user why that field needs more.
+ */
+const duration = (opts: { zero?: string; why?: string } = {}) =>
   z.custom<string>().transform((v, ctx) => {
     if (typeof v !== 'string') {
       ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 5m or 1h, got ${got(v)}` });
@@ -49,7 +54,10 @@ const duration = () =>
     }
     try {
       const ms = parseDuration(v);
-      if (ms <= 0) throw new Error(`expected a positive duration, got ${JSON.stringify(v)}`);
+      if (ms === 0 && opts.zero === undefined) {
+        const why = opts.why ? ` (${opts.why})` : '';
+        throw new Error(`expected a duration above 0${why}, got ${JSON.stringify(v)}`);
+      }
       return ms;
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
@@ -210,9 +218,20 @@ export const metadataSchema = z.strictObject({
     )
     .optional(),
   defaultEmail: z.email({ error: (iss) => `expected an email address, got ${got(iss.input)}` }).optional(),
-  /** When true, a recording waits up to `manifestWait` for its manifest row, then is parked. */
+  /**
+   * Use the file's modification date (UTC) as the date of call when no manifest row or pattern gives
+   * one. Default: on when `defaultEmail` is set (the tenant's defaults), else off — a file's mtime is
+   * when it was written to the server, often not the day of the call, and no date beats a wrong one.
+   */
+  dateFromMtime: bool().optional(),
+  /**
+   * When true, a recording without a manifest row is held (parked `missing-metadata`, visible) up to
+   * `manifestWait` for one, released at once when it comes; after that it stays parked until a row
+   * arrives or `resync` releases it. When false (default), metadata is optional: a recording is
+   * checked and uploaded with what is known.
+   */
   requireManifest: bool().default(false),
-  manifestWait: duration().prefault('1h'),
+  manifestWait: duration({ zero: 'park at once' }).prefault('1h'),
 });
 
 const tenantSchema = z
@@ -225,8 +244,8 @@ const tenantSchema = z
     dirs: z.array(str('a directory')).min(1).default(['/']),
     include: z.array(str('a glob pattern')).optional(),
     exclude: z.array(str('a glob pattern')).default([]),
-    pollInterval: duration().optional(),
-    minFileAge: duration().optional(),
+    pollInterval: duration({ why: '0 would poll without a pause' }).optional(),
+    minFileAge: duration({ zero: 'no minimum age' }).optional(),
     maxConnections: int(1, 64).optional(),
     maxFileSize: size().optional(),
     metadata: metadataSchema.prefault({}),
@@ -249,7 +268,7 @@ const velaSchema = z.preprocess(
       enabled: z.literal(true),
       url: z.url({ error: (iss) => `expected an http(s) URL, got ${got(iss.input)}` }),
       token: str('a bearer token'),
-      timeout: duration().prefault('10s'),
+      timeout: duration({ why: 'Vela would have no time to answer' }).prefault('10s'),
     }),
   ]),
 );
@@ -348,25 +367,25 @@ export const configSchema = z.strictObject({
      * A request (or a whole multipart upload) that makes no progress for this long is aborted and
      * retried: a store that stops answering never hangs a worker. Resets with every byte.
      */
-    idleTimeout: duration().prefault('60s'),
+    idleTimeout: duration({ why: 'every request would be aborted at once' }).prefault('60s'),
     /**
      * The worker role aborts our multipart uploads older than this once an hour (left behind by a
      * crashed worker). Longer than any upload can take; an S3 lifecycle rule is the second net.
      */
-    staleUploadAge: duration().prefault('1d'),
+    staleUploadAge: duration({ why: 'uploads still running would be aborted' }).prefault('1d'),
   }),
   vela: velaSchema,
   defaults: z
     .strictObject({
-      pollInterval: duration().prefault('60s'),
+      pollInterval: duration({ why: '0 would poll without a pause' }).prefault('60s'),
       /**
        * How long a source server may stay silent (connect, login, listing, data, the final reply of a
        * transfer) before the session is dropped and the poll or job retried. For every tenant.
        */
-      sourceTimeout: duration().prefault('30s'),
-      minFileAge: duration().prefault('30s'),
+      sourceTimeout: duration({ why: 'every session would be dropped at once' }).prefault('30s'),
+      minFileAge: duration({ zero: 'no minimum age' }).prefault('30s'),
       maxConnections: int(1, 64).default(2),
-      allocationRecheck: duration().prefault('15m'),
+      allocationRecheck: duration({ why: 'Vela would be asked again without a pause' }).prefault('15m'),
       maxFileSize: size().prefault('10GiB'),
     })
     .prefault({}),
@@ -377,22 +396,22 @@ export const configSchema = z.strictObject({
       /** Attempts of a sync job before it stays failed (backoff grows to 5 minutes). */
       attempts: int(1, 1000).default(40),
       /** On SIGTERM, how long transfers may run before they are aborted and handed back. */
-      shutdownTimeout: duration().prefault('30s'),
+      shutdownTimeout: duration({ zero: 'hand running transfers back at once' }).prefault('30s'),
       /** How long completed jobs are kept (the dedup window for job ids). */
-      keepCompleted: duration().prefault('1d'),
+      keepCompleted: duration({ why: 'completed jobs are the dedup window of their ids' }).prefault('1d'),
       /**
        * How long a sync job stays locked to its worker without a renewal (BullMQ `lockDuration`). A
        * replica that dies holding jobs gives them up after about this long plus `stalledInterval`.
        */
-      lockDuration: duration().prefault('30s'),
+      lockDuration: duration({ why: 'another worker would take every running job' }).prefault('30s'),
       /** How often each worker looks for jobs whose worker died and queues them again (BullMQ `stalledInterval`). */
-      stalledInterval: duration().prefault('30s'),
+      stalledInterval: duration({ why: 'the stalled check needs an interval' }).prefault('30s'),
     })
     .prefault({}),
   credentials: z
     .strictObject({
       /** How long fetched FTP credentials are cached by a worker. */
-      cacheTtl: duration().prefault('5m'),
+      cacheTtl: duration({ zero: 'fetch credentials for every login' }).prefault('5m'),
     })
     .prefault({}),
   http: z

@@ -214,6 +214,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
           store,
           log,
           release: async (_org, ids) => void (await releaseJobs(syncQueue, ids)),
+          onMetadataUpdate: (org) => metrics.recordMetadataUpdate(org),
         }),
         log,
       },

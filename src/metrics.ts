@@ -77,6 +77,8 @@ export interface Metrics {
   recordPoll(org: string, outcome: PollReport): void;
   /** One allocation check (Vela adapter `onCall`). */
   recordVelaCall(call: { outcome: string; ms: number }): void;
+  /** A synced recording's call metadata was updated in place by a later call record. */
+  recordMetadataUpdate(org: string): void;
 }
 
 /** Whole job times, from a small file to a few GB over a slow line. */
@@ -123,6 +125,12 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'ftpsync_sync_failures_total',
     help: 'Failed sync job attempts: failed (for good), retry (will be retried), tenant (tenant-level error).',
     labelNames: ['org', 'reason'],
+    registers,
+  });
+  const metadataUpdates = new Counter({
+    name: 'ftpsync_metadata_updates_total',
+    help: 'Synced recordings whose object metadata a later call record updated in place (no new upload).',
+    labelNames: ['org'],
     registers,
   });
   const polls = new Counter({
@@ -359,6 +367,9 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     },
     recordVelaCall(call) {
       safe(() => velaDuration.observe({ outcome: call.outcome }, call.ms / 1000));
+    },
+    recordMetadataUpdate(org) {
+      safe(() => metadataUpdates.inc({ org }));
     },
   };
 }

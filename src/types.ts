@@ -38,12 +38,27 @@ export interface Version {
 }
 
 /** Per-call metadata sent to Vela and stored on the object. */
+/**
+ * Where a call's metadata came from: a manifest row, the file name pattern, the tenant's defaults;
+ * `partial` when only one of email and date is known, `none` when neither is (metadata is optional:
+ * such a call is still checked with Vela and uploaded).
+ */
+export type MetadataSource = 'manifest' | 'pattern' | 'defaults' | 'partial' | 'none';
+
+export const METADATA_SOURCES: readonly MetadataSource[] = [
+  'manifest',
+  'pattern',
+  'defaults',
+  'partial',
+  'none',
+];
+
+/** A call's metadata; each field only when known. */
 export interface CallMetadata {
-  email: string;
+  email?: string;
   /** YYYY-MM-DD */
-  dateOfCall: string;
-  /** Where the metadata came from, for logs and status. */
-  source: 'manifest' | 'pattern' | 'defaults';
+  dateOfCall?: string;
+  source: MetadataSource;
 }
 
 export type AllocationStatus = 'within' | 'exceeded';
@@ -85,6 +100,11 @@ export interface SyncJobData {
   force?: boolean;
   /** Set by resync, to group the jobs of one batch for progress reporting. */
   batch?: string;
+  /**
+   * Set by resync on a recording parked for a missing manifest row (`requireManifest`): it goes on
+   * with the metadata that is known instead of waiting for a row.
+   */
+  released?: boolean;
   /**
    * Set by the poll when a listing of the tenant's keys found no object under this one: the job's
    * first run skips the HEAD of invariant 2 (nothing else writes this version's key meanwhile; a

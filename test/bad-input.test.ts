@@ -918,12 +918,17 @@ describe('configuration mistakes (more forms than test/config.test.ts)', () => {
     [
       'a negative default interval',
       { ...base, defaults: { pollInterval: '-1m' } },
-      'defaults.pollInterval: expected a positive duration',
+      'defaults.pollInterval: a duration cannot be negative',
     ],
     [
-      'a zero minFileAge',
-      { ...base, tenants: [tenant({ minFileAge: '0s' })] },
-      'tenants[0].minFileAge: expected a positive duration',
+      'a zero poll interval',
+      { ...base, tenants: [tenant({ pollInterval: '0s' })] },
+      'tenants[0].pollInterval: expected a duration above 0',
+    ],
+    [
+      'a negative minFileAge',
+      { ...base, tenants: [tenant({ minFileAge: '-1s' })] },
+      'tenants[0].minFileAge: a duration cannot be negative',
     ],
     [
       'a negative maxFileSize',

@@ -53,7 +53,17 @@ describe('configuration', () => {
   it.each([
     [
       { ...base, tenants: [tenant({ pollInterval: '-5s' })] },
-      'tenants[0].pollInterval: expected a positive duration',
+      'tenants[0].pollInterval: a duration cannot be negative',
+    ],
+    [
+      { ...base, tenants: [tenant({ pollInterval: '0s' })] },
+      'tenants[0].pollInterval: expected a duration above 0 (0 would poll without a pause)',
+    ],
+    [{ ...base, defaults: { minFileAge: '-1s' } }, 'defaults.minFileAge: a duration cannot be negative'],
+    [{ ...base, defaults: { minFileAge: 'soon' } }, 'defaults.minFileAge: expected a duration'],
+    [
+      { ...base, worker: { lockDuration: '0ms' } },
+      'worker.lockDuration: expected a duration above 0 (another worker would take every running job)',
     ],
     [
       { ...base, tenants: [tenant({ pollInterval: 'often' })] },
@@ -80,6 +90,23 @@ describe('configuration', () => {
     await writeFile(join(dir, 'bad.yaml'), 'a: [');
     await expect(loadConfig(join(dir, 'bad.yaml'), {})).rejects.toThrow('not valid YAML');
     await expect(loadConfig(join(dir, 'missing.yaml'), {})).rejects.toThrow('cannot read');
+  });
+
+  it('accepts 0 where it means none: minFileAge, manifestWait, shutdownTimeout, cacheTtl', () => {
+    const c = parseConfig(
+      {
+        ...base,
+        defaults: { minFileAge: '0s' },
+        worker: { shutdownTimeout: '0s' },
+        credentials: { cacheTtl: '0s' },
+        tenants: [tenant({ minFileAge: '0ms', metadata: { requireManifest: true, manifestWait: '0s' } })],
+      },
+      {},
+    );
+    expect(c.defaults.minFileAge).toBe(0);
+    expect(c.worker.shutdownTimeout).toBe(0);
+    expect(c.tenants[0]!.minFileAge).toBe(0);
+    expect(c.tenants[0]!.metadata.manifestWait).toBe(0);
   });
 
   it('parses durations', () => {

@@ -144,8 +144,8 @@ describe('npm run demo', () => {
       console.log(`demo finished in ${(ms / 1000).toFixed(1)} s`);
 
       const acme = tenantBlock(stdout, 'acme');
-      expect(acme).toMatch(/synced\s+4 files/);
-      expect(acme).toMatch(/parked\s+1 — missing-metadata/);
+      expect(acme).toMatch(/synced\s+5 files/);
+      expect(acme).toMatch(/parked\s+0/);
       expect(acme).toMatch(/manifest\s+1 row error/);
       expect(acme).toContain('records/calls-2024-03.csv: 4 rows, 3 accepted, 1 row error');
       expect(acme).toMatch(/line 5: agent_email "dana\.at\.acme\.example": not an email address/);
@@ -160,7 +160,7 @@ describe('npm run demo', () => {
 
       for (const block of [acme, globex, initech]) expect(block).toMatch(/failures\s+0/);
       expect(stdout).toMatch(
-        /OK: all 13 files ended as designed .* 9 synced \(9 verified byte for byte in S3\), 4 parked/,
+        /OK: all 13 files ended as designed .* 10 synced \(10 verified byte for byte in S3\), 3 parked/,
       );
       // Where to look: bucket keys, one object's call metadata, the status command, the daemon log.
       expect(stdout).toMatch(/\d+ {2}acme\/calls\/2024-03-04\/call-0001\.wav/);

@@ -446,24 +446,36 @@ describe('resolveCallMetadata', () => {
     });
   });
 
-  it('reports missing metadata when nothing gives an email or a date', () => {
+  it('goes on with nothing known when nothing gives an email or a date (metadata is optional)', () => {
     expect(resolveCallMetadata({ path: 'a.wav', mtime, config: config() })).toEqual({
-      ok: false,
-      reason: 'missing-metadata',
-      detail: expect.stringMatching(/no email .*no metadata\.defaultEmail/),
+      ok: true,
+      metadata: { source: 'none' },
+    });
+    // The modification date is a default only with the tenant's defaults (or dateFromMtime).
+    expect(resolveCallMetadata({ path: 'a.wav', mtime, config: config({ dateFromMtime: true }) })).toEqual({
+      ok: true,
+      metadata: { dateOfCall: '2024-06-01', source: 'partial' },
     });
     expect(
       resolveCallMetadata({ path: 'a.wav', config: config({ defaultEmail: 'desk@acme.example' }) }),
-    ).toMatchObject({ ok: false, detail: expect.stringMatching(/modification time is unknown/) });
+    ).toEqual({ ok: true, metadata: { email: 'desk@acme.example', source: 'partial' } });
+    expect(
+      resolveCallMetadata({
+        path: 'a.wav',
+        mtime,
+        config: config({ defaultEmail: 'desk@acme.example', dateFromMtime: false }),
+      }),
+    ).toEqual({ ok: true, metadata: { email: 'desk@acme.example', source: 'partial' } });
   });
 
-  it('does not fall back to the defaults when the file name matches with a bad value', () => {
+  it('does not fall back to the defaults for a field the file name gives with a bad value', () => {
     const c = config({ pattern, defaultEmail: 'desk@acme.example' });
     const r = resolveCallMetadata({ path: 'ann@acme.example_2024-13-01_1.wav', mtime, config: c });
-    expect(r).toMatchObject({
-      ok: false,
-      reason: 'missing-metadata',
-      detail: expect.stringMatching(/no month 13/),
+    // The whole match is distrusted: neither its email nor the defaults are used for the bad field.
+    expect(r).toEqual({
+      ok: true,
+      metadata: { source: 'none' },
+      warning: expect.stringMatching(/no month 13/),
     });
   });
 

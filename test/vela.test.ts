@@ -536,11 +536,28 @@ describe('vela stand-in', () => {
     [{ ...valid, email: 'no-at-sign' }, 'email'],
     [{ ...valid, date_of_call: '2024-02-30' }, 'date_of_call'],
     [{ ...valid, date_of_call: '01/02/2024' }, 'date_of_call'],
-    [{ org_id: 'acme', email: 'a@b.example' }, 'date_of_call'],
+    [{ org_id: 'acme', email: 3 }, 'email'],
+    [{ email: 'a@b.example' }, 'org_id'],
   ])('answers 400 naming the bad field for %j', async (body, field) => {
     const res = await post(body);
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(new RegExp(`^${field}: `));
+  });
+
+  it('accepts a check without email or date_of_call, as Vela does (metadata is optional)', async () => {
+    for (const body of [{ org_id: 'acme' }, { org_id: 'acme', email: 'a@b.example' }]) {
+      const res = await post(body);
+      expect(res.status).toBe(200);
+    }
+    expect(
+      standin
+        .calls()
+        .slice(-2)
+        .map((c) => [c.org_id, c.email, c.date_of_call]),
+    ).toEqual([
+      ['acme', undefined, undefined],
+      ['acme', 'a@b.example', undefined],
+    ]);
   });
 
   it('answers an unknown org with 404, or with defaultAllocation when one is set', async () => {

@@ -10,8 +10,10 @@
  *   <prefix>:{<org>}:info     hash  health, reason, lastPoll*, files, bytes, lastError
  *   <prefix>:{<org>}:manifest hash  recording reference → ManifestRow JSON (call metadata)
  *   <prefix>:{<org>}:reports  hash  manifest path → ReportSummary JSON
+ *   <prefix>:{<org>}:manifests-pending  zset  call-record version (path, size, mtime), scored by when a
+ *                  poll first listed it unindexed; 0 once settled (recordings wait while one is pending)
  */
-import type { ParkedRecord, SyncRecord } from '../types.js';
+import { METADATA_SOURCES, type MetadataSource, type ParkedRecord, type SyncRecord } from '../types.js';
 import type { RedisClient } from './redis-client.js';
 
 /** A version seen on a poll but not yet stable. */
@@ -36,6 +38,8 @@ export interface TenantInfo {
   /** Polls failed in a row with a tenant-level error, and when the last one did (shared backoff). */
   pollFailures: number;
   lastFailureAt?: number;
+  /** Recordings synced, by where their call metadata came from. */
+  bySource: Record<MetadataSource, number>;
 }
 
 /** What status shows of a manifest's validation report. */
@@ -45,6 +49,9 @@ export interface ReportSummary {
   rows: number;
   accepted: number;
   errorCount: number;
+  /** Rows that matched recordings already synced, and how many of those objects were updated. */
+  matchedSynced?: number;
+  updated?: number;
   at: number;
 }
 
@@ -60,15 +67,23 @@ export interface IndexedRow {
 const CHUNK = 1000;
 
 /**
- * A sync job's first look. KEYS: synced, info, manifest. ARGV: path, manifest refs… Returns the
- * sync record, health, reason, then the manifest row of each ref (false where there is none).
+ * A sync job's first look. KEYS: synced, info, manifest, manifests-pending. ARGV: path, the job's
+ * own pending-manifest member ('' when none), the oldest first-listed time of a pending call record
+ * that still holds recordings (≥ 1: settled marks score 0), manifest refs… Returns the sync record,
+ * health, reason, the number of other call records pending since then, 1 when the job's own version
+ * is a pending (unsettled) call record, then the manifest row of each ref (false where there is none).
  */
 const JOB_CHECK = `
 local out = { redis.call('HGET', KEYS[1], ARGV[1]) }
 local h = redis.call('HMGET', KEYS[2], 'health', 'reason')
 out[2] = h[1]
 out[3] = h[2]
-for i = 2, #ARGV do out[i + 2] = redis.call('HGET', KEYS[3], ARGV[i]) end
+local own = ARGV[2] ~= '' and tonumber(redis.call('ZSCORE', KEYS[4], ARGV[2]) or '0') or 0
+local pending = redis.call('ZCOUNT', KEYS[4], ARGV[3], '+inf')
+if own >= tonumber(ARGV[3]) then pending = pending - 1 end
+out[4] = pending
+out[5] = own > 0 and 1 or 0
+for i = 4, #ARGV do out[i + 2] = redis.call('HGET', KEYS[3], ARGV[i]) end
 return out`;
 
 /**
@@ -87,6 +102,7 @@ if old then
 end
 redis.call('HINCRBY', KEYS[4], 'files', 1)
 redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[3])
+if ARGV[5] then redis.call('HINCRBY', KEYS[4], 'meta:' .. ARGV[5], 1) end
 return 1`;
 
 export interface SyncStateStore {
@@ -98,14 +114,37 @@ export interface SyncStateStore {
   /** Replaces the set of seen-but-unstable versions of a tenant (one transaction). */
   replaceSeen(org: string, seen: Map<string, SeenRecord>): Promise<void>;
   getSynced(org: string, path: string): Promise<SyncRecord | undefined>;
-  /** A sync job's first look, in one round trip: the path's sync record and the tenant's health. */
+  /**
+   * A sync job's first look, in one round trip: the path's sync record, the tenant's health, the
+   * manifest row of the first of `manifestRefs` that has one, how many other call records are pending
+   * (listed since `pendingSince`, not yet indexed) and whether the path itself is one.
+   */
   jobCheck(
     org: string,
     path: string,
-    manifestRefs?: string[],
-  ): Promise<{ synced?: SyncRecord; unhealthy?: string; manifestRow?: IndexedRow | null }>;
-  /** Marks a version synced, unparks it and counts it, atomically. */
-  markSynced(org: string, path: string, rec: SyncRecord): Promise<void>;
+    opts?: { manifestRefs?: string[]; pendingSince?: number; version?: Version },
+  ): Promise<{
+    synced?: SyncRecord;
+    unhealthy?: string;
+    manifestRow?: IndexedRow | null;
+    pendingManifests: number;
+    selfPending: boolean;
+  }>;
+  /**
+   * Marks a version synced, unparks it and counts it, atomically; `source` (recordings) counts it by
+   * where its call metadata came from.
+   */
+  markSynced(org: string, path: string, rec: SyncRecord, source?: MetadataSource): Promise<void>;
+  /** Moves one synced recording from one metadata-source count to another (metadata updated in place). */
+  recountSource(org: string, from: MetadataSource | undefined, to: MetadataSource): Promise<void>;
+  /**
+   * Records the call records of a listing that are not yet indexed (`pending`, first-listed `now`
+   * unless already pending) and forgets pending ones no longer listed (`listed`: every call record
+   * of the listing). Called by the poll before it adds the listing's jobs: manifest first.
+   */
+  notePendingManifests(org: string, pending: Version[], listed: Version[], now: number): Promise<void>;
+  /** A call record was indexed (or never will be): recordings need not wait for it. */
+  manifestSettled(org: string, version: Version): Promise<void>;
   /** Every synced path of a tenant (for status and resync). */
   allSynced(org: string): Promise<Map<string, SyncRecord>>;
   forgetSynced(org: string, paths: string[]): Promise<void>;
@@ -136,6 +175,15 @@ export interface SyncStateStore {
   /** Removes every state key of a tenant. */
   clear(org: string): Promise<void>;
 }
+
+/** A file version as the pending-manifest marks name it. */
+export type Version = { path: string; size: number; mtime: string };
+
+/**
+ * One call-record version in the pending set. Settled marks stay (score 0) until the version leaves
+ * the listing, so a poll racing the indexer cannot arm a settled version again (ZADD NX).
+ */
+const member = (v: Version) => `${v.path}\n${v.size}\n${v.mtime}`;
 
 export function stateKey(prefix: string, org: string, name: string): string {
   return `${prefix.replace(/[{}]/g, '')}:{${org}}:${name}`;
@@ -181,24 +229,27 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async getSynced(org, path) {
       return parse<SyncRecord>(await redis.hget(k(org, 'synced'), path));
     },
-    async jobCheck(org, path, refs = []) {
+    async jobCheck(org, path, { manifestRefs: refs = [], pendingSince = 1, version } = {}) {
       // One script over the tenant's keys (one slot, on a cluster too): a single command per job.
       const res = (await redis.eval(
         JOB_CHECK,
-        3,
+        4,
         k(org, 'synced'),
         k(org, 'info'),
         k(org, 'manifest'),
+        k(org, 'manifests-pending'),
         path,
+        version ? member(version) : '',
+        pendingSince,
         ...refs,
-      )) as (string | null | false)[];
-      const str = (v: string | null | false | undefined) => (typeof v === 'string' ? v : null);
+      )) as (string | number | null | false)[];
+      const str = (v: string | number | null | false | undefined) => (typeof v === 'string' ? v : null);
       const synced = parse<SyncRecord>(str(res[0]));
       const health = str(res[1]);
       let manifestRow: IndexedRow | null | undefined;
       if (refs.length) {
         manifestRow = null;
-        for (const v of res.slice(3)) {
+        for (const v of res.slice(5)) {
           const row = parse<IndexedRow>(str(v));
           if (row) {
             manifestRow = row;
@@ -210,9 +261,11 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         ...(synced && { synced }),
         ...(health === 'unhealthy' && { unhealthy: str(res[2]) || 'unhealthy' }),
         ...(manifestRow !== undefined && { manifestRow }),
+        pendingManifests: Number(res[3] ?? 0),
+        selfPending: Number(res[4] ?? 0) === 1,
       };
     },
-    async markSynced(org, path, rec) {
+    async markSynced(org, path, rec, source) {
       // One script, not a MULTI of five commands: the same atomicity for a third of the client's work
       // (it runs once per file).
       await redis.eval(
@@ -226,7 +279,32 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         JSON.stringify(rec),
         rec.size,
         rec.mtime,
+        ...(source ? [source] : []),
       );
+    },
+    async recountSource(org, from, to) {
+      if (from === to) return;
+      const multi = redis.multi().hincrby(k(org, 'info'), `meta:${to}`, 1);
+      if (from) multi.hincrby(k(org, 'info'), `meta:${from}`, -1);
+      await multi.exec();
+    },
+    async notePendingManifests(org, pending, listed, now) {
+      const key = k(org, 'manifests-pending');
+      const known = await redis.zrange(key, '0', '-1');
+      const listedNow = new Set(listed.map(member));
+      const gone = known.filter((m) => !listedNow.has(m));
+      if (!pending.length && !gone.length) return;
+      const multi = redis.multi();
+      // NX: a version keeps the time it was first listed (the hold on recordings is bounded) and a
+      // settled one stays settled.
+      for (let i = 0; i < pending.length; i += CHUNK) {
+        multi.zadd(key, 'NX', ...pending.slice(i, i + CHUNK).flatMap((v) => [String(now), member(v)]));
+      }
+      for (let i = 0; i < gone.length; i += CHUNK) multi.zrem(key, ...gone.slice(i, i + CHUNK));
+      await multi.exec();
+    },
+    async manifestSettled(org, version) {
+      await redis.zadd(k(org, 'manifests-pending'), 'XX', '0', member(version));
     },
     async allSynced(org) {
       const out = new Map<string, SyncRecord>();
@@ -272,6 +350,9 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         lastErrorAt: num(h.lastErrorAt),
         pollFailures: Number(h.pollFailures ?? 0),
         lastFailureAt: num(h.lastFailureAt),
+        bySource: Object.fromEntries(
+          METADATA_SOURCES.map((s) => [s, Math.max(0, Number(h[`meta:${s}`] ?? 0))]),
+        ) as Record<MetadataSource, number>,
       };
     },
     async setHealth(org, health, reason, opts = {}) {
@@ -318,7 +399,11 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
       return parse<ParkedRecord>(await redis.hget(k(org, 'parked'), path));
     },
     async clear(org) {
-      await redis.del(...['synced', 'seen', 'parked', 'info', 'manifest', 'reports'].map((n) => k(org, n)));
+      await redis.del(
+        ...['synced', 'seen', 'parked', 'info', 'manifest', 'reports', 'manifests-pending'].map((n) =>
+          k(org, n),
+        ),
+      );
     },
   };
 }

@@ -11,6 +11,7 @@ import { pipeline as pipelineAsync } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -558,7 +559,12 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     async head(key): Promise<ObjectHead | undefined> {
       try {
         const res = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
-        return { size: res.ContentLength ?? 0, etag: res.ETag, metadata: res.Metadata ?? {} };
+        return {
+          size: res.ContentLength ?? 0,
+          etag: res.ETag,
+          metadata: res.Metadata ?? {},
+          ...(res.ContentType && { contentType: res.ContentType }),
+        };
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
@@ -576,6 +582,18 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
     },
     async delete(key) {
       await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+    },
+    async replaceMetadata(key, metadata, contentType) {
+      await client.send(
+        new CopyObjectCommand({
+          Bucket,
+          Key: key,
+          CopySource: `${Bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`,
+          MetadataDirective: 'REPLACE',
+          Metadata: encodeMetadata(metadata),
+          ...(contentType && { ContentType: contentType }),
+        }),
+      );
     },
     async *list(prefix) {
       let ContinuationToken: string | undefined;

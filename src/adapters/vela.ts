@@ -80,7 +80,7 @@ export function makeVelaAllocationCheck(opts: VelaOptions): AllocationCheck {
           'content-type': 'application/json',
           accept: 'application/json',
         },
-        body: JSON.stringify({ org_id: req.org, email: req.email, date_of_call: req.dateOfCall }),
+        body: velaBody(req),
         timeoutMs: opts.timeoutMs,
         signal,
         // A transient answer's body is not read; an error's only for its first lines.
@@ -297,4 +297,16 @@ function safeSideChannel<T>(fn: ((o: T) => void) | undefined): (o: T) => void {
       // deliberately ignored: metrics are not worth a failed check
     }
   };
+}
+
+/**
+ * The request body Vela receives: `org_id` always, `email` and `date_of_call` only when known
+ * (the platform's API takes metadata as optional; an absent field is never sent as null or "").
+ */
+export function velaBody(req: AllocationRequest): string {
+  return JSON.stringify({
+    org_id: req.org,
+    ...(req.email !== undefined && { email: req.email }),
+    ...(req.dateOfCall !== undefined && { date_of_call: req.dateOfCall }),
+  });
 }

@@ -2,6 +2,7 @@
 
 import { getStatus, type Status, type TenantStatus } from '../ops/status.js';
 import { validationReportKey } from '../sync/metadata/report.js';
+import { METADATA_SOURCES } from '../types.js';
 import { json, readConfig, stdout, withOps } from './common.js';
 import {
   formatAgo,
@@ -90,11 +91,16 @@ export function renderStatus(s: Status, style: Style, now: number): string[] {
       );
       for (const f of t.failures) details.push(`    ${f.path}: ${style.red(f.reason)}`);
     }
+    const bySource = METADATA_SOURCES.filter((k) => t.metadata[k]).map(
+      (k) => `${k} ${formatCount(t.metadata[k])}`,
+    );
+    if (bySource.length) details.push(`  recordings by metadata source: ${bySource.join(', ')}`);
     if (t.manifests.length) {
-      details.push('  manifests with row errors:');
+      details.push('  manifests with row errors or in-place updates:');
       for (const m of t.manifests) {
+        const updated = m.updated ? `, ${m.updated} synced recording(s) updated in place` : '';
         details.push(
-          `    ${m.path}: ${m.errorCount} of ${m.rows} rows rejected (${m.accepted} accepted, ${formatAgo(m.at, now)}), report ${validationReportKey(m.key)}`,
+          `    ${m.path}: ${m.errorCount} of ${m.rows} rows rejected (${m.accepted} accepted${updated}, ${formatAgo(m.at, now)}), report ${validationReportKey(m.key)}`,
         );
       }
     }

@@ -3,8 +3,9 @@
  * ways, each file with the outcome the design promises for it. Generated, never read from disk.
  *
  * - acme:    a CSV manifest (Excel-style: BOM, CRLF, quoted fields) names each recording; one row has
- *            a broken email, so its recording has no metadata and is parked (missing-metadata), and
- *            the manifest gets a validation report. Within its allocation.
+ *            a broken email, so the manifest gets a validation report and its recording has no call
+ *            metadata: it is still checked with Vela (org_id only) and synced, marked
+ *            `metadata-source: none`. Within its allocation.
  * - globex:  a JSON manifest; the tenant is over its minute allocation, so every recording is parked
  *            (allocation-exceeded) while the manifest itself is synced.
  * - initech: no manifest; email and date come from the file name (`metadata.pattern`), and a
@@ -12,10 +13,10 @@
  */
 import { sineWav } from '../sandbox/wav.js';
 import type { AllocationSetting } from '../standin/vela-standin.js';
-import type { ParkedRecord } from '../types.js';
+import type { MetadataSource, ParkedRecord } from '../types.js';
 
 export type Expectation =
-  | { kind: 'synced'; email?: string; dateOfCall?: string; source?: 'manifest' | 'pattern' | 'defaults' }
+  | { kind: 'synced'; email?: string; dateOfCall?: string; source?: MetadataSource }
   | { kind: 'parked'; reason: ParkedRecord['reason'] };
 
 export interface DemoFile {
@@ -75,7 +76,7 @@ function acme(): DemoTenant {
       {
         path: 'calls/2024-03-05/agent-d/call-0004.wav',
         body: recording(2),
-        expect: { kind: 'parked', reason: 'missing-metadata' },
+        expect: { kind: 'synced', source: 'none' },
       },
       {
         path: 'records/calls-2024-03.csv',

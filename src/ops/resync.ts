@@ -85,6 +85,11 @@ export async function resync(ctx: OpsContext, opts: ResyncOptions): Promise<Resy
 
   // Parked files of the tenant go at once.
   const parked = await ctx.state.parked(tenant.org);
+  // A recording held for a manifest row (requireManifest) is released to go on without one.
+  for (const p of parked.filter((r) => r.reason === 'missing-metadata')) {
+    const job = await ctx.syncQueue.getJob(p.jobId);
+    if (job) await job.updateData({ ...job.data, released: true }).catch(() => {});
+  }
   plan.released = await releaseJobs(
     ctx.syncQueue,
     parked.map((p) => p.jobId),

@@ -4,7 +4,7 @@
  */
 import type { JobType } from 'bullmq';
 import type { ReportSummary } from '../adapters/redis-state.js';
-import type { ParkedRecord } from '../types.js';
+import type { MetadataSource, ParkedRecord } from '../types.js';
 import type { OpsContext } from './context.js';
 
 export interface TenantStatus {
@@ -17,6 +17,12 @@ export interface TenantStatus {
   lastPollMs?: number;
   lastPollFiles?: number;
   synced: { files: number; bytes: number };
+  /**
+   * Recordings synced by where their call metadata came from (`manifest`, `pattern`, `defaults`,
+   * `partial`: one of email and date known, `none`: neither; a later call record moves a recording
+   * to `manifest`).
+   */
+  metadata: Record<MetadataSource, number>;
   jobs: { waiting: number; active: number; delayed: number; failed: number };
   parked: (Omit<ParkedRecord, 'since'> & { since: string })[];
   failures: { path: string; reason: string }[];
@@ -79,6 +85,7 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
       lastPollMs: info.lastPollMs,
       lastPollFiles: info.lastPollFiles,
       synced: { files: info.files, bytes: info.bytes },
+      metadata: info.bySource,
       jobs: {
         waiting: waiting!.get(t.org) ?? 0,
         active: active!.get(t.org) ?? 0,
@@ -90,7 +97,9 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
         .filter((j) => j.data?.org === t.org)
         .slice(0, 20)
         .map((j) => ({ path: j.data.path, reason: j.failedReason })),
-      manifests: reports.filter((r) => r.errorCount > 0).map((r) => ({ ...r, at: iso(r.at)! })),
+      manifests: reports
+        .filter((r) => r.errorCount > 0 || (r.updated ?? 0) > 0)
+        .map((r) => ({ ...r, at: iso(r.at)! })),
       lastError: info.lastError ? { message: info.lastError, at: iso(info.lastErrorAt) } : undefined,
     });
   }

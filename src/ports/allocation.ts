@@ -1,10 +1,11 @@
 import type { AllocationAnswer } from '../types.js';
 
+/** One allocation check. `email` and `dateOfCall` only when known: Vela receives only known fields. */
 export interface AllocationRequest {
   org: string;
-  email: string;
+  email?: string;
   /** YYYY-MM-DD */
-  dateOfCall: string;
+  dateOfCall?: string;
 }
 
 /**

@@ -5,6 +5,7 @@ export interface ObjectHead {
   etag?: string;
   /** User metadata (x-amz-meta-*), keys in lower case. */
   metadata: Record<string, string>;
+  contentType?: string;
 }
 
 export interface PutOptions {
@@ -26,5 +27,10 @@ export interface ObjectStore {
   /** The object's body as a stream. */
   get(key: string): Promise<Readable>;
   delete(key: string): Promise<void>;
+  /**
+   * Replaces an object's user metadata in place (a copy onto the same key; the body is not sent
+   * again). `contentType` is kept as given (a replacing copy would otherwise reset it).
+   */
+  replaceMetadata(key: string, metadata: Record<string, string>, contentType?: string): Promise<void>;
   list(prefix: string): AsyncIterable<{ key: string; size: number }>;
 }

@@ -5,6 +5,7 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { PermanentError, toError } from '../errors.js';
+import { isCallRecord } from '../sync/metadata/resolve.js';
 import { runSyncJob, type SyncJobDeps } from '../sync/sync-job.js';
 import type { SyncJobData, SyncResult } from '../types.js';
 import { noSlotDelay, retryDelay, SYNC_QUEUE } from './jobs.js';
@@ -97,6 +98,8 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
       );
       if (err instanceof PermanentError) {
         await deps.state.unpark(data.org, data.path).catch(() => {});
+        // A call record that will never be indexed must not hold its recordings back.
+        if (isCallRecord(data.path)) await deps.state.manifestSettled(data.org, data).catch(() => {});
         log.error({ org: data.org, path: data.path, err: err.message }, 'sync failed for good');
         throw new UnrecoverableError(err.message);
       }

@@ -1,7 +1,7 @@
 /**
- * A stand-in for Vela's allocation endpoint that follows the contract in design.md: bearer token,
- * `{org_id, email, date_of_call}` in, `{minute_allocation, voice_id}` out, in every answer shape the
- * contract accepts. Used by tests, by the demo and by anyone without access to Vela.
+ * A stand-in for Vela's allocation endpoint that follows Vela's contract: bearer token,
+ * `{org_id, email?, date_of_call?}` in (`org_id` required; the call metadata optional, checked when
+ * present), `{minute_allocation, voice_id}` out, in every answer shape the contract accepts. Used by tests, by the demo and by anyone without access to Vela.
  *
  *   POST /allocation                 the contract endpoint
  *   GET  /admin/calls                every call received (never the token)
@@ -269,10 +269,11 @@ function invalidField(b: Record<string, unknown>): string | undefined {
   if (typeof b.org_id !== 'string' || b.org_id.trim() === '') {
     return `org_id: expected a non-empty string, got ${show(b.org_id)}`;
   }
-  if (typeof b.email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(b.email)) {
+  // `email` and `date_of_call` are optional (the platform's metadata is), but checked when present.
+  if (b.email !== undefined && (typeof b.email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(b.email))) {
     return `email: expected an email address, got ${show(b.email)}`;
   }
-  if (typeof b.date_of_call !== 'string' || !isRealDate(b.date_of_call)) {
+  if (b.date_of_call !== undefined && (typeof b.date_of_call !== 'string' || !isRealDate(b.date_of_call))) {
     return `date_of_call: expected a date YYYY-MM-DD, got ${show(b.date_of_call)}`;
   }
   return undefined;

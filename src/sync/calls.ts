@@ -1,7 +1,16 @@
 /**
- * What makes ftp-sync Vela's upload path: every recording gets call metadata (manifest row →
- * filename pattern → defaults) and passes Vela's minute-allocation check before its upload; every
- * call-record file is indexed as a manifest after its upload, with a validation report of bad rows.
+ * What makes ftp-sync Vela's upload path: every recording gets what is known of its call metadata
+ * (manifest row → filename pattern → defaults; optional, as in the platform's API) and passes Vela's
+ * minute-allocation check before its upload; every call-record file is indexed as a manifest after
+ * its upload, with a validation report, and its rows update recordings already synced in place.
+ *
+ * Manifest first: a poll records the call records it lists that are not yet indexed before it adds
+ * that listing's jobs (`notePendingManifests`), and a recording with no manifest row waits while any
+ * is pending (at most `manifestWait`). So a call record dropped with its recordings reaches them
+ * whatever the job order, the concurrency or the number of replicas: the marker is in Redis before
+ * any of the recordings' jobs exist. A row may name a recording by file name alone, which matches in
+ * any directory, so the wait is per tenant, not per directory. A call record that comes after its
+ * recordings were synced updates their objects' metadata in place (same key, no new upload).
  */
 import { Readable } from 'node:stream';
 import type { SyncStateStore } from '../adapters/redis-state.js';
@@ -9,6 +18,7 @@ import { PermanentError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AllocationCheck } from '../ports/allocation.js';
 import type { ObjectStore } from '../ports/object-store.js';
+import type { MetadataSource } from '../types.js';
 import { parseManifest } from './metadata/manifest.js';
 import { buildValidationReport, type ValidationReport, validationReportKey } from './metadata/report.js';
 import {
@@ -18,7 +28,7 @@ import {
   manifestKeys,
   resolveCallMetadata,
 } from './metadata/resolve.js';
-import type { ManifestResult } from './metadata/types.js';
+import type { ManifestResult, ManifestRow } from './metadata/types.js';
 import type { AfterUpload, CallGate } from './sync-job.js';
 
 const MONTHS = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
@@ -69,38 +79,47 @@ export function makeCallGate(deps: CallGateDeps): CallGate {
       path: job.path,
       mtime: listingDate(job.mtime, new Date(now())),
       manifestRow: row,
-      config: tenant.metadata,
+      // `resync` released it from a requireManifest hold: go on with what is known.
+      config: job.released ? { ...tenant.metadata, requireManifest: false } : tenant.metadata,
     });
     if (!res.ok) {
+      // Only `requireManifest` gets here: held, visibly, until a row comes.
       const waited = now() - ctx.queuedAt;
       // The manifest indexer writes rows, then reads parked records; we write the parked record, then
       // read rows again: one of the two always sees the other.
       const recheck = async () =>
         (await deps.state.findManifestRow(tenant.org, manifestKeys(job.path))) !== undefined;
-      if (tenant.metadata.requireManifest && waited < tenant.metadata.manifestWait) {
-        // Held (and visible) while the manifest may still come; its arrival releases the job at once.
-        const until = new Date(ctx.queuedAt + tenant.metadata.manifestWait).toISOString();
-        return {
-          kind: 'park',
-          reason: 'missing-metadata',
-          detail: `${res.detail} (until ${until})`,
-          retryInMs: Math.min(60_000, tenant.metadata.manifestWait - waited),
-          recheck,
-        };
-      }
-      // Without Vela, call metadata is best effort: nothing needs it before the upload.
-      if (!deps.allocation && !tenant.metadata.requireManifest) return { kind: 'upload', metadata: {} };
+      const within = waited < tenant.metadata.manifestWait;
+      const until = new Date(ctx.queuedAt + tenant.metadata.manifestWait).toISOString();
       return {
         kind: 'park',
         reason: 'missing-metadata',
-        detail: res.detail,
-        retryInMs: deps.allocationRecheckMs,
+        detail: within
+          ? `${res.detail} (requireManifest: held until ${until})`
+          : `no manifest row after metadata.manifestWait (requireManifest); resync releases it`,
+        retryInMs: within
+          ? Math.min(60_000, tenant.metadata.manifestWait - waited)
+          : deps.allocationRecheckMs,
+        recheck,
       };
     }
+    if (res.warning) ctx.log.warn({ detail: res.warning }, 'call metadata: pattern value ignored');
     const { email, dateOfCall, source } = res.metadata;
-    const metadata: Record<string, string> = { email, 'date-of-call': dateOfCall, 'metadata-source': source };
+    const metadata: Record<string, string> = {
+      ...(email !== undefined && { email }),
+      ...(dateOfCall !== undefined && { 'date-of-call': dateOfCall }),
+      'metadata-source': source,
+    };
     if (!deps.allocation) return { kind: 'upload', metadata };
-    const answer = await deps.allocation.check({ org: tenant.org, email, dateOfCall }, ctx.signal);
+    // Vela receives org_id and only the fields that are known (see velaBody).
+    const answer = await deps.allocation.check(
+      {
+        org: tenant.org,
+        ...(email !== undefined && { email }),
+        ...(dateOfCall !== undefined && { dateOfCall }),
+      },
+      ctx.signal,
+    );
     if (answer.allocation === 'exceeded') {
       const left = answer.remainingMinutes !== undefined ? ` (${answer.remainingMinutes} minutes left)` : '';
       return {
@@ -121,12 +140,60 @@ export interface ManifestIndexerDeps {
   store: ObjectStore;
   /** Lets parked or waiting jobs run now (recordings whose manifest row just arrived). */
   release: (org: string, jobIds: string[]) => Promise<void>;
+  /** Side channel: a synced recording's metadata was updated in place by a later call record. */
+  onMetadataUpdate?: (org: string) => void;
   log: Logger;
 }
 
-/** After a call-record file is in S3: index its rows, write its validation report, release waiters. */
+/** The metadata a manifest row gives a recording's object. */
+function rowMetadata(row: Pick<ManifestRow, 'email' | 'dateOfCall'>): Record<string, string> {
+  return { email: row.email, 'date-of-call': row.dateOfCall, 'metadata-source': 'manifest' };
+}
+
+/**
+ * Gives a synced recording's object the metadata of a manifest row, in place (same key, a copy onto
+ * itself with replaced metadata, no new upload). Vela is not asked again: the call was checked
+ * before its upload. Returns whether the object changed.
+ */
+async function applyRowInPlace(
+  deps: ManifestIndexerDeps,
+  org: string,
+  path: string,
+  key: string,
+  row: Pick<ManifestRow, 'email' | 'dateOfCall'>,
+  log: Logger,
+): Promise<boolean> {
+  const head = await deps.store.head(key);
+  if (!head) return false;
+  const want = rowMetadata(row);
+  if (Object.entries(want).every(([k, v]) => head.metadata[k] === v)) return false;
+  const before = head.metadata['metadata-source'] as MetadataSource | undefined;
+  await deps.store.replaceMetadata(key, { ...head.metadata, ...want }, head.contentType);
+  await deps.state.recountSource(org, before, 'manifest');
+  log.info(
+    { path, key, email: row.email, dateOfCall: row.dateOfCall, was: before ?? 'unknown' },
+    'call metadata updated in place',
+  );
+  safe(() => deps.onMetadataUpdate?.(org));
+  return true;
+}
+
+/**
+ * After a file is in S3: a call record is indexed (rows stored, validation report written, waiting
+ * recordings released, recordings already synced updated in place, its pending mark cleared); a
+ * recording uploaded without a manifest row takes one that was indexed while it was on its way (the
+ * indexer writes rows, then reads sync state; the job writes sync state, then reads rows: one of the
+ * two sees the other).
+ */
 export function makeManifestIndexer(deps: ManifestIndexerDeps): AfterUpload {
-  return async (tenant, job, key, body) => {
+  return async (tenant, job, key, body, metadata) => {
+    if (isRecording(job.path)) {
+      if (metadata['metadata-source'] === 'manifest') return;
+      const row = await deps.state.findManifestRow(tenant.org, manifestKeys(job.path));
+      if (row)
+        await applyRowInPlace(deps, tenant.org, job.path, key, row, deps.log.child({ org: tenant.org }));
+      return;
+    }
     if (!isCallRecord(job.path)) return;
     const log = deps.log.child({ org: tenant.org, manifest: job.path });
     const input = body ? Readable.from([body]) : await deps.store.get(key);
@@ -148,14 +215,30 @@ export function makeManifestIndexer(deps: ManifestIndexerDeps): AfterUpload {
         generatedAt: new Date().toISOString(),
       };
     }
-    if (result?.rows.size) await deps.state.indexManifest(tenant.org, result.rows);
-    if (report.errorCount > 0) {
+    const rows = result?.rows;
+    if (rows?.size) await deps.state.indexManifest(tenant.org, rows);
+    // Recordings synced before this call record came: their objects take its rows in place.
+    const matched: NonNullable<ValidationReport['matchedSynced']> = [];
+    if (rows?.size) {
+      for (const [path, rec] of await deps.state.allSynced(tenant.org)) {
+        if (!isRecording(path)) continue;
+        const row = findManifestRow(rows, path);
+        if (!row) continue;
+        const updated = await applyRowInPlace(deps, tenant.org, path, rec.key, row, log);
+        matched.push({ line: row.line, path, key: rec.key, updated });
+      }
+    }
+    if (matched.length)
+      report.matchedSynced = matched.sort((x, y) => x.line - y.line || x.path.localeCompare(y.path));
+    if (report.errorCount > 0 || matched.length) {
       const json = Buffer.from(`${JSON.stringify(report, null, 2)}\n`);
       await deps.store.put(validationReportKey(key), json, {
         size: json.length,
         metadata: { org: tenant.org, 'source-path': job.path, 'report-of': key },
         contentType: 'application/json',
       });
+    }
+    if (report.errorCount > 0) {
       log.warn(
         { rows: report.rows, errors: report.errorCount, first: report.errors[0] },
         'manifest rows rejected',
@@ -167,12 +250,23 @@ export function makeManifestIndexer(deps: ManifestIndexerDeps): AfterUpload {
       rows: report.rows,
       accepted: report.accepted,
       errorCount: report.errorCount,
+      matchedSynced: matched.length,
+      updated: matched.filter((m) => m.updated).length,
       at: Date.now(),
     });
-    log.info({ rows: report.rows, accepted: report.accepted }, 'manifest indexed');
-    if (result?.rows.size) {
+    log.info(
+      {
+        rows: report.rows,
+        accepted: report.accepted,
+        updatedInPlace: matched.filter((m) => m.updated).length,
+      },
+      'manifest indexed',
+    );
+    // Recordings may go on now: this call record's rows are where they will look.
+    await deps.state.manifestSettled(tenant.org, job);
+    if (rows?.size) {
       const waiting = (await deps.state.parked(tenant.org)).filter(
-        (p) => p.reason === 'missing-metadata' && findManifestRow(result.rows, p.path),
+        (p) => p.reason === 'missing-metadata' && findManifestRow(rows, p.path),
       );
       if (waiting.length)
         await deps.release(
@@ -181,4 +275,12 @@ export function makeManifestIndexer(deps: ManifestIndexerDeps): AfterUpload {
         );
     }
   };
+}
+
+function safe(fn: () => void) {
+  try {
+    fn();
+  } catch {
+    /* a side channel never breaks a job */
+  }
 }

@@ -6,7 +6,8 @@ import type { SyncStateStore } from '../adapters/redis-state.js';
 import type { TenantConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RemoteFile } from '../types.js';
-import { planPoll } from './plan.js';
+import { isCallRecord } from './metadata/resolve.js';
+import { planPoll, sameVersion } from './plan.js';
 import type { SessionPool } from './pool.js';
 import { walk } from './walk.js';
 
@@ -59,6 +60,18 @@ export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<Pol
     files.map((f) => f.path),
   );
   const plan = planPoll({ files, synced, seen, now: now(), minFileAge: tenant.minFileAge });
+  // Manifest first: the call records of this listing not yet synced are marked pending before any job
+  // of the listing exists, stable or not (one written last may still be growing), so their recordings
+  // wait for them whatever the job order. The indexer clears the mark.
+  const callRecords: RemoteFile[] = [];
+  const pending: RemoteFile[] = [];
+  files.forEach((f, i) => {
+    if (!isCallRecord(f.path)) return;
+    callRecords.push(f);
+    const rec = synced[i];
+    if (!rec || !sameVersion(rec, f)) pending.push(f);
+  });
+  await deps.state.notePendingManifests(tenant.org, pending, callRecords, now());
   if (plan.enqueue.length) {
     const absent = await deps.findAbsent?.(tenant.org, plan.enqueue);
     await deps.enqueue(tenant.org, plan.enqueue, absent);

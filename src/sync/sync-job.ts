@@ -10,7 +10,7 @@ import { causeOf, PermanentError, TenantError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { TenantDirectory } from '../ports/tenants.js';
-import type { ParkedRecord, SyncJobData, SyncResult } from '../types.js';
+import type { MetadataSource, ParkedRecord, SyncJobData, SyncResult } from '../types.js';
 import { objectKey } from './key.js';
 import { sameVersion } from './plan.js';
 import type { Lease, SessionPool } from './pool.js';
@@ -50,12 +50,19 @@ export interface CallGate {
   manifestRefs?(job: SyncJobData): string[];
 }
 
-/** Runs after a file is in S3 and marked synced (manifests are indexed here). Never fails the job. */
+/**
+ * Runs after a file is in S3 and marked synced (manifests are indexed here; a recording that went
+ * up without a manifest row looks for one that came meanwhile). `metadata` is the object's metadata
+ * as uploaded; `body` the file when it was buffered (else read from S3). A throw is transient: the
+ * job is retried, finds the version synced, and runs the step again if it is still owed (a call
+ * record still pending).
+ */
 export type AfterUpload = (
   tenant: TenantConfig,
   job: SyncJobData,
   key: string,
   body: Buffer | undefined,
+  metadata: Record<string, string>,
 ) => Promise<void>;
 
 export interface SyncJobDeps {
@@ -129,12 +136,22 @@ export async function runSyncJob(
     );
   }
 
-  const { synced, unhealthy, manifestRow } = await deps.state.jobCheck(
+  const { synced, unhealthy, manifestRow, pendingManifests, selfPending } = await deps.state.jobCheck(
     tenant.org,
     job.path,
-    deps.gate?.manifestRefs?.(job),
+    {
+      manifestRefs: deps.gate?.manifestRefs?.(job),
+      // A call record pending longer than manifestWait no longer holds recordings back.
+      pendingSince: Date.now() - tenant.metadata.manifestWait,
+      version: job,
+    },
   );
   if (!job.force && synced && sameVersion(synced, job)) {
+    // A call record synced but not indexed (the indexer failed, or its process died in between):
+    // index it now, from S3.
+    if (selfPending && deps.afterUpload) {
+      await deps.afterUpload(tenant, job, synced.key, undefined, objectMetadata(tenant.org, job));
+    }
     return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
   }
   // A tenant marked unhealthy (bad login after a refetch, TLS verification, …) is not logged in to by
@@ -144,51 +161,23 @@ export async function runSyncJob(
     return park(deps, job, ctx, 'tenant-unhealthy', unhealthy, TENANT_RECHECK_MS);
   }
 
-  // No slot for this tenant now: back to the queue before asking Vela or S3 anything, so the jobs of
-  // a tenant bound by its budget (or paused by 421s) cost neither while they wait. Free when this
-  // process already has a session of the tenant; otherwise one Redis call.
+  // Manifest first: a recording with no manifest row waits while a call record listed with it (or
+  // before it) is not indexed yet, so which agent a call is attributed to never depends on job order.
+  if (manifestRow === null && pendingManifests > 0) {
+    return {
+      kind: 'wait',
+      retryInMs: MANIFEST_RECHECK_MS + Math.floor(Math.random() * MANIFEST_RECHECK_MS),
+      detail: `waiting for ${pendingManifests} call record(s) listed with it to be indexed`,
+    };
+  }
+
+  // A connection slot first (the design's order): no Vela or S3 call for a job that cannot transfer
+  // now, and a job that asked Vela is never turned away for want of a slot afterwards (which would
+  // ask again on its retry). Without a slot (budget used up, or logins paused after 421s) the job
+  // goes back to the queue costing neither. Free when this process has an idle session of the
+  // tenant; otherwise one Redis call, plus a login when a new session is needed.
   const room = await deps.pool.room(tenant);
   if (room <= 0) return room < 0 ? { kind: 'no-slot', retryInMs: -room } : { kind: 'no-slot' };
-
-  let metadata = objectMetadata(tenant.org, job);
-  if (deps.gate) {
-    const decision = await deps.gate(tenant, job, {
-      signal: ctx.signal,
-      log,
-      queuedAt: ctx.queuedAt,
-      manifestRow,
-    });
-    if (decision.kind === 'wait') return decision;
-    if (decision.kind === 'park')
-      return park(deps, job, ctx, decision.reason, decision.detail, decision.retryInMs);
-    metadata = { ...metadata, ...decision.metadata };
-    // It may have been parked before: it is not any more (status and resync progress see that at once).
-    // A first run was never parked (a parked record of another version of the path goes at markSynced).
-    if (!ctx.firstRun) await deps.state.unpark(tenant.org, job.path);
-  }
-
-  // Invariant 2: with sync state lost, an object already in S3 for this version is not uploaded again.
-  // Not needed on the first run of a job whose poll listed the tenant's keys and found none here.
-  if (!job.force && !(job.absent && ctx.firstRun)) {
-    const head = await deps.store.head(key);
-    if (
-      head &&
-      head.size === job.size &&
-      head.metadata['source-size'] === String(job.size) &&
-      head.metadata['source-mtime'] === job.mtime
-    ) {
-      await deps.state.markSynced(tenant.org, job.path, {
-        size: job.size,
-        mtime: job.mtime,
-        key,
-        etag: head.etag,
-        syncedAt: Date.now(),
-      });
-      log.info({ key }, 'already in S3: sync state rebuilt');
-      return { kind: 'done', result: { outcome: 'already-in-s3', key, bytes: 0 } };
-    }
-  }
-
   let lease: Lease | null;
   try {
     lease = await deps.pool.acquire(tenant);
@@ -202,6 +191,47 @@ export async function runSyncJob(
   }
   let discard = false;
   try {
+    let metadata = objectMetadata(tenant.org, job);
+    if (deps.gate) {
+      const decision = await deps.gate(tenant, job, {
+        signal: ctx.signal,
+        log,
+        queuedAt: ctx.queuedAt,
+        manifestRow,
+      });
+      if (decision.kind === 'wait') return decision;
+      if (decision.kind === 'park')
+        return await park(deps, job, ctx, decision.reason, decision.detail, decision.retryInMs);
+      metadata = { ...metadata, ...decision.metadata };
+      // It may have been parked before: it is not any more (status and resync progress see that at once).
+      // A first run was never parked (a parked record of another version of the path goes at markSynced).
+      if (!ctx.firstRun) await deps.state.unpark(tenant.org, job.path);
+    }
+
+    // Invariant 2: with sync state lost, an object already in S3 for this version is not uploaded again.
+    // Not needed on the first run of a job whose poll listed the tenant's keys and found none here.
+    if (!job.force && !(job.absent && ctx.firstRun)) {
+      const head = await deps.store.head(key);
+      if (
+        head &&
+        head.size === job.size &&
+        head.metadata['source-size'] === String(job.size) &&
+        head.metadata['source-mtime'] === job.mtime
+      ) {
+        await deps.state.markSynced(
+          tenant.org,
+          job.path,
+          { size: job.size, mtime: job.mtime, key, etag: head.etag, syncedAt: Date.now() },
+          head.metadata['metadata-source'] as MetadataSource | undefined,
+        );
+        log.info({ key }, 'already in S3: sync state rebuilt');
+        if (selfPending && deps.afterUpload) {
+          await deps.afterUpload(tenant, job, key, undefined, head.metadata);
+        }
+        return { kind: 'done', result: { outcome: 'already-in-s3', key, bytes: 0 } };
+      }
+    }
+
     if (ctx.attempt > 0) {
       // A retry: is the listed version still there? A vanished file fails, a changed one is superseded.
       const entry = (await lease.session.list(`/${dirname(job.path)}`)).find(
@@ -232,19 +262,14 @@ export async function runSyncJob(
     // shorter than its Content-Length): no HEAD. A multipart upload is checked with one, since its
     // parts could add up short.
     const confirmed = buffer && etag ? etag : await verifiedEtag(deps, key, job.size);
-    await deps.state.markSynced(tenant.org, job.path, {
-      size: job.size,
-      mtime: job.mtime,
-      key,
-      etag: confirmed,
-      syncedAt: Date.now(),
-    });
+    await deps.state.markSynced(
+      tenant.org,
+      job.path,
+      { size: job.size, mtime: job.mtime, key, etag: confirmed, syncedAt: Date.now() },
+      metadata['metadata-source'] as MetadataSource | undefined,
+    );
     log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
-    if (deps.afterUpload) {
-      await deps
-        .afterUpload(tenant, job, key, buffer)
-        .catch((err) => log.warn({ err }, 'after-upload step failed'));
-    }
+    if (deps.afterUpload) await deps.afterUpload(tenant, job, key, buffer, metadata);
     return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
   } catch (err) {
     // The source adapter wraps what the transfer threw (with the command as context): look inside.
@@ -272,6 +297,9 @@ async function verifiedEtag(deps: SyncJobDeps, key: string, size: number): Promi
   }
   return head.etag;
 }
+
+/** How soon a recording waiting for a pending call record looks again (plus as much jitter). */
+const MANIFEST_RECHECK_MS = 1000;
 
 /** How often a job parked by an unhealthy tenant looks again (a successful poll releases it sooner). */
 const TENANT_RECHECK_MS = 10 * 60_000;

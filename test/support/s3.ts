@@ -27,6 +27,8 @@ export interface S3Request {
   /** The signed `x-amz-content-sha256`: the body's SHA-256 or `UNSIGNED-PAYLOAD`. */
   payloadHash?: string;
   userAgent?: string;
+  /** A CopyObject's source (`x-amz-copy-source`): the object is not uploaded again. */
+  copySource?: string;
 }
 
 /** Faults injected by the HTTP proxy in front of s3rver. */
@@ -200,6 +202,7 @@ async function startFaultProxy(upstreamPort: number) {
       path: req.url ?? '',
       status: 0,
       payloadHash: req.headers['x-amz-content-sha256'] as string | undefined,
+      copySource: req.headers['x-amz-copy-source'] as string | undefined,
       userAgent: req.headers['user-agent'],
     };
     log.push(entry);

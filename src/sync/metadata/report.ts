@@ -18,6 +18,11 @@ export interface ValidationReport {
   complete: boolean;
   /** ISO-8601 UTC */
   generatedAt: string;
+  /**
+   * Rows that matched recordings synced before this call record was indexed: their objects take the
+   * row's metadata in place (`updated`: the object's metadata changed; false when it already had it).
+   */
+  matchedSynced?: { line: number; path: string; key: string; updated: boolean }[];
 }
 
 export function buildValidationReport(

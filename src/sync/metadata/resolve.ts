@@ -136,12 +136,19 @@ export function fromPattern(
 }
 
 export type Resolution =
-  | { ok: true; metadata: CallMetadata }
+  | {
+      ok: true;
+      metadata: CallMetadata;
+      /** A pattern matched but a captured value was unusable: that field is left unknown, said here. */
+      warning?: string;
+    }
   | { ok: false; reason: 'missing-metadata'; detail: string };
 
 /**
- * The metadata of one recording: manifest row → file name pattern → defaults. With
- * `requireManifest`, only a manifest row will do.
+ * The metadata of one recording: manifest row → file name pattern → defaults, each field only when
+ * known (metadata is optional, as in the platform's own API). The date of call falls back to the
+ * file's modification date only with `dateFromMtime` (on by default when `defaultEmail` is set).
+ * Only `requireManifest` makes a missing manifest row a reason not to go on.
  */
 export function resolveCallMetadata(input: {
   path: string;
@@ -150,36 +157,40 @@ export function resolveCallMetadata(input: {
   config: MetadataConfig;
 }): Resolution {
   const { path, mtime, manifestRow, config } = input;
-  const missing = (detail: string): Resolution => ({ ok: false, reason: 'missing-metadata', detail });
   if (manifestRow) {
     return {
       ok: true,
       metadata: { email: manifestRow.email, dateOfCall: manifestRow.dateOfCall, source: 'manifest' },
     };
   }
-  if (config.requireManifest) return missing('waiting for a manifest row');
-
+  if (config.requireManifest) {
+    return { ok: false, reason: 'missing-metadata', detail: 'waiting for a manifest row' };
+  }
   const fromName = fromPattern(path, config);
-  if (fromName && 'error' in fromName) return missing(fromName.error);
-  const email = fromName?.email ?? config.defaultEmail;
-  const dateOfCall =
-    fromName?.dateOfCall ?? (mtime && !Number.isNaN(mtime.getTime()) ? utcDate(mtime) : undefined);
-  const tried = `no manifest row, ${
-    !config.pattern
-      ? 'no metadata.pattern'
-      : fromName
-        ? 'metadata.pattern matched'
-        : 'metadata.pattern does not match'
-  }`;
-  if (email === undefined) {
-    return missing(
-      `no email for the call: ${tried}${fromName ? ' without an email group' : ''}, no metadata.defaultEmail`,
-    );
+  if (fromName && 'error' in fromName) {
+    // The name matched the pattern, so it makes a claim about this call that we cannot read: the
+    // defaults (another agent, the file's date) would be a guess against it. Nothing is known.
+    return { ok: true, metadata: { source: 'none' }, warning: fromName.error };
   }
-  if (dateOfCall === undefined) {
-    return missing(
-      `no date of call: ${tried}${fromName ? ' without a date group' : ''}, the modification time is unknown`,
-    );
-  }
-  return { ok: true, metadata: { email, dateOfCall, source: fromName ? 'pattern' : 'defaults' } };
+  const named = fromName;
+  const useMtime = config.dateFromMtime ?? config.defaultEmail !== undefined;
+  const mtimeDate = useMtime && mtime && !Number.isNaN(mtime.getTime()) ? utcDate(mtime) : undefined;
+  const email = named?.email ?? config.defaultEmail;
+  const dateOfCall = named?.dateOfCall ?? mtimeDate;
+  const source: CallMetadata['source'] =
+    email === undefined && dateOfCall === undefined
+      ? 'none'
+      : email === undefined || dateOfCall === undefined
+        ? 'partial'
+        : named?.email !== undefined || named?.dateOfCall !== undefined
+          ? 'pattern'
+          : 'defaults';
+  return {
+    ok: true,
+    metadata: {
+      ...(email !== undefined && { email }),
+      ...(dateOfCall !== undefined && { dateOfCall }),
+      source,
+    },
+  };
 }
