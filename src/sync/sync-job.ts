@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { TenantDirectory } from '../ports/tenants.js';
 import type { ParkedRecord, SyncJobData, SyncResult } from '../types.js';
+import { type AfterSync, afterIndexing } from './after-sync.js';
 import { objectKey } from './key.js';
 import { sameVersion } from './plan.js';
 import type { Lease, SessionPool } from './pool.js';
@@ -67,6 +68,8 @@ export interface SyncJobDeps {
   multipartThreshold: number;
   gate?: CallGate;
   afterUpload?: AfterUpload;
+  /** The tenant's after-sync action (delete/move the source file once safe): sync/after-sync.ts. */
+  afterSync?: AfterSync;
   log: Logger;
 }
 
@@ -135,6 +138,9 @@ export async function runSyncJob(
     deps.gate?.manifestRefs?.(job),
   );
   if (!job.force && synced && sameVersion(synced, job)) {
+    // A re-run (e.g. after a crash between the upload and the after-sync action): nothing to upload,
+    // but the action may still be pending.
+    if (tenant.afterSync !== 'keep') await deps.afterSync?.runPending(tenant, job);
     return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
   }
   // A tenant marked unhealthy (bad login after a refetch, TLS verification, …) is not logged in to by
@@ -177,14 +183,19 @@ export async function runSyncJob(
       head.metadata['source-size'] === String(job.size) &&
       head.metadata['source-mtime'] === job.mtime
     ) {
+      const syncedAt = Date.now();
+      // A call record found here may not have been indexed (its index went with the sync state): no
+      // after-sync action for it. A recording is safe to clean: the object is verified.
+      if (!afterIndexing(job.path)) await deps.afterSync?.record(tenant, job, key, syncedAt);
       await deps.state.markSynced(tenant.org, job.path, {
         size: job.size,
         mtime: job.mtime,
         key,
         etag: head.etag,
-        syncedAt: Date.now(),
+        syncedAt,
       });
       log.info({ key }, 'already in S3: sync state rebuilt');
+      if (!afterIndexing(job.path)) await deps.afterSync?.runPending(tenant, job);
       return { kind: 'done', result: { outcome: 'already-in-s3', key, bytes: 0 } };
     }
   }
@@ -232,18 +243,30 @@ export async function runSyncJob(
     // shorter than its Content-Length): no HEAD. A multipart upload is checked with one, since its
     // parts could add up short.
     const confirmed = buffer && etag ? etag : await verifiedEtag(deps, key, job.size);
+    const syncedAt = Date.now();
+    // The after-sync action is recorded before markSynced (a crash in between cannot lose it; it
+    // acts only once the version is marked synced). A call record's waits for its indexing below.
+    const callRecord = afterIndexing(job.path);
+    if (!callRecord) await deps.afterSync?.record(tenant, job, key, syncedAt);
     await deps.state.markSynced(tenant.org, job.path, {
       size: job.size,
       mtime: job.mtime,
       key,
       etag: confirmed,
-      syncedAt: Date.now(),
+      syncedAt,
     });
     log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
+    let indexed = true;
     if (deps.afterUpload) {
-      await deps
-        .afterUpload(tenant, job, key, buffer)
-        .catch((err) => log.warn({ err }, 'after-upload step failed'));
+      await deps.afterUpload(tenant, job, key, buffer).catch((err) => {
+        indexed = false;
+        log.warn({ err }, 'after-upload step failed');
+      });
+    }
+    if (deps.afterSync && tenant.afterSync !== 'keep') {
+      // A call record is cleaned only once indexed: one whose indexing failed stays on the server.
+      if (callRecord && indexed) await deps.afterSync.record(tenant, job, key, syncedAt);
+      if (!callRecord || indexed) await deps.afterSync.run(tenant, job, lease.session);
     }
     return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
   } catch (err) {
