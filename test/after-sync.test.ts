@@ -17,15 +17,20 @@ import { getStatus } from '../src/ops/status.js';
 import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
+import { type FtpServerUnderTest, startServer, tenantFtp } from './support/servers/index.js';
+import { isRoot } from './support/servers/system-user.js';
 import { hasSshd, type SshdServer, startSshd } from './support/sshd.js';
+import { hasVsftpd } from './support/vsftpd.js';
 
 let env: TestEnv | undefined;
 let sshd: SshdServer | undefined;
+let vsftpd: FtpServerUnderTest | undefined;
 afterEach(async () => {
   await env?.stop();
-  await sshd?.stop();
+  await Promise.allSettled([sshd?.stop(), vsftpd?.stop()]);
   env = undefined;
   sshd = undefined;
+  vsftpd = undefined;
 });
 
 const CSV = 'file,email,date_of_call\r\ncalls/a.wav,jane@acme.example,2024-03-05\r\n';
@@ -268,5 +273,66 @@ describe.skipIf(!hasSshd())('afterSync on SFTP (OpenSSH)', () => {
     expect(existsSync(join(root, 'calls/y/c.wav'))).toBe(false);
     expect((await objects(env)).get(`${root.slice(1)}/calls/y/c.wav`)).toBe(added.sha256);
     expect(await pending(env)).toEqual([]);
+  });
+});
+
+describe.skipIf(!hasVsftpd() || !isRoot())('afterSync on vsftpd (LIST times, a system account)', () => {
+  it('delete and move: files deleted / moved below new nested directories, objects intact', async () => {
+    const { tempDir } = await import('./support/fs.js');
+    const dir = await tempDir('after-vsftpd');
+    try {
+      const hashes = new Map<string, string>();
+      const old = new Date(Date.now() - 3_600_000);
+      for (const path of ['del/a.wav', 'del/x/b.wav', 'mv/c.wav', 'mv/y z/d.mp3']) {
+        hashes.set(path, (await writeFileDeep(dir.path, path, 4_000 + path.length, { mtime: old })).sha256);
+      }
+      vsftpd = await startServer('vsftpd', { root: dir.path, mode: 'plain', writable: true });
+      // vsftpd logs in as an unprivileged account: it may delete, rename and create here.
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('chmod', ['-R', 'a+rwX', dir.path]);
+      env = await makeTestEnv('after-vsftpd', {
+        tenant: { ftp: tenantFtp(vsftpd), dirs: ['/del'], afterSync: 'delete' },
+      });
+      const ftp = tenantFtp(vsftpd);
+      const config = {
+        ...env.config,
+        tenants: [
+          env.config.tenants[0]!,
+          {
+            ...env.config.tenants[0]!,
+            org: 'mv',
+            dirs: ['/mv'],
+            afterSync: 'move' as const,
+            moveTo: '/done/{dir}/{name}',
+          },
+        ],
+      };
+      expect(ftp).toMatchObject({ secure: false });
+      const daemon = await env.start({ config });
+      // The schedulers' first polls run at start: a poll meanwhile is skipped (the poll lock).
+      for (const org of ['acme', 'mv']) {
+        for (let done = 0; done < 2; ) {
+          if ((await daemon.poller!.pollNow(org)).kind === 'done') done++;
+          else await delay(100);
+        }
+      }
+      expect((await waitIdle(daemon.syncQueue)).failed).toBe(0);
+      expect(await filesBelow(join(dir.path, 'del'))).toEqual([]);
+      expect(await filesBelow(join(dir.path, 'mv'))).toEqual([]);
+      expect(await filesBelow(join(dir.path, 'done'))).toEqual(['mv/c.wav', 'mv/y z/d.mp3']);
+      for (const [path, hash] of hashes) {
+        const [org, rest] = path.startsWith('del/') ? ['acme', path] : ['mv', path];
+        const body = await getObjectBuffer(env.s3.client, env.s3.bucket, `${org}/${rest}`);
+        expect(sha256(body), path).toBe(hash);
+      }
+      expect(writes(env).size).toBe(4);
+      expect(await pending(env)).toEqual([]);
+    } finally {
+      await env?.stop();
+      env = undefined;
+      await vsftpd?.stop();
+      vsftpd = undefined;
+      await dir.cleanup();
+    }
   });
 });
