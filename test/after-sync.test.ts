@@ -167,7 +167,7 @@ describe('afterSync on FTP (ftp-srv)', () => {
     env.ftp.faults.onCommand = (directive) => {
       if (directive === 'DELE') deles++;
     };
-    const base = 1_500;
+    const base = 2_500;
     const daemon = await env.start({ afterSyncBackoffMs: base });
     await daemon.poller!.pollNow('acme');
     expect(await daemon.poller!.pollNow('acme')).toMatchObject({ enqueued: 1 });
@@ -179,6 +179,9 @@ describe('afterSync on FTP (ftp-srv)', () => {
     expect(entry!.lastError).toMatch(/550|Permission denied/);
     expect(entry!.next - entry!.lastErrorAt!).toBe(base);
 
+    // Within the backoff a poll does not try again (the poll right after the failure).
+    expect(await daemon.poller!.pollNow('acme')).toMatchObject({ kind: 'done', unchanged: 1, enqueued: 0 });
+    expect(deles).toBe(1);
     // status (and --json) shows it: count and the last error.
     const ops = openOps(env.config, env.logs.log);
     try {
@@ -197,10 +200,8 @@ describe('afterSync on FTP (ftp-srv)', () => {
       await ops.close();
     }
 
-    // Within the backoff a poll does not try again; after it, it does, and the backoff doubles.
-    expect(await daemon.poller!.pollNow('acme')).toMatchObject({ kind: 'done', unchanged: 1, enqueued: 0 });
-    expect(deles).toBe(1);
-    await delay(base + 100);
+    // After the backoff the next poll tries again, and the backoff doubles.
+    await delay(Math.max(0, entry!.next - Date.now()) + 100);
     expect(await daemon.poller!.pollNow('acme')).toMatchObject({ unchanged: 1, enqueued: 0 });
     expect(deles).toBe(2);
     [entry] = await pending(env);
@@ -209,7 +210,7 @@ describe('afterSync on FTP (ftp-srv)', () => {
 
     // The server accepts again: the next due pass deletes it; nothing was uploaded twice.
     env.ftp.faults.refuseCommand = undefined;
-    await delay(2 * base + 100);
+    await delay(Math.max(0, entry!.next - Date.now()) + 100);
     await daemon.poller!.pollNow('acme');
     expect(existsSync(join(env.root, path))).toBe(false);
     expect(deles).toBe(3);
