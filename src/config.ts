@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { type AfterSyncAction, afterSyncProblem, moveTemplateProblem } from './sync/move-target.js';
 
 /** A configuration mistake. The message names the field; the CLI exits with code 2. */
 export class ConfigError extends Error {
@@ -234,6 +235,17 @@ export const metadataSchema = z.strictObject({
   manifestWait: duration({ zero: 'park at once' }).prefault('1h'),
 });
 
+const afterSyncSchema = () =>
+  z.enum(['keep', 'delete', 'move'], {
+    error: (iss) => `expected keep, delete or move, got ${got(iss.input)}`,
+  });
+
+const moveToSchema = () =>
+  str('a path template like /archive/{path}').superRefine((t, ctx) => {
+    const problem = moveTemplateProblem(t);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 const tenantSchema = z
   .strictObject({
     org: z.string().regex(ORG_PATTERN, 'expected lower-case letters, digits, - and _ (at most 63)'),
@@ -249,6 +261,10 @@ const tenantSchema = z
     maxConnections: int(1, 64).optional(),
     maxFileSize: size().optional(),
     metadata: metadataSchema.prefault({}),
+    /** What happens to a source file once it is safely in S3 (README: After-sync action). */
+    afterSync: afterSyncSchema().optional(),
+    /** `afterSync: move`: the target path template (`/archive/{path}`). */
+    moveTo: moveToSchema().optional(),
   })
   .superRefine((t, ctx) => {
     if (!t.ftp === !t.sftp) {
@@ -387,6 +403,10 @@ export const configSchema = z.strictObject({
       maxConnections: int(1, 64).default(2),
       allocationRecheck: duration({ why: 'Vela would be asked again without a pause' }).prefault('15m'),
       maxFileSize: size().prefault('10GiB'),
+      /** What happens to a source file once it is safely in S3: keep (default), delete or move. */
+      afterSync: afterSyncSchema().default('keep'),
+      /** The default `moveTo` of tenants with `afterSync: move`. */
+      moveTo: moveToSchema().optional(),
     })
     .prefault({}),
   worker: z
@@ -454,6 +474,10 @@ export interface TenantConfig {
   maxConnections: number;
   maxFileSize: number;
   metadata: MetadataConfig;
+  /** After a version is in S3 and marked synced: leave the source file, delete it, or move it to `moveTo`. */
+  afterSync: AfterSyncAction;
+  /** The target template when `afterSync` is `move` (validated at load). */
+  moveTo?: string;
   /** Where the credentials come from: `config` (inline) or `redis` (onboarded at run time). */
   origin: 'config' | 'onboarded';
 }
@@ -483,6 +507,8 @@ export function resolveTenant(
     minFileAge: t.minFileAge ?? defaults.minFileAge,
     maxConnections: t.maxConnections ?? defaults.maxConnections,
     maxFileSize: t.maxFileSize ?? defaults.maxFileSize,
+    afterSync: t.afterSync ?? defaults.afterSync,
+    moveTo: t.moveTo ?? defaults.moveTo,
     origin,
   };
 }
@@ -555,9 +581,14 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = {}): Config {
       throw new ConfigError(`tenants[${i}].sftp: expected a password or a privateKeyFile`);
     }
   });
+  const tenants = raw.tenants.map((t) => resolveTenant(t, raw.defaults));
+  tenants.forEach((t, i) => {
+    const problem = afterSyncProblem(t);
+    if (problem) throw new ConfigError(`tenants[${i}].${problem.field}: ${problem.message}`);
+  });
   const config: Config = {
     ...raw,
-    tenants: raw.tenants.map((t) => resolveTenant(t, raw.defaults)),
+    tenants,
     secretKey: env.FTPSYNC_SECRET_KEY || undefined,
   };
   return deepFreeze(config);

@@ -9,6 +9,14 @@ export class PermanentError extends Error {
 }
 
 /**
+ * The source says the file or directory is not there (FTP 550 "No such file", SFTP NO_SUCH_FILE).
+ * A refusal for another reason (permission) stays a plain `PermanentError`.
+ */
+export class NotFoundError extends PermanentError {
+  override name = 'NotFoundError';
+}
+
+/**
  * A failure of the whole tenant (530 bad login after a credential refetch, TLS verification, missing
  * directory): the tenant is marked unhealthy, its polls back off, other tenants go on.
  */

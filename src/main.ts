@@ -2,6 +2,7 @@
  * Wiring only: config → adapters → roles → shutdown.
  */
 import { Queue } from 'bullmq';
+import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedisClient, type RedisClient, type RedisConnectionConfig } from './adapters/redis-client.js';
 import { makeRedisState, stateKey } from './adapters/redis-state.js';
@@ -19,6 +20,7 @@ import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
 import { type Poller, startPoller } from './queue/poller.js';
 import { type SyncWorker, startSyncWorker } from './queue/worker.js';
 import { findAbsent } from './sync/absent.js';
+import { makeAfterSync } from './sync/after-sync.js';
 import { makeCallGate, makeManifestIndexer } from './sync/calls.js';
 import { makeCredentialCache } from './sync/credentials.js';
 import { tenantPrefix } from './sync/key.js';
@@ -47,6 +49,8 @@ export interface DaemonOptions {
   /** Override how often schedulers are reconciled (tests). */
   reconcileMs?: number;
   poolIdleMs?: number;
+  /** Override the first retry delay of a failed after-sync action (tests; default 30 s). */
+  afterSyncBackoffMs?: number;
 }
 
 /** Lets delayed (parked or waiting) jobs run now. */
@@ -119,6 +123,17 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     onScrapeError: (source, err) => log.debug({ source, err: err.message }, 'metrics read failed'),
   });
   // --- end observability ---
+  // After-sync actions (delete/move source files once safe): run by jobs, retried by the poller.
+  const afterSync = makeAfterSync({
+    store: makeRedisAfterSyncStore(redis, prefix),
+    getSynced: (org, path) => state.getSynced(org, path),
+    pool,
+    log,
+    // A listing, a few MKDs and a rename or a delete, each bounded by sourceTimeout.
+    claimMs: 3 * config.defaults.sourceTimeout,
+    backoffMs: opts.afterSyncBackoffMs,
+    onOutcome: (org, action, outcome) => metrics.recordAfterSync(org, action, outcome),
+  });
   if (!config.vela.enabled) log.warn('vela.enabled is false: no minute-allocation check before uploads');
   const allocation = config.vela.enabled
     ? makeVelaAllocationCheck({
@@ -189,6 +204,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
         shutdownTimeoutMs: config.worker.shutdownTimeout,
         onPoll: (org, outcome) => metrics.recordPoll(org, outcome),
         onTenant: warnInsecure,
+        afterPoll: (t) => afterSync.pass(t),
         releaseParked: async (org, reason) =>
           releaseJobs(
             syncQueue,
@@ -216,6 +232,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
           release: async (_org, ids) => void (await releaseJobs(syncQueue, ids)),
           onMetadataUpdate: (org) => metrics.recordMetadataUpdate(org),
         }),
+        afterSync,
         log,
       },
       {

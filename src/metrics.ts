@@ -79,7 +79,12 @@ export interface Metrics {
   recordVelaCall(call: { outcome: string; ms: number }): void;
   /** A synced recording's call metadata was updated in place by a later call record. */
   recordMetadataUpdate(org: string): void;
+  /** One attempt of an after-sync action (sync/after-sync.ts `onOutcome`). */
+  recordAfterSync(org: string, action: string, outcome: string): void;
 }
+
+/** How an after-sync attempt ended (sync/after-sync.ts); anything else is counted as `other`. */
+export const AFTER_SYNC_OUTCOMES = ['done', 'gone', 'changed', 'failed'] as const;
 
 /** Whole job times, from a small file to a few GB over a slow line. */
 const TRANSFER_SECONDS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -162,6 +167,12 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'ftpsync_transfer_size_bytes',
     help: 'Size of each uploaded file.',
     buckets: TRANSFER_BYTES,
+    registers,
+  });
+  const afterSync = new Counter({
+    name: 'ftpsync_after_sync_actions_total',
+    help: 'After-sync attempts on source files by action (delete, move) and outcome: done, gone (already not on the server), changed (a new version there: kept), failed (retried with backoff).',
+    labelNames: ['org', 'action', 'outcome'],
     registers,
   });
   const velaDuration = new Histogram({
@@ -364,6 +375,15 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
           healthy.set({ org }, 1);
         }
       });
+    },
+    recordAfterSync(org, action, outcome) {
+      safe(() =>
+        afterSync.inc({
+          org,
+          action: action === 'move' ? 'move' : 'delete',
+          outcome: (AFTER_SYNC_OUTCOMES as readonly string[]).includes(outcome) ? outcome : 'other',
+        }),
+      );
     },
     recordVelaCall(call) {
       safe(() => velaDuration.observe({ outcome: call.outcome }, call.ms / 1000));

@@ -116,3 +116,64 @@ describe('configuration', () => {
     expect(parseDuration('250ms')).toBe(250);
   });
 });
+
+describe('afterSync configuration', () => {
+  const withAfter = (extra: object, defaults: object = {}) => ({
+    ...base,
+    defaults,
+    tenants: [tenant(extra)],
+  });
+
+  it('defaults to keep; delete and move are taken, move with its template', () => {
+    expect(parseConfig(withAfter({})).tenants[0]).toMatchObject({ afterSync: 'keep' });
+    expect(parseConfig(withAfter({ afterSync: 'delete' })).tenants[0]).toMatchObject({ afterSync: 'delete' });
+    const moved = parseConfig(
+      withAfter({ afterSync: 'move', moveTo: '/archive/{date}/{path}', dirs: ['/calls'] }),
+    );
+    expect(moved.tenants[0]).toMatchObject({ afterSync: 'move', moveTo: '/archive/{date}/{path}' });
+    // The tenant inherits both from defaults.
+    const inherited = parseConfig(
+      withAfter({ dirs: ['/calls'] }, { afterSync: 'move', moveTo: '/done/{name}' }),
+    );
+    expect(inherited.tenants[0]).toMatchObject({ afterSync: 'move', moveTo: '/done/{name}' });
+  });
+
+  it.each([
+    [{ afterSync: 'move' }, 'tenants[0].moveTo: required when afterSync is move'],
+    [{ afterSync: 'purge' }, 'tenants[0].afterSync: expected keep, delete or move, got "purge"'],
+    [{ afterSync: 'move', moveTo: 'archive/{path}' }, 'tenants[0].moveTo: expected an absolute path'],
+    [{ afterSync: 'move', moveTo: '/archive/{file}' }, 'tenants[0].moveTo: unknown placeholder {file}'],
+    [{ afterSync: 'move', moveTo: '/archive/{date}' }, 'tenants[0].moveTo: expected {path} or {name}'],
+    [{ afterSync: 'move', moveTo: '/archive/../{path}' }, 'tenants[0].moveTo: a . or .. segment'],
+    [{ afterSync: 'move', moveTo: '' }, 'tenants[0].moveTo: expected a path template'],
+    // dirs [/] watches the target too: moved files would be synced again.
+    [
+      { afterSync: 'move', moveTo: '/archive/{path}' },
+      'tenants[0].moveTo: "/archive/{path}" moves /sample.wav',
+    ],
+    [
+      { afterSync: 'move', moveTo: '/calls/done/{name}', dirs: ['/calls'] },
+      'inside the watched directories, where it would be synced again',
+    ],
+  ])('rejects a bad after-sync setting (%#), naming the field', (extra, message) => {
+    expect(errorOf(withAfter(extra))).toContain(message);
+  });
+
+  it('takes a target inside the watched directories when exclude covers it', () => {
+    const c = parseConfig(
+      withAfter({ afterSync: 'move', moveTo: '/archive/{path}', exclude: ['archive/**'] }),
+    );
+    expect(c.tenants[0]).toMatchObject({ afterSync: 'move', exclude: ['archive/**'] });
+  });
+
+  it('expands the template, and refuses a target with . or ..', async () => {
+    const { expandMoveTo } = await import('../src/sync/move-target.js');
+    const at = Date.UTC(2024, 2, 5, 23, 59);
+    expect(expandMoveTo('/archive/{date}/{path}', 'calls/a b/x.wav', at)).toBe(
+      '/archive/2024-03-05/calls/a b/x.wav',
+    );
+    expect(expandMoveTo('/done/{dir}/{name}', 'x.wav', at)).toBe('/done/x.wav');
+    expect(expandMoveTo('/done/{dir}/{name}.old', 'a/x.wav', at)).toBe('/done/a/x.wav.old');
+    expect(() => expandMoveTo('/done/{path}', 'a/../x.wav', at)).toThrow(/not allowed/);
+  });
+});

@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Client, type FileInfo, FileType, type FTPResponse, parseList } from 'basic-ftp';
 import type { FtpConfig, TenantConfig } from '../config.js';
-import { ftpCode, PermanentError, TenantError, withContext } from '../errors.js';
+import { ftpCode, NotFoundError, PermanentError, TenantError, withContext } from '../errors.js';
 import type { SourceCredentials, SourceEntry, SourceListing, SourceSession } from '../ports/source.js';
 
 export interface FtpConnectOptions {
@@ -143,6 +143,8 @@ function toEntry(info: FileInfo, exact: boolean): SourceEntry {
  */
 const TOO_MANY =
   /too many|maximum number of (?:allowed )?(?:clients|connections|users)|more than \d+ connections/i;
+/** A 550 that says the file is not there (vsftpd, pure-ftpd, proftpd, ftp-srv wordings). */
+const NOT_FOUND = /no such file|not found|does ?n[o']t exist|cannot find|ENOENT/i;
 /** A server refusing a session over its TLS policy: vsftpd 530, pure-ftpd 421, proftpd 550. */
 const WANTS_TLS = /\b(?:TLS|SSL)\b|encryption|cleartext/i;
 
@@ -255,7 +257,12 @@ export async function connectFtp(
       const code = ftpCode(err);
       // A reply code in 5xx leaves the connection usable; anything else (timeouts, resets) does not.
       if (!(code && code >= 500 && code < 600)) broken = true;
-      if (code === 550) throw new PermanentError(`${what}: ${(err as Error).message}`, { cause: err });
+      if (code === 550) {
+        const message = `${what}: ${(err as Error).message}`;
+        // 550 is also "permission denied": only a reply that says so is "not found".
+        if (NOT_FOUND.test((err as Error).message)) throw new NotFoundError(message, { cause: err });
+        throw new PermanentError(message, { cause: err });
+      }
       throw withContext(err, what);
     }
   };
@@ -304,6 +311,21 @@ export async function connectFtp(
     remove: (path) =>
       guard(`remove ${path}`, async () => {
         await client.remove(path);
+      }),
+    // One MKD per level, with absolute paths: basic-ftp's ensureDir would change the working
+    // directory of a session the pool hands to other work. A level that exists answers 550 (or 521):
+    // ignored here; a level that really could not be made fails the RNTO after it, with its reply.
+    mkdir: (dir) =>
+      guard(`mkdir ${dir}`, async () => {
+        const parts = dir.split('/').filter(Boolean);
+        for (let i = 1; i <= parts.length; i++) {
+          try {
+            await client.send(`MKD /${parts.slice(0, i).join('/')}`);
+          } catch (err) {
+            const code = ftpCode(err);
+            if (!(code && code >= 500 && code < 600)) throw err;
+          }
+        }
       }),
     close: () => client.close(),
   };

@@ -15,6 +15,7 @@ import { TenantError } from '../errors.js';
 import type { CredentialProvider } from '../ports/credentials.js';
 import type { SourceCredentials } from '../ports/source.js';
 import type { TenantDirectory } from '../ports/tenants.js';
+import { afterSyncProblem } from '../sync/move-target.js';
 import type { RedisClient } from './redis-client.js';
 
 /** Parses FTPSYNC_SECRET_KEY: 32 bytes as 64 hex characters or base64. */
@@ -127,6 +128,8 @@ export function makeTenantStore(
         throw new ConfigError(`${iss.path.join('.') || 'tenant'}: ${iss.message}`);
       }
       const org = parsed.data.org;
+      const afterSync = afterSyncProblem(resolveTenant(parsed.data, config.defaults, 'onboarded'));
+      if (afterSync) throw new ConfigError(`${afterSync.field}: ${afterSync.message}`);
       if (fromConfig.has(org)) throw new ConfigError(`org "${org}" is defined in the configuration file`);
       const blob = encryptCredentials(key(), org, { user: input.user, password: input.password });
       if (parsed.data.sftp?.passphrase)

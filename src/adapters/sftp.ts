@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import ssh2, { type ConnectConfig, type FileEntryWithStats, type SFTPWrapper } from 'ssh2';
 import type { SftpConfig, TenantConfig } from '../config.js';
-import { PermanentError, TenantError, toError, withContext } from '../errors.js';
+import { NotFoundError, PermanentError, TenantError, toError, withContext } from '../errors.js';
 import type { SourceCredentials, SourceEntry, SourceSession } from '../ports/source.js';
 
 export interface SftpConnectOptions {
@@ -257,6 +257,9 @@ export async function connectSftp(
       const status = sftpStatus(err);
       // A status answer leaves the connection usable; anything else (reset, timeout, closed) does not.
       if (status === undefined) broken = true;
+      if (status === STATUS_CODE.NO_SUCH_FILE) {
+        throw new NotFoundError(`${what}: ${(err as Error).message}`, { cause: err });
+      }
       if (status !== undefined && PERMANENT_STATUS.has(status)) {
         throw new PermanentError(`${what}: ${(err as Error).message}`, { cause: err });
       }
@@ -353,6 +356,20 @@ export async function connectSftp(
     remove: (path) =>
       guard(`remove ${path}`, async () => {
         await call<void>(`remove ${path}`, (cb) => sftp.unlink(path, (err) => cb(err, undefined)));
+      }),
+    mkdir: (dir) =>
+      guard(`mkdir ${dir}`, async () => {
+        const parts = dir.split('/').filter(Boolean);
+        for (let i = 1; i <= parts.length; i++) {
+          const level = `/${parts.slice(0, i).join('/')}`;
+          // OpenSSH answers FAILURE for a directory that exists: ignored, as any status answer is
+          // here; a level that really could not be made fails the rename after it.
+          await call<void>(`mkdir ${level}`, (cb) => sftp.mkdir(level, (err) => cb(err, undefined))).catch(
+            (err) => {
+              if (sftpStatus(err) === undefined) throw err;
+            },
+          );
+        }
       }),
     close: () => {
       watchdog.stop();

@@ -44,6 +44,12 @@ function lastPoll(t: TenantStatus, now: number): string {
 
 const REASON_WIDTH = 48;
 
+/** When a failed after-sync action is tried again: at the first poll after its backoff. */
+function retryIn(at: string, now: number): string {
+  const ms = Date.parse(at) - now;
+  return ms > 0 ? `retried after ${formatDuration(ms)}` : 'retried at the next poll';
+}
+
 const counted = (n: number, style: (s: string) => string) => (n ? style(formatCount(n)) : '0');
 
 /** The lines of `status` for a terminal. */
@@ -101,6 +107,17 @@ export function renderStatus(s: Status, style: Style, now: number): string[] {
         const updated = m.updated ? `, ${m.updated} synced recording(s) updated in place` : '';
         details.push(
           `    ${m.path}: ${m.errorCount} of ${m.rows} rows rejected (${m.accepted} accepted${updated}, ${formatAgo(m.at, now)}), report ${validationReportKey(m.key)}`,
+        );
+      }
+    }
+    if (t.afterSync.pending) {
+      const a = t.afterSync;
+      details.push(
+        `  after-sync (${a.action}): ${a.pending} pending${a.failing ? `, ${style.red(`${a.failing} failing`)}` : ''}`,
+      );
+      if (a.lastError) {
+        details.push(
+          `    ${a.lastError.path}: ${style.red(a.lastError.message)} (${a.lastError.attempts} attempt(s), last ${formatAgo(a.lastError.at, now)}, ${retryIn(a.lastError.nextAttemptAt, now)})`,
         );
       }
     }

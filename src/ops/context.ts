@@ -2,6 +2,7 @@
  * What admin operations need, opened from the configuration: shared by the CLI and HTTP.
  */
 import { Queue } from 'bullmq';
+import { type AfterSyncStore, makeRedisAfterSyncStore } from '../adapters/redis-after-sync.js';
 import { makeRedisBudget } from '../adapters/redis-budget.js';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { makeRedisState, type SyncStateStore } from '../adapters/redis-state.js';
@@ -19,6 +20,8 @@ export interface OpsContext {
   config: Config;
   redis: RedisClient;
   state: SyncStateStore;
+  /** Pending after-sync actions (status). */
+  afterSync: AfterSyncStore;
   tenants: TenantStore;
   syncQueue: Queue<SyncJobData>;
   pollQueue: Queue<PollJobData>;
@@ -48,6 +51,7 @@ export function openOps(
     config,
     redis,
     state: makeRedisState(redis, prefix),
+    afterSync: makeRedisAfterSyncStore(redis, prefix),
     tenants,
     syncQueue,
     pollQueue,

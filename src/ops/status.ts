@@ -28,6 +28,16 @@ export interface TenantStatus {
   failures: { path: string; reason: string }[];
   manifests: (Omit<ReportSummary, 'at'> & { at: string })[];
   lastError?: { message: string; at?: string };
+  /**
+   * The tenant's after-sync action and the source files still waiting for it: `pending` in all,
+   * `failing` of them with a failed attempt (retried with backoff), and the latest failure.
+   */
+  afterSync: {
+    action: 'keep' | 'delete' | 'move';
+    pending: number;
+    failing: number;
+    lastError?: { path: string; message: string; attempts: number; at?: string; nextAttemptAt: string };
+  };
 }
 
 export interface Status {
@@ -70,11 +80,14 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
   const failedJobs = await ctx.syncQueue.getFailed(0, 199);
   const out: TenantStatus[] = [];
   for (const t of tenants) {
-    const [info, parked, reports] = await Promise.all([
+    const [info, parked, reports, pending] = await Promise.all([
       ctx.state.info(t.org),
       ctx.state.parked(t.org),
       ctx.state.reports(t.org),
+      ctx.afterSync.all(t.org),
     ]);
+    const failing = pending.filter((p) => p.attempts > 0);
+    const latest = failing.sort((a, b) => (b.lastErrorAt ?? 0) - (a.lastErrorAt ?? 0))[0];
     out.push({
       org: t.org,
       origin: t.origin,
@@ -101,6 +114,18 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
         .filter((r) => r.errorCount > 0 || (r.updated ?? 0) > 0)
         .map((r) => ({ ...r, at: iso(r.at)! })),
       lastError: info.lastError ? { message: info.lastError, at: iso(info.lastErrorAt) } : undefined,
+      afterSync: {
+        action: t.afterSync,
+        pending: pending.length,
+        failing: failing.length,
+        lastError: latest && {
+          path: latest.path,
+          message: latest.lastError ?? '',
+          attempts: latest.attempts,
+          at: iso(latest.lastErrorAt),
+          nextAttemptAt: iso(latest.next) ?? new Date(0).toISOString(),
+        },
+      },
     });
   }
   const [sync, poll] = await Promise.all([

@@ -36,9 +36,15 @@ export interface SourceSession {
    * trust `dest` ending as success.
    */
   download(remotePath: string, dest: Writable, signal?: AbortSignal): Promise<void>;
-  /** Moves or deletes a file after sync (post-action). */
+  /**
+   * After-sync actions (src/sync/after-sync.ts). Absolute paths. A refusal rejects with
+   * `PermanentError`, a missing file with its subclass `NotFoundError` where the server says so.
+   * `rename` replaces an existing target on most servers (OpenSSH's posix-rename, FTP RNFR/RNTO).
+   */
   rename?(from: string, to: string): Promise<void>;
   remove?(path: string): Promise<void>;
+  /** Creates `dir` and every missing parent; a level that exists already is not an error. */
+  mkdir?(dir: string): Promise<void>;
   /** True when the connection is usable for another command. */
   readonly healthy: boolean;
   /** TLS details for `tenants test`. */

@@ -35,6 +35,11 @@ export interface PollerOptions {
   onPoll?: (org: string, outcome: PollOutcome | { kind: 'failed' | 'skipped' }) => void;
   /** Lets the tenant's jobs parked for `reason` run now; returns how many. */
   releaseParked?: (org: string, reason: ParkedRecord['reason']) => Promise<number>;
+  /**
+   * Runs after each successful poll, still under the tenant's poll lock: the after-sync pass
+   * (sync/after-sync.ts), which retries the tenant's pending deletes/moves whose backoff is over.
+   */
+  afterPoll?: (tenant: TenantConfig) => Promise<unknown>;
   /** Called once per process for each tenant it starts polling (start-up warnings). */
   onTenant?: (tenant: TenantConfig) => void;
   log: Logger;
@@ -90,6 +95,9 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
             const released = await opts.releaseParked?.(org, 'tenant-unhealthy').catch(() => 0);
             log.info({ org, released }, 'tenant healthy again');
           }
+          await opts
+            .afterPoll?.(tenant)
+            .catch((err) => log.warn({ org, err: toError(err).message }, 'after-poll step failed'));
         }
         return outcome;
       } catch (e) {

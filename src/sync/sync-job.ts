@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { TenantDirectory } from '../ports/tenants.js';
 import type { MetadataSource, ParkedRecord, SyncJobData, SyncResult } from '../types.js';
+import { type AfterSync, afterIndexing } from './after-sync.js';
 import { objectKey } from './key.js';
 import { sameVersion } from './plan.js';
 import type { Lease, SessionPool } from './pool.js';
@@ -74,6 +75,8 @@ export interface SyncJobDeps {
   multipartThreshold: number;
   gate?: CallGate;
   afterUpload?: AfterUpload;
+  /** The tenant's after-sync action (delete/move the source file once safe): sync/after-sync.ts. */
+  afterSync?: AfterSync;
   log: Logger;
 }
 
@@ -148,10 +151,16 @@ export async function runSyncJob(
   );
   if (!job.force && synced && sameVersion(synced, job)) {
     // A call record synced but not indexed (the indexer failed, or its process died in between):
-    // index it now, from S3.
+    // index it now, from S3; only then may its after-sync action be recorded.
     if (selfPending && deps.afterUpload) {
       await deps.afterUpload(tenant, job, synced.key, undefined, objectMetadata(tenant.org, job));
+      if (afterIndexing(job.path) && tenant.afterSync !== 'keep') {
+        await deps.afterSync?.record(tenant, job, synced.key, synced.syncedAt);
+      }
     }
+    // A re-run (e.g. after a crash between the upload and the after-sync action): nothing to upload,
+    // but the action may still be pending.
+    if (tenant.afterSync !== 'keep') await deps.afterSync?.runPending(tenant, job);
     return { kind: 'done', result: { outcome: 'already-synced', key: synced.key, bytes: 0 } };
   }
   // A tenant marked unhealthy (bad login after a refetch, TLS verification, …) is not logged in to by
@@ -218,15 +227,23 @@ export async function runSyncJob(
         head.metadata['source-size'] === String(job.size) &&
         head.metadata['source-mtime'] === job.mtime
       ) {
+        const syncedAt = Date.now();
+        const callRecord = afterIndexing(job.path);
+        // A recording is safe to clean: the object is verified. A call record found here only once it
+        // is indexed again (its rows went with the sync state) — below.
+        if (!callRecord) await deps.afterSync?.record(tenant, job, key, syncedAt);
         await deps.state.markSynced(
           tenant.org,
           job.path,
-          { size: job.size, mtime: job.mtime, key, etag: head.etag, syncedAt: Date.now() },
+          { size: job.size, mtime: job.mtime, key, etag: head.etag, syncedAt },
           head.metadata['metadata-source'] as MetadataSource | undefined,
         );
         log.info({ key }, 'already in S3: sync state rebuilt');
-        if (selfPending && deps.afterUpload) {
-          await deps.afterUpload(tenant, job, key, undefined, head.metadata);
+        const reindexed = selfPending && deps.afterUpload !== undefined;
+        if (reindexed) await deps.afterUpload?.(tenant, job, key, undefined, head.metadata);
+        if (deps.afterSync && tenant.afterSync !== 'keep' && (!callRecord || reindexed)) {
+          if (callRecord) await deps.afterSync.record(tenant, job, key, syncedAt);
+          await deps.afterSync.run(tenant, job, lease.session);
         }
         return { kind: 'done', result: { outcome: 'already-in-s3', key, bytes: 0 } };
       }
@@ -262,14 +279,25 @@ export async function runSyncJob(
     // shorter than its Content-Length): no HEAD. A multipart upload is checked with one, since its
     // parts could add up short.
     const confirmed = buffer && etag ? etag : await verifiedEtag(deps, key, job.size);
+    const syncedAt = Date.now();
+    // The after-sync action is recorded before markSynced (a crash in between cannot lose it; it
+    // acts only once the version is marked synced). A call record's waits for its indexing below:
+    // an indexing failure is thrown (the job is retried, finds the version synced and its call
+    // record still pending, and indexes it then), so an unindexed call record stays on the server.
+    const callRecord = afterIndexing(job.path);
+    if (!callRecord) await deps.afterSync?.record(tenant, job, key, syncedAt);
     await deps.state.markSynced(
       tenant.org,
       job.path,
-      { size: job.size, mtime: job.mtime, key, etag: confirmed, syncedAt: Date.now() },
+      { size: job.size, mtime: job.mtime, key, etag: confirmed, syncedAt },
       metadata['metadata-source'] as MetadataSource | undefined,
     );
     log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
     if (deps.afterUpload) await deps.afterUpload(tenant, job, key, buffer, metadata);
+    if (deps.afterSync && tenant.afterSync !== 'keep') {
+      if (callRecord) await deps.afterSync.record(tenant, job, key, syncedAt);
+      await deps.afterSync.run(tenant, job, lease.session);
+    }
     return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
   } catch (err) {
     // The source adapter wraps what the transfer threw (with the command as context): look inside.

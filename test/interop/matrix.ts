@@ -4,10 +4,12 @@
  * growing files as a deployment would. Each `<server>.test.ts` file runs it for its server, so the
  * three servers run in parallel test processes.
  */
-import { stat, utimes, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectFtp } from '../../src/adapters/ftp.js';
+import { makeRedisAfterSyncStore } from '../../src/adapters/redis-after-sync.js';
 import { TenantError } from '../../src/errors.js';
 import { walk } from '../../src/sync/walk.js';
 import { sha256, type TempDir, tempDir, writeFileDeep } from '../support/fs.js';
@@ -173,5 +175,74 @@ export function defineMatrix(kind: ServerKind): void {
         expect(implicit?.message).toMatch(/answers in plain text \("220[ -]/);
       });
     }
+  });
+
+  // After-sync actions against the real server (plain FTP: the commands are the same over TLS).
+  describe(`${kind} after-sync (delete, move into new nested directories)`, () => {
+    let dir: TempDir;
+    let server: FtpServerUnderTest;
+    let env: ServerEnv;
+    const del = new Map<string, string>();
+    const mv = new Map<string, string>();
+
+    beforeAll(async () => {
+      dir = await tempDir(`interop-${kind}-after`);
+      const old = new Date(Date.now() - HOUR);
+      for (const path of ['del/a.wav', 'del/2024/agent one/b.wav']) {
+        del.set(path, (await writeFileDeep(dir.path, path, 5_000 + path.length, { mtime: old })).sha256);
+      }
+      for (const path of ['mv/a.wav', 'mv/x/é ü.mp3']) {
+        mv.set(path, (await writeFileDeep(dir.path, path, 6_000 + path.length, { mtime: old })).sha256);
+      }
+      server = await startServer(kind, {
+        root: dir.path,
+        mode: 'plain',
+        writable: true,
+        debRoot: inject('interopDebRoot'),
+      });
+      // The servers log in as an unprivileged user: it may delete, rename and create here.
+      await new Promise<void>((resolve, reject) =>
+        execFile('chmod', ['-R', 'a+rwX', dir.path], (err) => (err ? reject(err) : resolve())),
+      );
+      env = await startServerEnv(`${kind}-after`, [
+        { org: 'del', ftp: tenantFtp(server), dirs: ['/del'], extra: { afterSync: 'delete' } },
+        {
+          org: 'mv',
+          ftp: tenantFtp(server),
+          dirs: ['/mv'],
+          extra: { afterSync: 'move', moveTo: '/archive/{date}/{path}' },
+        },
+      ]);
+    });
+    afterAll(async () => {
+      await env?.stop();
+      await server?.stop();
+      await dir?.cleanup();
+    });
+
+    const filesBelow = async (d: string) =>
+      (await readdir(join(dir.path, d), { recursive: true, withFileTypes: true }).catch(() => []))
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name).slice(join(dir.path, d).length + 1))
+        .sort();
+
+    it('deletes, and moves below directories it creates; every object intact and written once', async () => {
+      expect(await env.poll('del')).toMatchObject({ enqueued: del.size });
+      expect(await env.poll('mv')).toMatchObject({ enqueued: mv.size });
+      expect((await env.idle()).failed).toBe(0);
+      expect(await env.objects('del')).toEqual(del);
+      expect(await env.objects('mv')).toEqual(mv);
+      expect(env.puts()).toBe(del.size + mv.size);
+      expect(await filesBelow('del')).toEqual([]);
+      expect(await filesBelow('mv')).toEqual([]);
+      const day = new Date().toISOString().slice(0, 10);
+      expect(await filesBelow(`archive/${day}`)).toEqual([...mv.keys()].sort());
+      for (const [path, hash] of mv) {
+        expect(sha256(await readFile(join(dir.path, 'archive', day, path))), path).toBe(hash);
+      }
+      const store = makeRedisAfterSyncStore(env.redis, env.prefix);
+      expect([...(await store.all('del')), ...(await store.all('mv'))]).toEqual([]);
+      expect(await env.poll('del')).toMatchObject({ enqueued: 0, matched: 0 });
+    });
   });
 }

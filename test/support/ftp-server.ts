@@ -40,6 +40,11 @@ export interface FtpFaults {
   hangOnCommand?: string;
   /** LIST, MLSD and NLST wait this long before they are handled (a slow server, a huge directory). */
   listDelayMs?: number;
+  /**
+   * Commands with this directive (e.g. `DELE`, `RNFR`, `MKD`), on a matching path when `path` is
+   * set, are answered with `code` (default 550: a server that refuses) and not carried out.
+   */
+  refuseCommand?: { directive: string; path?: RegExp | string; code?: number; message?: string };
 }
 
 export interface FtpServerOptions {
@@ -322,6 +327,13 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
           connection.reply = reply;
           return Promise.resolve();
         };
+      }
+    }
+    const refuse = faults.refuseCommand;
+    if (refuse && directive === refuse.directive) {
+      const path = connection.fs && arg ? posix.resolve(connection.fs.currentDirectory(), arg) : arg;
+      if (!refuse.path || (path && matches(refuse.path, path))) {
+        return connection.reply(refuse.code ?? 550, refuse.message ?? 'Permission denied (injected fault)');
       }
     }
     const fail = faults.failRetr;

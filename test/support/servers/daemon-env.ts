@@ -23,6 +23,8 @@ export interface TenantSpec {
   dirs?: string[];
   minFileAge?: string;
   maxConnections?: number;
+  /** More tenant keys (`afterSync`, `moveTo`, …). */
+  extra?: Record<string, unknown>;
 }
 
 export interface ServerEnv {
@@ -65,6 +67,7 @@ export async function startServerEnv(
       ...(t.minFileAge ? { minFileAge: t.minFileAge } : {}),
       ...(t.maxConnections ? { maxConnections: t.maxConnections } : {}),
       metadata: { defaultEmail: `agent@${t.org}.example` },
+      ...t.extra,
     })),
   });
   const logs = captureLog();

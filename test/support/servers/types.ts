@@ -27,6 +27,11 @@ export interface ServerOptions {
   maxListing?: number;
   /** vsftpd only: log in as `anonymous` instead of a system account (when not root). */
   anonymous?: boolean;
+  /**
+   * vsftpd: allow DELE, RNFR/RNTO and MKD (`write_enable=YES`), for after-sync actions. pure-ftpd and
+   * proftpd allow them as configured here anyway; the tree must be writable by the server's user.
+   */
+  writable?: boolean;
   /** pure-ftpd and proftpd: the tree `unpackDebs()` made. */
   debRoot?: string;
 }

@@ -81,7 +81,7 @@ function config(o: ServerOptions, port: number, dir: string, anonymous: boolean)
     'listen_address=127.0.0.1',
     `listen_port=${port}`,
     'background=NO',
-    'write_enable=NO',
+    `write_enable=${o.writable ? 'YES' : 'NO'}`,
     'pasv_enable=YES',
     'pasv_address=127.0.0.1',
     // 0/0 lets the kernel pick each passive port: nothing to collide with.

@@ -1,0 +1,154 @@
+/**
+ * Pending after-sync actions in Redis: one hash per tenant, with the tenant's `{org}` hash tag like
+ * every other state key (./redis-state.ts), so a Redis Cluster keeps it in the tenant's slot.
+ *
+ *   <prefix>:{<org>}:cleanup   hash  path → PendingAction JSON
+ *
+ * An entry is written before the action is first tried and removed only when it succeeded (or is
+ * moot: the file changed or is gone). It is what makes the action survive a crash and be retried.
+ * Every change is a script that first checks the entry is still the same version (size, mtime): a
+ * newer version recorded meanwhile is never cleared or marked by an actor working on the old one.
+ */
+import type { RedisClient } from './redis-client.js';
+import { stateKey } from './redis-state.js';
+
+/** One source file waiting for its after-sync action. */
+export interface PendingAction {
+  path: string;
+  size: number;
+  mtime: string;
+  action: 'delete' | 'move';
+  /** `move`: the target, expanded when the version was synced (a retry goes to the same place). */
+  target?: string;
+  /** The object the version is in. */
+  key: string;
+  /** Failed attempts so far. */
+  attempts: number;
+  lastError?: string;
+  lastErrorAt?: number;
+  /** When it was recorded (ms). */
+  since: number;
+  /** Not tried again before this (ms): the backoff after a failure. */
+  next: number;
+  /** An actor (a job or a poller pass) works on it until then (ms). */
+  claimedUntil?: number;
+}
+
+export type Version = { size: number; mtime: string };
+
+export interface AfterSyncStore {
+  /** Records the pending action of a version; the same version recorded again is left as it is. */
+  record(org: string, rec: Omit<PendingAction, 'attempts' | 'since' | 'next'>, now: number): Promise<void>;
+  get(org: string, path: string): Promise<PendingAction | undefined>;
+  /** Every pending action of a tenant (status). */
+  all(org: string): Promise<PendingAction[]>;
+  /** Pending actions whose backoff is over and that nobody works on, at most `limit`. */
+  due(org: string, now: number, limit: number): Promise<PendingAction[]>;
+  /**
+   * Takes the entry of this version for `ms`, so one actor at a time acts on a file (a job re-run
+   * and a poller pass of another replica). Undefined when it is gone, another version, or taken.
+   */
+  claim(org: string, path: string, v: Version, now: number, ms: number): Promise<PendingAction | undefined>;
+  /** Removes the entry when it is still this version (the action is done, or moot). */
+  finish(org: string, path: string, v: Version): Promise<void>;
+  /** A failed attempt: counted, with its error and the time of the next attempt; the claim ends. */
+  fail(org: string, path: string, v: Version, error: string, now: number, next: number): Promise<void>;
+  /** Ends a claim without counting an attempt (nothing was tried), not before `next`. */
+  unclaim(org: string, path: string, v: Version, next: number): Promise<void>;
+}
+
+/** Shared head of the scripts: KEYS[1] the hash; ARGV path, size, mtime. `rec` is nil unless same version. */
+const SAME = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return false end
+local ok, rec = pcall(cjson.decode, v)
+if not ok or tostring(rec.size) ~= ARGV[2] or rec.mtime ~= ARGV[3] then return false end
+`;
+
+/** ARGV 4: now, 5: claim ms. */
+const CLAIM = `${SAME}
+if rec.claimedUntil and tonumber(rec.claimedUntil) > tonumber(ARGV[4]) then return false end
+rec.claimedUntil = tonumber(ARGV[4]) + tonumber(ARGV[5])
+local out = cjson.encode(rec)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+return out`;
+
+const FINISH = `${SAME}
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1`;
+
+/** ARGV 4: error, 5: now, 6: next. */
+const FAIL = `${SAME}
+rec.attempts = (tonumber(rec.attempts) or 0) + 1
+rec.lastError = ARGV[4]
+rec.lastErrorAt = tonumber(ARGV[5])
+rec.next = tonumber(ARGV[6])
+rec.claimedUntil = nil
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+return 1`;
+
+/** ARGV 4: next. */
+const UNCLAIM = `${SAME}
+rec.next = tonumber(ARGV[4])
+rec.claimedUntil = nil
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+return 1`;
+
+/** ARGV 4: the new entry's JSON. The same version already there is kept (its attempts and backoff). */
+const RECORD = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  local ok, rec = pcall(cjson.decode, v)
+  if ok and tostring(rec.size) == ARGV[2] and rec.mtime == ARGV[3] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+return 1`;
+
+function parse(v: string | null | undefined): PendingAction | undefined {
+  if (!v) return undefined;
+  try {
+    return JSON.parse(v) as PendingAction;
+  } catch {
+    return undefined;
+  }
+}
+
+export function makeRedisAfterSyncStore(redis: RedisClient, prefix: string): AfterSyncStore {
+  const k = (org: string) => stateKey(prefix, org, 'cleanup');
+  const run = (script: string, org: string, path: string, v: Version, ...rest: (string | number)[]) =>
+    redis.eval(script, 1, k(org), path, String(v.size), v.mtime, ...rest);
+  const all = async (org: string) =>
+    Object.values(await redis.hgetall(k(org)))
+      .map(parse)
+      .filter((r): r is PendingAction => r !== undefined);
+
+  return {
+    async record(org, rec, now) {
+      const entry: PendingAction = { ...rec, attempts: 0, since: now, next: now };
+      await run(RECORD, org, rec.path, rec, JSON.stringify(entry));
+    },
+    async get(org, path) {
+      return parse(await redis.hget(k(org), path));
+    },
+    all,
+    async due(org, now, limit) {
+      return (await all(org))
+        .filter((r) => r.next <= now && !(r.claimedUntil && r.claimedUntil > now))
+        .sort((a, b) => a.next - b.next)
+        .slice(0, limit);
+    },
+    async claim(org, path, v, now, ms) {
+      const out = await run(CLAIM, org, path, v, now, ms);
+      return typeof out === 'string' ? parse(out) : undefined;
+    },
+    async finish(org, path, v) {
+      await run(FINISH, org, path, v);
+    },
+    async fail(org, path, v, error, now, next) {
+      await run(FAIL, org, path, v, error, now, next);
+    },
+    async unclaim(org, path, v, next) {
+      await run(UNCLAIM, org, path, v, next);
+    },
+  };
+}
