@@ -24,6 +24,42 @@ export class TenantError extends PermanentError {
   override name = 'TenantError';
 }
 
+/** The source refused the login (FTP 530, SSH authentication): a wrong or rotated password or key. */
+export class LoginRefusedError extends TenantError {
+  override name = 'LoginRefusedError';
+}
+
+/** TLS (or SSH host key) verification failed, or the server refuses the session's TLS policy. */
+export class TlsError extends TenantError {
+  override name = 'TlsError';
+}
+
+/**
+ * The source refused a session for having too many (FTP 421, or proftpd's 530 "too many"): transient;
+ * the pool lowers the tenant's budget and pauses its logins.
+ */
+export class TooManyConnectionsError extends Error {
+  override name = 'TooManyConnectionsError';
+  readonly code = 421;
+}
+
+/** The source could not be reached: its name does not resolve, it refused the connection, or it timed out. Transient. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+  constructor(
+    message: string,
+    readonly reason: 'dns' | 'refused' | 'timeout' | 'other' = 'other',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** No connection slot of the tenant became free in time (its budget is used by the daemon). */
+export class NoSlotError extends Error {
+  override name = 'NoSlotError';
+}
+
 /** Turns anything thrown into an `Error`, keeping the original as `cause`. */
 export function toError(err: unknown): Error {
   if (err instanceof Error) return err;
@@ -41,13 +77,33 @@ export function causeOf<C extends abstract new (...args: never[]) => Error>(
   return undefined;
 }
 
-/** Adds context in front of an error's message, keeping the original as `cause`. */
+/** Our classes, which `withContext` keeps (a foreign error, e.g. basic-ftp's, becomes an `Error`). */
+const OURS = new Set<unknown>([
+  PermanentError,
+  NotFoundError,
+  TenantError,
+  LoginRefusedError,
+  TlsError,
+  TooManyConnectionsError,
+  NoSlotError,
+]);
+
+/**
+ * Adds context in front of an error's message, keeping the original as `cause` and its type (callers
+ * decide by type, never by message text): one of our classes stays that class.
+ */
 export function withContext(err: unknown, context: string): Error {
   const e = toError(err);
-  const Ctor = e instanceof TenantError ? TenantError : e instanceof PermanentError ? PermanentError : Error;
-  const wrapped = new Ctor(`${context}: ${e.message}`, { cause: e });
+  const message = `${context}: ${e.message}`;
+  let wrapped: Error;
+  if (e instanceof UnreachableError) wrapped = new UnreachableError(message, e.reason, { cause: e });
+  else if (OURS.has(e.constructor)) {
+    wrapped = new (e.constructor as new (m: string, o?: ErrorOptions) => Error)(message, { cause: e });
+  } else wrapped = new Error(message, { cause: e });
   const code = (e as { code?: unknown }).code;
-  if (code !== undefined) (wrapped as { code?: unknown }).code = code;
+  if (code !== undefined && !(wrapped instanceof TooManyConnectionsError)) {
+    (wrapped as { code?: unknown }).code = code;
+  }
   return wrapped;
 }
 

@@ -8,7 +8,17 @@ import type { Writable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Client, type FileInfo, FileType, type FTPResponse, parseList } from 'basic-ftp';
 import type { FtpConfig, TenantConfig } from '../config.js';
-import { ftpCode, NotFoundError, PermanentError, TenantError, withContext } from '../errors.js';
+import {
+  ftpCode,
+  LoginRefusedError,
+  NotFoundError,
+  PermanentError,
+  TenantError,
+  TlsError,
+  TooManyConnectionsError,
+  UnreachableError,
+  withContext,
+} from '../errors.js';
 import type { SourceCredentials, SourceEntry, SourceListing, SourceSession } from '../ports/source.js';
 
 export interface FtpConnectOptions {
@@ -53,7 +63,7 @@ function enforcePin(client: Client, fingerprint: string, host: string, onDataMis
   const mismatch = (socket: TLSSocket): Error | undefined => {
     const got = socket.getPeerCertificate?.()?.fingerprint256;
     if (got && normaliseFingerprint(got) === pinned) return undefined;
-    return new TenantError(
+    return new TlsError(
       `TLS verification of ${host} failed: certificate fingerprint ${got ?? '(none)'} does not match ftp.fingerprint`,
     );
   };
@@ -155,27 +165,35 @@ export function classifyConnectError(err: unknown, host: string): Error {
   if (err instanceof TenantError) return err; // already says what and where (a fingerprint mismatch)
   const code = ftpCode(err);
   const e = err as NodeJS.ErrnoException & { code?: unknown };
-  if ((code === 530 || code === 421) && TOO_MANY.test(replyText(err))) {
-    // The pool backs off on 421: say 421 whatever the server said.
-    const busy = withContext(err, `${host} refused the connection (421 too many connections?)`);
-    (busy as { code?: unknown }).code = 421;
-    return busy;
-  }
+  const tooMany = () =>
+    new TooManyConnectionsError(
+      `${host} refused the connection (421 too many connections?): ${replyText(err)}`,
+      {
+        cause: err,
+      },
+    );
+  // The pool backs off on 421: a "too many" refusal is one whatever code the server said it with.
+  if ((code === 530 || code === 421) && TOO_MANY.test(replyText(err))) return tooMany();
   if (code !== undefined && code >= 400 && WANTS_TLS.test(replyText(err))) {
-    return new TenantError(`${host} refused the session over TLS: "${replyText(err)}" (check ftp.secure)`);
+    return new TlsError(`${host} refused the session over TLS: "${replyText(err)}" (check ftp.secure)`);
   }
-  if (code === 530) return new TenantError(`login to ${host} refused (530): check the user and password`);
-  if (code === 421) return withContext(err, `${host} refused the connection (421 too many connections?)`);
+  if (code === 530)
+    return new LoginRefusedError(`login to ${host} refused (530): check the user and password`);
+  if (code === 421) return tooMany();
   if (typeof e?.code === 'string') {
     if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN')
-      return withContext(err, `cannot resolve ${host} (DNS)`);
-    if (e.code === 'ECONNREFUSED') return withContext(err, `connection to ${host} refused`);
+      return new UnreachableError(`cannot resolve ${host} (DNS): ${e.message}`, 'dns', { cause: err });
+    if (e.code === 'ECONNREFUSED')
+      return new UnreachableError(`connection to ${host} refused: ${e.message}`, 'refused', { cause: err });
     if (e.code.startsWith('ERR_TLS') || e.code.includes('CERT') || e.code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
-      return new TenantError(`TLS verification of ${host} failed: ${e.message}`, { cause: err });
+      return new TlsError(`TLS verification of ${host} failed: ${e.message}`, { cause: err });
     }
   }
   if (/certificate|fingerprint/i.test(e?.message ?? '')) {
-    return new TenantError(`TLS verification of ${host} failed: ${e.message}`, { cause: err });
+    return new TlsError(`TLS verification of ${host} failed: ${e.message}`, { cause: err });
+  }
+  if (/timeout|timed out/i.test(e?.message ?? '')) {
+    return new UnreachableError(`timeout connecting to ${host}: ${e.message}`, 'timeout', { cause: err });
   }
   return withContext(err, `cannot connect to ${host}`);
 }
@@ -232,7 +250,7 @@ export async function connectFtp(
       !TOO_MANY.test(replyText(err));
     client.close();
     if (authRefused) {
-      throw new TenantError(
+      throw new TlsError(
         `${ftp.host} refused AUTH TLS ("${replyText(err)}"): it offers no explicit FTPS (check ftp.secure)`,
       );
     }

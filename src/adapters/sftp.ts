@@ -18,7 +18,16 @@ import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import ssh2, { type ConnectConfig, type FileEntryWithStats, type SFTPWrapper } from 'ssh2';
 import type { SftpConfig, TenantConfig } from '../config.js';
-import { NotFoundError, PermanentError, TenantError, toError, withContext } from '../errors.js';
+import {
+  LoginRefusedError,
+  NotFoundError,
+  PermanentError,
+  TenantError,
+  TlsError,
+  toError,
+  UnreachableError,
+  withContext,
+} from '../errors.js';
 import type { SourceCredentials, SourceEntry, SourceSession } from '../ports/source.js';
 
 export interface SftpConnectOptions {
@@ -80,12 +89,16 @@ export function classifySftpConnectError(err: unknown, host: string): Error {
   if (err instanceof TenantError) return err;
   const e = err as Error & { level?: string; code?: unknown };
   if (e?.level === 'client-authentication') {
-    return new TenantError(`login to ${host} refused (SSH auth): check the user and the password or key`);
+    return new LoginRefusedError(
+      `login to ${host} refused (SSH auth): check the user and the password or key`,
+    );
   }
   if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN')
-    return withContext(err, `cannot resolve ${host} (DNS)`);
-  if (e?.code === 'ECONNREFUSED') return withContext(err, `connection to ${host} refused`);
-  if (e?.level === 'client-timeout') return withContext(err, `timeout connecting to ${host}`);
+    return new UnreachableError(`cannot resolve ${host} (DNS): ${e.message}`, 'dns', { cause: err });
+  if (e?.code === 'ECONNREFUSED')
+    return new UnreachableError(`connection to ${host} refused: ${e.message}`, 'refused', { cause: err });
+  if (e?.level === 'client-timeout')
+    return new UnreachableError(`timeout connecting to ${host}: ${e.message}`, 'timeout', { cause: err });
   // Nothing in common with the server (algorithms), or a key file ssh2 cannot use: a fix is needed.
   if (e?.level === 'handshake' || /privateKey|passphrase/i.test(e?.message ?? '')) {
     return new TenantError(`cannot log in to ${host}: ${e.message}`, { cause: err });
@@ -175,7 +188,7 @@ export async function connectSftp(
     if (!cfg.verifyHostKey) return true;
     const seen = hostKeyFingerprint(key);
     if (seen === cfg.hostKeyFingerprint?.replace(/=+$/, '')) return true;
-    hostKeyError = new TenantError(
+    hostKeyError = new TlsError(
       `host key of ${host} (${keyType(key)}) is ${seen}, expected ${cfg.hostKeyFingerprint}: check sftp.hostKeyFingerprint (a changed key can also mean someone is in between)`,
     );
     return false;

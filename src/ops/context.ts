@@ -9,6 +9,7 @@ import { makeRedisState, type SyncStateStore } from '../adapters/redis-state.js'
 import { makeTenantStore, type TenantStore } from '../adapters/redis-tenants.js';
 import { connectSource } from '../adapters/source.js';
 import type { Config, TenantConfig } from '../config.js';
+import { NoSlotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { makeRedis } from '../main.js';
 import { POLL_QUEUE, SYNC_QUEUE } from '../queue/jobs.js';
@@ -77,7 +78,7 @@ export async function acquireSession(ctx: OpsContext, tenant: TenantConfig, wait
     const lease = await ctx.pool.acquire(tenant);
     if (lease) return lease;
     if (Date.now() >= until) {
-      throw new Error(
+      throw new NoSlotError(
         `no free connection slot for "${tenant.org}" within ${Math.round(waitMs / 1000)} s: all ${tenant.maxConnections} are in use (the daemon is busy; try again)`,
       );
     }

@@ -3,7 +3,17 @@
  * encrypted; `list` and `test` never show a password.
  */
 import type { FtpConfig, TenantConfig } from '../config.js';
-import { TenantError, toError } from '../errors.js';
+import {
+  causeOf,
+  LoginRefusedError,
+  NoSlotError,
+  NotFoundError,
+  TenantError,
+  TlsError,
+  TooManyConnectionsError,
+  toError,
+  UnreachableError,
+} from '../errors.js';
 import { walk } from '../sync/walk.js';
 import { acquireSession, type OpsContext } from './context.js';
 
@@ -82,7 +92,7 @@ export async function removeTenant(ctx: OpsContext, org: string): Promise<boolea
 export interface TestReport {
   org: string;
   ok: boolean;
-  /** What failed: dns | refused | too-many-connections | busy | tls | login | missing-directory | timeout | tenant | other */
+  /** What failed: dns | refused | timeout | unreachable | too-many-connections | busy | tls | login | missing-directory | tenant | other */
   failure?: string;
   message: string;
   tls?: { protocol: string; cipher: string; authorized: boolean; subject?: string; fingerprint?: string };
@@ -92,16 +102,18 @@ export interface TestReport {
   ms: number;
 }
 
+/** What failed, by the error's type (the adapters say what kind of failure it is, not only how). */
 export function classifyFailure(err: Error): string {
-  const m = err.message;
-  if (/\(DNS\)/.test(m)) return 'dns';
-  if (/no free connection slot/.test(m)) return 'busy';
-  if (/refused the connection \(421/.test(m)) return 'too-many-connections';
-  if (/connection to .* refused/.test(m)) return 'refused';
-  if (/TLS/.test(m)) return 'tls';
-  if (/\((530|SSH auth)\)/.test(m)) return 'login';
-  if (/^list .*550|No such file|not found/i.test(m)) return 'missing-directory';
-  if (/timeout|timed out/i.test(m)) return 'timeout';
+  if (causeOf(err, NoSlotError)) return 'busy';
+  if (causeOf(err, TooManyConnectionsError)) return 'too-many-connections';
+  const unreachable = causeOf(err, UnreachableError);
+  if (unreachable) return unreachable.reason === 'other' ? 'unreachable' : unreachable.reason;
+  if (causeOf(err, TlsError)) return 'tls';
+  if (causeOf(err, LoginRefusedError)) return 'login';
+  if (causeOf(err, NotFoundError)) return 'missing-directory';
+  // basic-ftp's and ssh2's own timeouts (a listing, a reply) carry no code of their own.
+  if (/timeout|timed out/i.test(err.message)) return 'timeout';
+  if (causeOf(err, TenantError)) return 'tenant';
   return 'other';
 }
 
@@ -148,7 +160,7 @@ export async function testTenant(
     return {
       org,
       ok: false,
-      failure: err instanceof TenantError && failure === 'other' ? 'tenant' : failure,
+      failure,
       message: err.message,
       ms: Date.now() - started,
     };

@@ -7,7 +7,7 @@
  */
 import type { ConnectionBudget } from '../adapters/redis-budget.js';
 import type { TenantConfig } from '../config.js';
-import { ftpCode, TenantError } from '../errors.js';
+import { causeOf, ftpCode, LoginRefusedError, TooManyConnectionsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SourceCredentials, SourceSession } from '../ports/source.js';
 import type { CredentialCache } from './credentials.js';
@@ -108,7 +108,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
     try {
       return await deps.connect(tenant, creds);
     } catch (err) {
-      if (!(err instanceof TenantError && /\((530|SSH auth)\)/.test(err.message))) throw err;
+      if (!causeOf(err, LoginRefusedError)) throw err;
       // A rotated password: refetch once, bypassing the cache.
       deps.log.info({ org: tenant.org }, 'login refused (530 / SSH auth): refetching credentials');
       deps.credentials.invalidate(tenant.org);
@@ -168,7 +168,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
         return lease;
       } catch (err) {
         await deps.budget.release(tenant.org, id).catch(() => {});
-        if (ftpCode(err) === 421 || /\(421/.test((err as Error).message)) {
+        if (causeOf(err, TooManyConnectionsError) || ftpCode(err) === 421) {
           // The server counts logins differently than we do (other clients, slow logout): back off.
           const inUse = await deps.budget.inUse(tenant.org);
           const { pausedMs } = await deps.budget.lower(
