@@ -7,7 +7,7 @@ import picomatch from 'picomatch';
 import { releaseJobs } from '../main.js';
 import { makeEnqueue } from '../queue/enqueue.js';
 import { versionJobId } from '../queue/jobs.js';
-import { listingDate } from '../sync/calls.js';
+import { listingDate } from '../sync/listing-time.js';
 import { sameVersion } from '../sync/plan.js';
 import { walk } from '../sync/walk.js';
 import type { RemoteFile } from '../types.js';

@@ -4,6 +4,7 @@
  */
 import type { JobType } from 'bullmq';
 import type { ReportSummary } from '../adapters/redis-state.js';
+import { parseJobId } from '../queue/jobs.js';
 import type { MetadataSource, ParkedRecord } from '../types.js';
 import type { OpsContext } from './context.js';
 
@@ -55,13 +56,11 @@ export interface Status {
 }
 
 const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
-/** The tenant a job id belongs to: ids are `v-<org>-<hash>` or `f-<org>-<hash>-<batch>`. */
-export const orgOfJobId = (id: string) => /^[vf]-(.+)-[0-9a-f]{32}(?:-[A-Za-z0-9]+)?$/.exec(id)?.[1];
 
 async function countByOrg(ctx: OpsContext, types: JobType[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const id of await ctx.syncQueue.getRanges(types, 0, -1)) {
-    const org = orgOfJobId(id);
+    const org = parseJobId(id)?.org;
     if (org) out.set(org, (out.get(org) ?? 0) + 1);
   }
   return out;

@@ -16,6 +16,16 @@ export function versionJobId(org: string, v: Version, batch?: string): string {
   return batch ? `f-${org}-${h}-${batch}` : `v-${org}-${h}`;
 }
 
+/**
+ * The parts of a sync job id built by `versionJobId`: `v-<org>-<hash>` (a version's own job) or
+ * `f-<org>-<hash>-<batch>` (a forced resync). Undefined for any other id.
+ */
+export function parseJobId(id: string): { org: string; forced: boolean; batch?: string } | undefined {
+  const m = /^([vf])-(.+)-[0-9a-f]{32}(?:-([A-Za-z0-9]+))?$/.exec(id);
+  if (!m || (m[1] === 'f') !== (m[3] !== undefined)) return undefined;
+  return { org: m[2]!, forced: m[1] === 'f', ...(m[3] !== undefined && { batch: m[3] }) };
+}
+
 export const schedulerId = (org: string) => `poll-${org}`;
 
 /** Exponential backoff with full jitter: 2 s, 4 s, … capped at 5 minutes. */

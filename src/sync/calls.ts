@@ -19,6 +19,7 @@ import type { Logger } from '../log.js';
 import type { AllocationCheck } from '../ports/allocation.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { MetadataSource } from '../types.js';
+import { listingDate } from './listing-time.js';
 import { parseManifest } from './metadata/manifest.js';
 import { buildValidationReport, type ValidationReport, validationReportKey } from './metadata/report.js';
 import {
@@ -30,34 +31,6 @@ import {
 } from './metadata/resolve.js';
 import type { ManifestResult, ManifestRow } from './metadata/types.js';
 import type { AfterUpload, CallGate } from './sync-job.js';
-
-const MONTHS = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
-
-/**
- * Best-effort date of a listing time, for the "file's mtime date" default: exact ISO times, unix
- * LIST (`Nov 23 18:42` — this year unless that is in the future — or `Nov 23  2026`) and DOS
- * (`11-23-26 06:42PM`).
- */
-export function listingDate(mtime: string, now = new Date()): Date | undefined {
-  const iso = Date.parse(mtime);
-  if (/^\d{4}-\d{2}-\d{2}T/.test(mtime) && Number.isFinite(iso)) return new Date(iso);
-  const unix = /^([A-Za-z]{3})\s+(\d{1,2})\s+(?:(\d{1,2}):(\d{2})|(\d{4}))$/.exec(mtime.trim());
-  if (unix) {
-    const month = MONTHS.indexOf(unix[1]!.toLowerCase());
-    if (month < 0) return undefined;
-    const day = Number(unix[2]);
-    if (unix[5]) return new Date(Date.UTC(Number(unix[5]), month, day));
-    let year = now.getUTCFullYear();
-    if (Date.UTC(year, month, day) > now.getTime() + 86_400_000) year--;
-    return new Date(Date.UTC(year, month, day, Number(unix[3]), Number(unix[4])));
-  }
-  const dos = /^(\d{2})-(\d{2})-(\d{2,4})\s/.exec(mtime.trim());
-  if (dos) {
-    const y = Number(dos[3]);
-    return new Date(Date.UTC(y < 100 ? 2000 + y : y, Number(dos[1]) - 1, Number(dos[2])));
-  }
-  return undefined;
-}
 
 export interface CallGateDeps {
   state: SyncStateStore;

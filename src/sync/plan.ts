@@ -7,6 +7,7 @@
  */
 import type { SeenRecord } from '../adapters/redis-state.js';
 import type { RemoteFile, SyncRecord } from '../types.js';
+import { listMonthDay } from './listing-time.js';
 
 export interface PlanInput {
   files: RemoteFile[];
@@ -23,15 +24,6 @@ export interface Plan {
   seen: Map<string, SeenRecord>;
   unchanged: number;
   waiting: number;
-}
-
-const MONTHS = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
-
-/** Month and day of a unix LIST time (`Nov 23 18:42` or `Nov 23  2026`), if it is one. */
-function listMonthDay(raw: string): string | undefined {
-  const m = /^([A-Za-z]{3})\s+(\d{1,2})\s+(\d{1,2}:\d{2}|\d{4})$/.exec(raw.trim());
-  if (!m || !MONTHS.includes(m[1]!.toLowerCase())) return undefined;
-  return `${m[1]!.toLowerCase()} ${Number(m[2])}`;
 }
 
 /**
