@@ -218,10 +218,11 @@ function oneLineErrors(cmd: Command, path: string[] = []): void {
 function describeError(err: unknown): { message: string; exitCode: number } {
   if (err instanceof ConfigError) {
     const lines = err.message.split('\n');
+    const n = err.issues.length;
     const message =
       lines.length === 1
         ? `ftp-sync: configuration error: ${lines[0]}`
-        : `ftp-sync: configuration error:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+        : `ftp-sync: configuration error${n > 1 ? ` (${n} problems)` : ''}:\n${lines.map((l) => `  ${l}`).join('\n')}`;
     return { message, exitCode: err.exitCode };
   }
   if (err instanceof CliError) {
