@@ -459,13 +459,23 @@ describe('ftp-sync status and resync', () => {
       origin: 'config',
       enabled: true,
       health: 'unknown',
+      missingDirs: [],
+      unsyncable: { count: 0, sample: [] },
       synced: { files: 0, bytes: 0 },
       jobs: { waiting: 0, active: 0, delayed: 0, failed: 0 },
       parked: [],
       failures: [],
       manifests: [],
     });
-    expect(status.totals).toEqual({ tenants: 2, unhealthy: 0, files: 0, bytes: 0, parked: 0, failed: 0 });
+    expect(status.totals).toEqual({
+      tenants: 2,
+      unhealthy: 0,
+      degraded: 0,
+      files: 0,
+      bytes: 0,
+      parked: 0,
+      failed: 0,
+    });
     expect(status.queues.sync).toMatchObject({ waiting: 0, active: 0, failed: 0 });
     expect(r.stdout).not.toContain(password);
   });
