@@ -52,7 +52,8 @@ Exit codes:
   1    failure (a command that failed, a connection test that failed, a bad argument)
   2    configuration error (every problem listed, each naming its field)
   3    resync finished with parked files (held back on purpose, none failed)
-  130  interrupted (Ctrl-C, SIGINT)
+  130  interrupted: Ctrl-C while resync follows its batch (the batch goes on in the worker), or a
+       second signal to start (exits at once; the first one shuts down cleanly with 0)
 ${examples('ftp-sync config check -c config/ftp-sync.yaml', 'ftp-sync status', 'ftp-sync resync --org acme --since 2024-03-01', 'ftp-sync tenants list')}`,
     );
 

@@ -126,6 +126,12 @@ describe('README commands', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: ftp-sync');
     expect(help.stdout).toMatch(/^\s+130\s+interrupted/m);
+    // The README's exit codes are the help's.
+    const helpCodes = [
+      ...help.stdout.slice(help.stdout.indexOf('Exit codes:')).matchAll(/^ {2}(\d+) {2,}/gm),
+    ];
+    const readmeCodes = /Exit codes: ([^\n]*(?:\n[^\n]+)*)/.exec(readme)?.[1]?.match(/(?:^|; )(\d+) /g);
+    expect(readmeCodes?.map((c) => Number(c.replace(/\D/g, '')))).toEqual(helpCodes.map((m) => Number(m[1])));
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const version = await run('npx', ['--no-install', 'ftp-sync', '--version'], ROOT);
     expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
