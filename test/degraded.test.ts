@@ -18,6 +18,7 @@ import { renderStatus } from '../src/cli/status.js';
 import { ConfigError } from '../src/config.js';
 import { openOps } from '../src/ops/context.js';
 import { getStatus } from '../src/ops/status.js';
+import { testTenant } from '../src/ops/tenants.js';
 import { makeTestEnv, passwordOf, type TestEnv, waitIdle } from './support/daemon.js';
 import { writeFileDeep } from './support/fs.js';
 
@@ -88,6 +89,19 @@ describe('a tenant with one missing directory and names that cannot be synced', 
     expect(metrics).toMatch(/^ftpsync_poll_missing_dirs\{org="acme"\} 1$/m);
     expect(metrics).toMatch(/^ftpsync_poll_unsyncable_names\{org="acme"\} [2-9]$/m);
     expect(metrics).toMatch(/^ftpsync_tenant_healthy\{org="acme"\} 1$/m);
+
+    // `tenants test` is a check of the set-up: it fails naming the missing directory.
+    const ops = openOps(env.config, env.logs.log);
+    try {
+      expect(await testTenant(ops, 'acme')).toMatchObject({
+        ok: false,
+        failure: 'missing-directory',
+        message: expect.stringContaining('/nope not found on the server'),
+        matched: 2,
+      });
+    } finally {
+      await ops.close();
+    }
 
     // The directory appears: the next poll clears the degraded state.
     await writeFileDeep(env.root, 'nope/b.wav', 10);
