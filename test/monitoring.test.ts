@@ -32,7 +32,9 @@ function run(file: string, args: string[]): Promise<{ code: number; out: string 
 }
 
 async function findPromtool(): Promise<string | undefined> {
-  for (const p of ['promtool', '/usr/bin/promtool']) {
+  // PROMTOOL=<path> picks one (and shows what a machine without it does: PROMTOOL=/nonexistent).
+  const candidates = process.env.PROMTOOL ? [process.env.PROMTOOL] : ['promtool', '/usr/bin/promtool'];
+  for (const p of candidates) {
     const r = await run(p, ['--version']);
     if (r.code === 0) return p;
   }
@@ -177,7 +179,7 @@ describe('Prometheus alert rules (deploy/prometheus/alerts.yml)', () => {
     }
   });
 
-  it('pass promtool check rules and promtool test rules', async () => {
+  it('pass promtool check rules and promtool test rules', async (ctx) => {
     const promtool = await findPromtool();
     if (!promtool) {
       if (process.env.CI === 'true') {
@@ -185,7 +187,7 @@ describe('Prometheus alert rules (deploy/prometheus/alerts.yml)', () => {
           'promtool not found: install the Debian package "prometheus" (apt-get install -y --no-install-recommends prometheus; .ci/run does)',
         );
       }
-      console.warn('promtool not installed (Debian package prometheus): rule checks skipped');
+      ctx.skip('promtool not installed (Debian package prometheus)');
       return;
     }
     const check = await run(promtool, ['check', 'rules', ALERTS]);
