@@ -33,7 +33,7 @@ function run(file: string, args: string[]): Promise<{ code: number; out: string 
 
 async function findPromtool(): Promise<string | undefined> {
   // PROMTOOL=<path> picks one (and shows what a machine without it does: PROMTOOL=/nonexistent).
-  const candidates = process.env.PROMTOOL ? [process.env.PROMTOOL] : ['promtool', '/usr/bin/promtool'];
+  const candidates = [process.env.PROMTOOL ?? 'promtool'];
   for (const p of candidates) {
     const r = await run(p, ['--version']);
     if (r.code === 0) return p;
