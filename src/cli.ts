@@ -3,8 +3,8 @@
  * The command line: the one place that prints for humans. This file only builds the program; each
  * command's action lives in src/cli/<command>.ts and all formatting in src/cli/render.ts.
  */
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { CliError, collect, configOption, parseDurationArg, parseIntArg } from './cli/common.js';
 import { configCheckCommand } from './cli/config-check.js';
@@ -20,6 +20,17 @@ import {
 import { ConfigError } from './config.js';
 import { toError } from './errors.js';
 
+/** package.json's version: two levels up from src/cli.ts, three from dist/src/cli.js. */
+export function packageVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    const file = fileURLToPath(new URL(up, import.meta.url));
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'ftp-sync' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+}
+
 const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 
 const orgOption = () => new Option('--org <id>', 'tenant (org_id)').makeOptionMandatory();
@@ -27,6 +38,7 @@ const orgOption = () => new Option('--org <id>', 'tenant (org_id)').makeOptionMa
 export function buildProgram(): Command {
   const program = new Command('ftp-sync')
     .description('Multi-tenant FTP → S3 synchronisation daemon for Vela call data')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .addHelpText(
       'after',
       `
@@ -36,10 +48,12 @@ Environment:
   NO_COLOR            no colours even on a terminal
 
 Exit codes:
-  0  success
-  1  failure (a command that failed, a connection test that failed, a bad argument)
-  2  configuration error (the message names the field)
-  3  resync finished with parked files (held back on purpose, none failed)
+  0    success
+  1    failure (a command that failed, a connection test that failed, a bad argument)
+  2    configuration error (every problem listed, each naming its field)
+  3    resync finished with parked files (held back on purpose, none failed)
+  130  interrupted: Ctrl-C while resync follows its batch (the batch goes on in the worker), or a
+       second signal to start (exits at once; the first one shuts down cleanly with 0)
 ${examples('ftp-sync config check -c config/ftp-sync.yaml', 'ftp-sync status', 'ftp-sync resync --org acme --since 2024-03-01', 'ftp-sync tenants list')}`,
     );
 
@@ -218,10 +232,11 @@ function oneLineErrors(cmd: Command, path: string[] = []): void {
 function describeError(err: unknown): { message: string; exitCode: number } {
   if (err instanceof ConfigError) {
     const lines = err.message.split('\n');
+    const n = err.issues.length;
     const message =
       lines.length === 1
         ? `ftp-sync: configuration error: ${lines[0]}`
-        : `ftp-sync: configuration error:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+        : `ftp-sync: configuration error${n > 1 ? ` (${n} problems)` : ''}:\n${lines.map((l) => `  ${l}`).join('\n')}`;
     return { message, exitCode: err.exitCode };
   }
   if (err instanceof CliError) {

@@ -7,7 +7,7 @@ import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedisClient, type RedisClient, type RedisConnectionConfig } from './adapters/redis-client.js';
 import { makeRedisState, stateKey } from './adapters/redis-state.js';
 import { makeTenantStore } from './adapters/redis-tenants.js';
-import { makeS3Store, type S3Store } from './adapters/s3.js';
+import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck } from './adapters/vela.js';
 import type { Config, TenantConfig } from './config.js';
@@ -82,7 +82,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
   const state = makeRedisState(redis, prefix);
   // A replica that dies frees its connection slots as soon as its jobs can run elsewhere.
   const budget = makeRedisBudget(redis, prefix, { leaseMs: config.worker.lockDuration });
-  const store = opts.store ?? makeS3Store(config.s3);
+  const store = opts.store ?? makeS3Store(config.s3, makeS3Client(config.s3, { log }));
   const tenants = makeTenantStore(redis, config);
   try {
     await tenants.verifyKey();

@@ -61,7 +61,15 @@ export interface MetricsOptions {
 }
 
 /** The outcome a poll reports through the poller's `onPoll`. */
-export type PollReport = { kind: 'done'; listed: number; ms: number } | { kind: string };
+export type PollReport =
+  | {
+      kind: 'done';
+      listed: number;
+      ms: number;
+      missingDirs?: readonly string[];
+      unsyncable?: { count: number };
+    }
+  | { kind: string };
 
 export interface Metrics {
   readonly registry: Registry;
@@ -154,6 +162,18 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
   const listingSize = new Gauge({
     name: 'ftpsync_poll_listing_size',
     help: 'Entries listed by the last completed poll of a tenant.',
+    labelNames: ['org'],
+    registers,
+  });
+  const missingDirs = new Gauge({
+    name: 'ftpsync_poll_missing_dirs',
+    help: 'Configured directories the last completed poll of a tenant did not find (the tenant is degraded).',
+    labelNames: ['org'],
+    registers,
+  });
+  const unsyncableNames = new Gauge({
+    name: 'ftpsync_poll_unsyncable_names',
+    help: 'Names the last completed poll of a tenant listed that cannot be synced (control characters, a newline).',
     labelNames: ['org'],
     registers,
   });
@@ -372,6 +392,8 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
         if ('listed' in outcome && outcome.kind === 'done') {
           pollDuration.observe({ org }, outcome.ms / 1000);
           listingSize.set({ org }, outcome.listed);
+          if ('missingDirs' in outcome) missingDirs.set({ org }, outcome.missingDirs?.length ?? 0);
+          if ('unsyncable' in outcome) unsyncableNames.set({ org }, outcome.unsyncable?.count ?? 0);
           healthy.set({ org }, 1);
         }
       });

@@ -459,13 +459,23 @@ describe('ftp-sync status and resync', () => {
       origin: 'config',
       enabled: true,
       health: 'unknown',
+      missingDirs: [],
+      unsyncable: { count: 0, sample: [] },
       synced: { files: 0, bytes: 0 },
       jobs: { waiting: 0, active: 0, delayed: 0, failed: 0 },
       parked: [],
       failures: [],
       manifests: [],
     });
-    expect(status.totals).toEqual({ tenants: 2, unhealthy: 0, files: 0, bytes: 0, parked: 0, failed: 0 });
+    expect(status.totals).toEqual({
+      tenants: 2,
+      unhealthy: 0,
+      degraded: 0,
+      files: 0,
+      bytes: 0,
+      parked: 0,
+      failed: 0,
+    });
     expect(status.queues.sync).toMatchObject({ waiting: 0, active: 0, failed: 0 });
     expect(r.stdout).not.toContain(password);
   });
@@ -480,7 +490,7 @@ describe('ftp-sync status and resync', () => {
     const r = await cli(['resync', '-c', config, '--org', 'acme', '--dry-run']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^dry run: would queue 3 file\(s\) \(254\.0 kB\) of acme\n/);
+    expect(r.stdout).toMatch(/^dry run: would queue 3 file\(s\) \(248\.0 KiB\) of acme\n/);
     for (const p of Object.keys(acmeFiles)) expect(r.stdout).toContain(`  ${p}  `);
     const one = await cli([
       'resync',
@@ -493,7 +503,7 @@ describe('ftp-sync status and resync', () => {
       'acme-calls/sub/**',
     ]);
     expect(one.stdout).toMatch(
-      /^dry run: would queue 1 file\(s\) \(3\.0 kB\) of acme\n {2}acme-calls\/sub\/c\.mp3/,
+      /^dry run: would queue 1 file\(s\) \(2\.9 KiB\) of acme\n {2}acme-calls\/sub\/c\.mp3/,
     );
     const counts = await daemon.syncQueue.getJobCounts(
       'waiting',
@@ -510,11 +520,11 @@ describe('ftp-sync status and resync', () => {
     const r = await cli(['resync', '-c', config, '--org', 'acme']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^queued 3 file\(s\) \(254\.0 kB\) of acme as batch [0-9a-f]{8}\n/);
+    expect(r.stdout).toMatch(/^queued 3 file\(s\) \(248\.0 KiB\) of acme as batch [0-9a-f]{8}\n/);
     // Not a terminal: whole progress lines, no carriage returns.
     expect(r.stdout).not.toContain('\r');
-    expect(r.stdout).toMatch(/\[##########\] 3\/3 files {2}254\.0\/254\.0 kB/);
-    expect(r.stdout).toMatch(/done: 3 of 3 file\(s\), 254\.0 kB in .*: 3 uploaded/);
+    expect(r.stdout).toMatch(/\[##########\] 3\/3 files {2}248\.0\/248\.0 KiB/);
+    expect(r.stdout).toMatch(/done: 3 of 3 file\(s\), 248\.0 KiB in .*: 3 uploaded/);
     const objects = await listAll(s3.client, s3.bucket, 'acme/');
     expect(objects.map((o) => [o.key, o.size])).toEqual(
       Object.entries(acmeFiles)
@@ -559,7 +569,7 @@ describe('ftp-sync status and resync', () => {
     const r = await cli(['resync', '-c', config, '--org', 'beta', '--no-wait']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^queued 2 file\(s\) \(1\.1 kB\) of beta as batch [0-9a-f]{8}; 2 parked file\(s\) released\n/,
+      /^queued 2 file\(s\) \(1\.1 KiB\) of beta as batch [0-9a-f]{8}; 2 parked file\(s\) released\n/,
     );
     expect(r.stdout).toContain('not waiting: follow it with ftp-sync status --org beta');
   });
@@ -572,13 +582,13 @@ describe('ftp-sync status and resync', () => {
     expect(lines[0]).toMatch(
       /^ORG\s+HEALTH\s+LAST POLL\s+FILES\s+SYNCED\s+WAITING\s+ACTIVE\s+FAILED\s+PARKED$/,
     );
-    expect(lines[1]).toMatch(/^acme\s+ok\s+never\s+3\s+254\.0 kB\s+0\s+0\s+1\s+0$/);
+    expect(lines[1]).toMatch(/^acme\s+ok\s+never\s+3\s+248\.0 KiB\s+0\s+0\s+1\s+0$/);
     expect(lines[2]).toMatch(/^beta\s+ok\s+never\s+0\s+0 B\s+\d+\s+\d+\s+0\s+\d+$/);
     expect(r.stdout).toMatch(/\nacme\n {2}recent failures \(1\):\n {4}acme-calls\/b\.wav: .*550/);
     expect(r.stdout).toMatch(
       /\nbeta\n {2}parked \(2\):\n {4}beta-calls\/x\.wav {2}allocation-exceeded {2}since (?:just now|\S+ ago)/,
     );
-    expect(r.stdout).toMatch(/totals: 2 tenant\(s\), 3 files \(254\.0 kB\) synced, 2 parked, 1 failed/);
+    expect(r.stdout).toMatch(/totals: 2 tenant\(s\), 3 files \(248\.0 KiB\) synced, 2 parked, 1 failed/);
     expect(r.stdout).toMatch(/queues: sync waiting \d+, /);
 
     const j = JSON.parse((await cli(['status', '-c', config, '--json', '--org', 'acme'])).stdout) as Status;

@@ -1,8 +1,27 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig, parseDuration } from '../src/config.js';
+
+const EXAMPLE = fileURLToPath(new URL('../config/example.yaml', import.meta.url));
+/** Every variable config/example.yaml references, set. */
+const EXAMPLE_ENV = {
+  VELA_TOKEN: 'v',
+  FTPSYNC_HTTP_TOKEN: 'h',
+  ACME_FTP_USER: 'acme',
+  ACME_FTP_PASSWORD: 'pw1',
+  GLOBEX_FTP_PASSWORD: 'pw2',
+};
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cfg-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 const base = { s3: { bucket: 'calls' }, vela: { enabled: false } };
 const tenant = (extra: object = {}) => ({ org: 'acme', ftp: { host: 'ftp.acme.example' }, ...extra });
@@ -84,7 +103,6 @@ describe('configuration', () => {
   });
 
   it('rejects an empty file', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
     await writeFile(join(dir, 'empty.yaml'), '');
     await expect(loadConfig(join(dir, 'empty.yaml'), {})).rejects.toThrow('the configuration is empty');
     await writeFile(join(dir, 'bad.yaml'), 'a: [');
@@ -107,6 +125,83 @@ describe('configuration', () => {
     expect(c.worker.shutdownTimeout).toBe(0);
     expect(c.tenants[0]!.minFileAge).toBe(0);
     expect(c.tenants[0]!.metadata.manifestWait).toBe(0);
+  });
+
+  it('reports every missing variable of the example at once, each with its field', async () => {
+    const err = await loadConfig(EXAMPLE, {}).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues).toEqual([
+      'vela.token: environment variable VELA_TOKEN is not set',
+      'http.token: environment variable FTPSYNC_HTTP_TOKEN is not set',
+      'tenants[0].ftp.user: environment variable ACME_FTP_USER is not set',
+      'tenants[0].ftp.password: environment variable ACME_FTP_PASSWORD is not set',
+      'tenants[1].ftp.password: environment variable GLOBEX_FTP_PASSWORD is not set',
+    ]);
+    expect(err.message).toBe(err.issues.join('\n'));
+    // With them all set, the example loads.
+    const c = await loadConfig(EXAMPLE, EXAMPLE_ENV);
+    expect(c.tenants.map((t) => t.org)).toEqual(['acme', 'globex']);
+  });
+
+  it('an empty variable in a required secret is an error naming the field', async () => {
+    const err = await loadConfig(EXAMPLE, { ...EXAMPLE_ENV, ACME_FTP_PASSWORD: '', VELA_TOKEN: '' }).catch(
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues).toEqual([
+      expect.stringMatching(/^vela\.token: environment variable VELA_TOKEN is set but empty/),
+      expect.stringMatching(
+        /^tenants\[0\]\.ftp\.password: environment variable ACME_FTP_PASSWORD is set but empty/,
+      ),
+    ]);
+    const sftp = {
+      ...base,
+      tenants: [
+        {
+          org: 's',
+          sftp: { host: 'h', user: 'u', privateKeyFile: '${KEY}', verifyHostKey: false, passphrase: '${PP}' },
+        },
+      ],
+    };
+    expect(errorOf(sftp, { KEY: '', PP: '' }).split('\n')).toEqual([
+      expect.stringMatching(/^tenants\[0\]\.sftp\.privateKeyFile: environment variable KEY is set but empty/),
+      expect.stringMatching(/^tenants\[0\]\.sftp\.passphrase: environment variable PP is set but empty/),
+    ]);
+    // Not a secret: an empty user or an empty http.token (which turns the token off) is accepted.
+    expect(() => loadConfig(EXAMPLE, { ...EXAMPLE_ENV, FTPSYNC_HTTP_TOKEN: '' })).not.toThrow();
+    await expect(loadConfig(EXAMPLE, { ...EXAMPLE_ENV, FTPSYNC_HTTP_TOKEN: '' })).resolves.toBeDefined();
+  });
+
+  it('reports variables, schema problems and duplicates together, a field once', () => {
+    const doc = {
+      ...base,
+      defaults: { pollInterval: 'often' },
+      tenants: [
+        tenant({ ftp: { host: 'h', port: '${PORT}', password: '${PW}' } }),
+        tenant({ maxConnections: 0 }),
+      ],
+    };
+    expect(errorOf(doc).split('\n')).toEqual([
+      'tenants[0].ftp.port: environment variable PORT is not set',
+      'tenants[0].ftp.password: environment variable PW is not set',
+      expect.stringMatching(/^defaults\.pollInterval: expected a duration/),
+      'tenants[1].maxConnections: expected a number from 1 to 64, got 0',
+      'tenants[1].org: duplicate org "acme" (also tenants[0])',
+    ]);
+  });
+
+  it('a YAML syntax error names the line, the column and what was expected', async () => {
+    const file = join(dir, 'syntax.yaml');
+    await writeFile(file, 's3:\n  bucket: calls\ntenants: [\n  { org: a\n');
+    const err = await loadConfig(file, {}).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    const first = err.message.split('\n')[0];
+    expect(first).toMatch(/syntax\.yaml:\d+:\d+: not valid YAML: \S.*\(line \d+, column \d+\)$/);
+    expect(first).not.toMatch(/:\s*$/);
+    await writeFile(file, 'a: 1\n\tb: 2\n');
+    expect((await loadConfig(file, {}).catch((e) => e)).message).toMatch(
+      /syntax\.yaml:2:1: not valid YAML: Tabs are not allowed as indentation \(line 2, column 1\)\n(.*\n)* {4}\tb: 2\n/,
+    );
   });
 
   it('parses durations', () => {

@@ -104,11 +104,12 @@ function enforcePin(client: Client, fingerprint: string, host: string, onDataMis
  * so nothing would be synced and nothing said. Here a line no format fits is dropped on its own; a
  * listing of which no line fits is a tenant-level error (the server's format is not supported).
  */
-export function parseListing(raw: string): FileInfo[] {
-  const out: FileInfo[] = [];
+export function parseListing(raw: string): FileInfo[] & { unreadable?: string[] } {
+  const out: FileInfo[] & { unreadable?: string[] } = [];
   let lines = 0;
   let unreadable: string | undefined;
   let unreadableCount = 0;
+  const unreadableLines: string[] = [];
   for (const line of raw.split(/\r?\n/)) {
     if (!line.trim()) continue;
     lines++;
@@ -117,6 +118,7 @@ export function parseListing(raw: string): FileInfo[] {
     } catch {
       unreadableCount++;
       unreadable ??= line;
+      unreadableLines.push(line);
     }
   }
   if (lines > 0 && unreadableCount === lines) {
@@ -124,6 +126,7 @@ export function parseListing(raw: string): FileInfo[] {
       `listing format not supported (MLSD, unix or DOS expected), first line: ${JSON.stringify(unreadable?.slice(0, 100))}`,
     );
   }
+  if (unreadableLines.length) out.unreadable = unreadableLines;
   return out;
 }
 
@@ -304,7 +307,9 @@ export async function connectFtp(
     list: (dir) =>
       guard(`list ${dir}`, async () => {
         replies.take();
-        const entries: SourceListing = (await client.list(dir)).map((info) => toEntry(info, exact));
+        const infos: FileInfo[] & { unreadable?: string[] } = await client.list(dir);
+        const entries: SourceListing = infos.map((info) => toEntry(info, exact));
+        if (infos.unreadable) entries.unreadable = infos.unreadable;
         const reply = replies.take();
         if (reply && /truncat/i.test(reply)) entries.truncated = reply.replace(/\s+/g, ' ').trim();
         return entries;

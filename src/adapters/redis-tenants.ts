@@ -157,7 +157,17 @@ export function makeTenantStore(
         if (source) return { user: source.user ?? 'anonymous', password: source.password ?? '' };
         const blob = await redis.hget(secretsKey, org);
         if (!blob) throw new TenantError(`no credentials for tenant "${org}"`);
-        return decryptCredentials(key(), org, blob);
+        // A daemon started before the first onboarding, without the key: the tenant is marked
+        // unhealthy with this reason (polls back off, status shows it), not a poll error every interval.
+        let k: Buffer;
+        try {
+          k = key();
+        } catch (err) {
+          throw new TenantError(
+            `cannot decrypt the credentials of onboarded tenant "${org}": ${(err as Error).message}; set it and restart`,
+          );
+        }
+        return decryptCredentials(k, org, blob);
       },
     },
     async verifyKey() {

@@ -26,6 +26,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
 import type { ObjectHead, ObjectStore, PutOptions } from '../ports/object-store.js';
 import { type DirectPut, makeDirectPut } from './s3-put.js';
 
@@ -88,9 +89,35 @@ function activityOf(agents: HttpAgent[]): () => number {
  * The S3 client of the daemon. Credentials come from the standard AWS chain unless given (tests
  * against s3rver give its fixed ones).
  */
+/** The SDK's notice when a request with a streamed body fails (it cannot be retried). */
+const STREAMING_NOTICE = /non-retryable streaming request/;
+
+/**
+ * The logger given to the SDK. Without one (or with its `NoOpLogger`) the SDK writes some warnings
+ * to the console. The notice that a streamed request failed is an expected outcome here: the error
+ * itself is thrown to the caller, which retries the job and logs the reason; so it goes to debug.
+ * Any other warning or error the SDK logs goes to `log` (or stderr when there is none), not dropped.
+ */
+export function sdkLogger(log?: Logger) {
+  const other =
+    (level: 'warn' | 'error') =>
+    (...args: unknown[]) => {
+      const text = args.map((a) =>
+        typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a),
+      );
+      if (level === 'warn' && STREAMING_NOTICE.test(text.join(' '))) {
+        log?.debug({ source: 'aws-sdk' }, text.join(' '));
+        return;
+      }
+      if (log) log[level]({ source: 'aws-sdk' }, text.join(' '));
+      else process.stderr.write(`aws-sdk ${level}: ${text.join(' ')}\n`);
+    };
+  return { trace() {}, debug() {}, info() {}, warn: other('warn'), error: other('error') };
+}
+
 export function makeS3Client(
   cfg: Config['s3'],
-  opts: { credentials?: { accessKeyId: string; secretAccessKey: string } } = {},
+  opts: { credentials?: { accessKeyId: string; secretAccessKey: string }; log?: Logger } = {},
 ): S3Client {
   let ca: Buffer | undefined;
   if (cfg.caFile) {
@@ -111,8 +138,7 @@ export function makeS3Client(
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
-    // Without a logger the SDK writes some warnings (a failed streaming request) to the console.
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    logger: sdkLogger(opts.log),
     // Every request (HEAD, PUT, each part) fails when its socket is silent for idleTimeout: a store
     // that stops answering never hangs a worker. The deadline resets with every byte.
     requestHandler: {

@@ -45,25 +45,29 @@ export function truncate(s: string, max: number): string {
   return chars.length <= max ? s : `${chars.slice(0, Math.max(0, max - 1)).join('')}…`;
 }
 
-/** Decimal units, as disks and networks count: 999 B, 1.0 kB, 45.1 MB, 3.2 GB. */
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/**
+ * IEC units (powers of 1024), the one style of every size this program prints (CLI and demo), as the
+ * configuration's `16MiB`/`10GiB` are written: 1023 B, 1.0 KiB, 45.1 MiB, 3.2 GiB.
+ */
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n) || n < 0) return '?';
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n / 1000;
+  if (n < 1024) return `${n} B`;
+  let v = n / 1024;
   let i = 0;
-  while (v >= 999.95 && i < units.length - 1) {
-    v /= 1000;
+  while (v >= 1023.95 && i < BYTE_UNITS.length - 1) {
+    v /= 1024;
     i++;
   }
-  return `${v.toFixed(1)} ${units[i]}`;
+  return `${v.toFixed(1)} ${BYTE_UNITS[i]}`;
 }
 
-/** `done/total` with the unit of the total: `45.1/80.0 MB`. */
+/** `done/total` with the unit of the total: `45.1/80.0 MiB`. */
 export function formatBytesOf(done: number, total: number): string {
   const t = formatBytes(total);
   const unit = t.split(' ')[1] ?? 'B';
-  const scale = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, PB: 1e15 }[unit] ?? 1;
+  const scale = unit === 'B' ? 1 : 1024 ** (BYTE_UNITS.indexOf(unit) + 1);
   const d = unit === 'B' ? String(done) : (done / scale).toFixed(1);
   return `${d}/${t}`;
 }

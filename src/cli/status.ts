@@ -28,6 +28,9 @@ export async function statusCommand(opts: { config?: string; org?: string; json?
 function health(t: TenantStatus, style: Style): string {
   if (!t.enabled) return style.dim('disabled');
   if (t.health === 'ok') return style.green('ok');
+  if (t.health === 'degraded') {
+    return style.yellow(`DEGRADED: missing ${truncate(t.missingDirs.join(', '), REASON_WIDTH - 17)}`);
+  }
   if (t.health === 'unhealthy') {
     return style.red(`UNHEALTHY${t.reason ? `: ${truncate(t.reason, REASON_WIDTH)}` : ''}`);
   }
@@ -81,6 +84,14 @@ export function renderStatus(s: Status, style: Style, now: number): string[] {
     if (t.health === 'unhealthy' && t.reason && [...t.reason].length > REASON_WIDTH) {
       details.push(`  unhealthy: ${t.reason}`);
     }
+    if (t.health === 'degraded') {
+      details.push(`  degraded: ${t.reason} (the other directories are synced)`);
+    }
+    if (t.unsyncable.count) {
+      details.push(
+        `  ${style.yellow(`${formatCount(t.unsyncable.count)} name(s) cannot be synced`)} (control characters, a newline, a / in the name): ${t.unsyncable.sample.join(', ')}${t.unsyncable.count > t.unsyncable.sample.length ? ', …' : ''}`,
+      );
+    }
     if (t.parked.length) {
       details.push(`  parked (${t.parked.length}):`);
       const parked = [...t.parked].sort((a, b) => a.path.localeCompare(b.path));
@@ -132,7 +143,7 @@ export function renderStatus(s: Status, style: Style, now: number): string[] {
   const tot = s.totals;
   lines.push(
     '',
-    `totals: ${tot.tenants} tenant(s)${tot.unhealthy ? `, ${style.red(`${tot.unhealthy} unhealthy`)}` : ''}, ` +
+    `totals: ${tot.tenants} tenant(s)${tot.unhealthy ? `, ${style.red(`${tot.unhealthy} unhealthy`)}` : ''}${tot.degraded ? `, ${style.yellow(`${tot.degraded} degraded`)}` : ''}, ` +
       `${formatCount(tot.files)} files (${formatBytes(tot.bytes)}) synced, ${tot.parked} parked, ${tot.failed} failed`,
     `queues: sync ${queueCounts(s.queues.sync)}; poll ${queueCounts(s.queues.poll)}`,
   );

@@ -2,17 +2,13 @@
  * What the demo prints: the progress line, the per-tenant summary and where to look. Pure functions
  * from what was observed to lines of text.
  */
+// The CLI's formatter: one unit style (KiB, MiB) wherever ftp-sync prints a size.
+import { formatBytes } from '../cli/render.js';
 import type { ValidationReport } from '../sync/metadata/report.js';
 import type { BucketObject } from './bucket.js';
 import type { HttpEndpoint } from './http.js';
 import type { DemoTenant } from './scenario.js';
 import type { Snapshot } from './watch.js';
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-}
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

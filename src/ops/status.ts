@@ -3,6 +3,7 @@
  * last error — plus totals and queue depths. Stable JSON for scripts; the CLI renders a table.
  */
 import type { JobType } from 'bullmq';
+import { makePollNotes } from '../adapters/redis-poll-notes.js';
 import type { ReportSummary } from '../adapters/redis-state.js';
 import { parseJobId } from '../queue/jobs.js';
 import type { MetadataSource, ParkedRecord } from '../types.js';
@@ -12,8 +13,16 @@ export interface TenantStatus {
   org: string;
   origin: 'config' | 'onboarded';
   enabled: boolean;
-  health: 'ok' | 'unhealthy' | 'unknown';
+  /**
+   * `degraded`: the last poll worked but did not find some configured directories (`missingDirs`,
+   * also in `reason`); the others are synced.
+   */
+  health: 'ok' | 'degraded' | 'unhealthy' | 'unknown';
   reason?: string;
+  /** Configured directories the last completed poll did not find. */
+  missingDirs: string[];
+  /** Names the last completed poll listed that cannot be synced: how many, and a few (JSON-quoted). */
+  unsyncable: { count: number; sample: string[] };
   lastPollAt?: string;
   lastPollMs?: number;
   lastPollFiles?: number;
@@ -47,6 +56,7 @@ export interface Status {
   totals: {
     tenants: number;
     unhealthy: number;
+    degraded: number;
     files: number;
     bytes: number;
     parked: number;
@@ -77,22 +87,27 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
     ),
   );
   const failedJobs = await ctx.syncQueue.getFailed(0, 199);
+  const notes = makePollNotes(ctx.redis, ctx.config.redis.prefix);
   const out: TenantStatus[] = [];
   for (const t of tenants) {
-    const [info, parked, reports, pending] = await Promise.all([
+    const [info, parked, reports, pending, note] = await Promise.all([
       ctx.state.info(t.org),
       ctx.state.parked(t.org),
       ctx.state.reports(t.org),
       ctx.afterSync.all(t.org),
+      notes.read(t.org),
     ]);
     const failing = pending.filter((p) => p.attempts > 0);
     const latest = failing.sort((a, b) => (b.lastErrorAt ?? 0) - (a.lastErrorAt ?? 0))[0];
+    const degraded = info.health === 'ok' && note.missingDirs.length > 0;
     out.push({
       org: t.org,
       origin: t.origin,
       enabled: t.enabled,
-      health: info.health,
-      reason: info.reason,
+      health: degraded ? 'degraded' : info.health,
+      reason: degraded ? `${note.missingDirs.join(', ')} not found on the server (check dirs)` : info.reason,
+      missingDirs: note.missingDirs,
+      unsyncable: note.unsyncable,
       lastPollAt: iso(info.lastPollAt),
       lastPollMs: info.lastPollMs,
       lastPollFiles: info.lastPollFiles,
@@ -137,6 +152,7 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
     totals: {
       tenants: out.length,
       unhealthy: out.filter((t) => t.health === 'unhealthy').length,
+      degraded: out.filter((t) => t.health === 'degraded').length,
       files: out.reduce((n, t) => n + t.synced.files, 0),
       bytes: out.reduce((n, t) => n + t.synced.bytes, 0),
       parked: out.reduce((n, t) => n + t.parked.length, 0),

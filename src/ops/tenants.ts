@@ -132,11 +132,20 @@ export async function testTenant(
   try {
     const lease = await acquireSession(ctx, t, opts.waitMs ?? 30_000);
     try {
-      const { files } = await walk(lease.session, { dirs: t.dirs, include: t.include, exclude: t.exclude });
+      const { files, missingDirs } = await walk(lease.session, {
+        dirs: t.dirs,
+        include: t.include,
+        exclude: t.exclude,
+      });
+      // A poll syncs the other directories (the tenant is degraded); a test of the set-up fails.
+      const missing = missingDirs.length > 0;
       return {
         org,
-        ok: true,
-        message: `logged in to ${t.source.host}:${t.source.port} and listed ${t.dirs.join(', ')}`,
+        ok: !missing,
+        ...(missing && { failure: 'missing-directory' }),
+        message: missing
+          ? `logged in to ${t.source.host}:${t.source.port}; ${missingDirs.join(', ')} not found on the server (check dirs); listed the others`
+          : `logged in to ${t.source.host}:${t.source.port} and listed ${t.dirs.join(', ')}`,
         tls: lease.session.tls,
         // Only a listed file tells which format the server used.
         listingFormat:

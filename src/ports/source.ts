@@ -19,9 +19,10 @@ export interface SourceEntry {
 
 /**
  * A directory listing. `truncated` is the server's reply when it capped the listing (pure-ftpd `-L`):
- * the entries past the cap were not sent.
+ * the entries past the cap were not sent. `unreadable`: listing lines no format fits (a name with a
+ * newline arrives cut in two lines), dropped from the entries; the poll counts them as unsyncable.
  */
-export type SourceListing = SourceEntry[] & { truncated?: string };
+export type SourceListing = SourceEntry[] & { truncated?: string; unreadable?: string[] };
 
 /**
  * One logged-in connection to a tenant's source. One command at a time: callers take a session from

@@ -7,6 +7,7 @@
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import { withLock } from '../adapters/redis-budget.js';
 import type { RedisClient } from '../adapters/redis-client.js';
+import { makePollNotes } from '../adapters/redis-poll-notes.js';
 import { type SyncStateStore, stateKey } from '../adapters/redis-state.js';
 import type { TenantConfig } from '../config.js';
 import { TenantError, toError } from '../errors.js';
@@ -70,6 +71,9 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
   const queue = new Queue<PollJobData>(POLL_QUEUE, { connection: opts.connection, prefix: opts.prefix });
 
   const seen = new Set<string>();
+  const notes = makePollNotes(opts.connection, opts.prefix);
+  /** What this process last said of each tenant's missing directories and unsyncable names. */
+  const said = new Map<string, string>();
 
   async function pollOnce(org: string): Promise<PollOutcome | { kind: 'skipped' }> {
     const tenant = await opts.tenants.get(org);
@@ -89,7 +93,29 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
         const outcome = await runPoll({ ...pollDeps, log: log.child({ org }) }, tenant);
         if (outcome.kind === 'done') {
           const was = await opts.state.setHealth(org, 'ok');
-          log.info({ org, ...outcome }, 'poll done');
+          const { missingDirs, unsyncable, ...summary } = outcome;
+          await notes.record(org, { missingDirs, unsyncable }).catch(() => {});
+          // Said once, and again only when it changes: not a warning every poll.
+          const heard = JSON.stringify([missingDirs, unsyncable.count]);
+          if (said.get(org) !== heard) {
+            said.set(org, heard);
+            if (missingDirs.length) {
+              log.warn(
+                { org, missingDirs },
+                `tenant degraded: ${missingDirs.join(', ')} not found on the server (check dirs); the other directories are synced`,
+              );
+            }
+            if (unsyncable.count) {
+              log.warn(
+                { org, count: unsyncable.count, sample: unsyncable.sample },
+                `${unsyncable.count} name(s) listed cannot be synced (control characters, a newline, a / in the name)`,
+              );
+            }
+          }
+          log.info(
+            { org, ...summary, missingDirs: missingDirs.length, unsyncable: unsyncable.count },
+            'poll done',
+          );
           if (was === 'unhealthy') {
             // The tenant works again: its jobs parked meanwhile go now, not at their next recheck.
             const released = await opts.releaseParked?.(org, 'tenant-unhealthy').catch(() => 0);

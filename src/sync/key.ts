@@ -11,6 +11,9 @@ const MAX_KEY_BYTES = 1024;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 
+/** True when a name holds a control or bidi character: it can never become a key. */
+export const hasUnsafeChars = (name: string) => UNSAFE_CHARS.test(name);
+
 /**
  * Turns a listing path into the path part of a key: `/` separated, no leading `/`, no empty,
  * `.` or `..` segments. A `\` becomes `%5C` so no consumer can read it as a separator.

@@ -31,6 +31,10 @@ export type PollOutcome =
       waiting: number;
       unchanged: number;
       ms: number;
+      /** Configured directories not on the server (the others were polled): the tenant is degraded. */
+      missingDirs: string[];
+      /** Names listed that cannot be synced. */
+      unsyncable: { count: number; sample: string[] };
     }
   | { kind: 'no-slot' };
 
@@ -87,5 +91,7 @@ export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<Pol
     waiting: plan.waiting,
     unchanged: plan.unchanged,
     ms,
+    missingDirs: listing.missingDirs,
+    unsyncable: listing.unsyncable,
   };
 }

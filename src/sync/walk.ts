@@ -4,14 +4,18 @@
  * to (ftp-srv, ProFTPD with `ShowSymlinks off`) make a loop look like an endless tree: a directory
  * whose listing is the same as one of its ancestors' is taken for such a loop and not descended.
  *
- * A configured directory that does not exist is a tenant-level error (`TenantError`); a subdirectory
- * the server refuses to list (permission denied, removed during the poll) is skipped with a reason.
+ * A configured directory that does not exist is reported in `missingDirs` and the others are listed
+ * (the tenant is degraded, not down); when none of them exists it is a tenant-level error
+ * (`TenantError`). A subdirectory the server refuses to list (permission denied, removed during the
+ * poll) is skipped with a reason. Names that can never be synced (a control or bidi character, a `/`
+ * in a name, a listing line no format fits: a newline cuts a name in two) are counted in `unsyncable`.
  */
 import { createHash } from 'node:crypto';
 import picomatch from 'picomatch';
 import { ftpCode, TenantError, toError } from '../errors.js';
 import type { SourceEntry, SourceListing, SourceSession } from '../ports/source.js';
 import type { RemoteFile } from '../types.js';
+import { hasUnsafeChars } from './key.js';
 
 const MAX_DEPTH = 64;
 
@@ -27,7 +31,14 @@ export interface WalkResult {
   files: RemoteFile[];
   /** Entries listed, filtered out included. */
   entries: number;
+  /** Configured directories that do not exist on the server (the others were listed). */
+  missingDirs: string[];
+  /** Names listed that cannot be synced, whatever the filters: how many, and the first few (quoted). */
+  unsyncable: { count: number; sample: string[] };
 }
+
+/** How many unsyncable names a poll keeps as examples. */
+const SAMPLE = 5;
 
 export function makeFilter(include: string[], exclude: string[]): (path: string) => boolean {
   const opts = { nocase: true, dot: false };
@@ -70,7 +81,11 @@ async function isMissing(session: SourceSession, dir: string): Promise<boolean |
   }
 }
 
-const missing = (dir: string) => new TenantError(`directory ${dir} not found on the server (check dirs)`);
+/** A configured directory that is not on the server. */
+class MissingDirectory extends TenantError {}
+
+const missing = (dir: string) =>
+  new MissingDirectory(`directory ${dir} not found on the server (check dirs)`);
 
 /** Lists a configured directory: a missing one (or one refused for good) fails the tenant. */
 async function listRoot(session: SourceSession, dir: string): Promise<SourceListing> {
@@ -95,17 +110,31 @@ export async function walk(session: SourceSession, opts: WalkOptions): Promise<W
   const files: RemoteFile[] = [];
   const visited = new Set<string>();
   let entries = 0;
+  const missingDirs: string[] = [];
+  const unsyncable = { count: 0, sample: [] as string[] };
+  const cannotSync = (name: string) => {
+    unsyncable.count++;
+    if (unsyncable.sample.length < SAMPLE) unsyncable.sample.push(JSON.stringify(name));
+  };
   const queue: { dir: string; depth: number; parent?: Listed }[] = opts.dirs.map((d) => ({
     dir: `/${d.replace(/^\/+|\/+$/g, '')}`,
     depth: 0,
   }));
+  const roots = new Set(queue.map((q) => q.dir));
   while (queue.length) {
     const { dir, depth, parent } = queue.shift()!;
     if (visited.has(dir)) continue;
     visited.add(dir);
     let listing: SourceListing;
-    if (depth === 0) listing = await listRoot(session, dir);
-    else {
+    if (depth === 0) {
+      try {
+        listing = await listRoot(session, dir);
+      } catch (err) {
+        if (!(err instanceof MissingDirectory)) throw err;
+        missingDirs.push(dir);
+        continue;
+      }
+    } else {
       try {
         listing = await session.list(dir);
       } catch (err) {
@@ -118,6 +147,7 @@ export async function walk(session: SourceSession, opts: WalkOptions): Promise<W
     }
     // The entries past a server's cap never arrive: say so, and sync what did.
     if (listing.truncated) opts.onSkip?.(dir, `listing truncated by the server: "${listing.truncated}"`);
+    for (const line of listing.unreadable ?? []) cannotSync(line);
     const listed: Listed = { dir, signature: listing.length ? signatureOf(listing) : '', parent };
     let loop: Listed | undefined;
     for (let a = parent; a && listed.signature && !loop; a = a.parent) {
@@ -129,7 +159,12 @@ export async function walk(session: SourceSession, opts: WalkOptions): Promise<W
     }
     for (const e of listing) {
       entries++;
-      if (e.name === '.' || e.name === '..' || e.name.includes('/')) continue;
+      if (e.name === '.' || e.name === '..') continue;
+      if (e.name.includes('/') || hasUnsafeChars(e.name)) {
+        cannotSync(e.name);
+        // A `/` cannot be in a name; a control character fails its job for good with the reason.
+        if (e.name.includes('/')) continue;
+      }
       const abs = join(dir, e.name);
       if (e.type === 'dir') {
         if (depth + 1 > MAX_DEPTH) opts.onSkip?.(abs, `deeper than ${MAX_DEPTH} levels`);
@@ -142,5 +177,10 @@ export async function walk(session: SourceSession, opts: WalkOptions): Promise<W
       files.push({ path, size: e.size, mtime: e.mtime, mtimeExact: e.mtimeExact, modifiedAt: e.modifiedAt });
     }
   }
-  return { files, entries };
+  if (missingDirs.length > 0 && missingDirs.length === roots.size) {
+    throw missingDirs.length === 1
+      ? missing(missingDirs[0]!)
+      : new TenantError(`directories ${missingDirs.join(', ')} not found on the server (check dirs)`);
+  }
+  return { files, entries, missingDirs, unsyncable };
 }
