@@ -5,7 +5,9 @@ import { Queue } from 'bullmq';
 import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedisClient, type RedisClient, type RedisConnectionConfig } from './adapters/redis-client.js';
-import { makeRedisState, stateKey } from './adapters/redis-state.js';
+import { stateKey } from './adapters/redis-keys.js';
+import { makeRedisPollLocks } from './adapters/redis-lock.js';
+import { makeRedisState } from './adapters/redis-state.js';
 import { makeTenantStore } from './adapters/redis-tenants.js';
 import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
 import { connectSource } from './adapters/source.js';
@@ -73,6 +75,12 @@ export function makeRedis(cfg: string | RedisConnectionConfig): RedisClient {
   // BullMQ requires maxRetriesPerRequest: null; commands wait through a Redis outage instead of failing.
   return makeRedisClient(typeof cfg === 'string' ? { url: cfg } : cfg);
 }
+
+/**
+ * The poll lock's lifetime; it is renewed every third of it while the poll runs. A poller that dies
+ * or loses Redis mid-poll holds the tenant's polls back for at most this long.
+ */
+const POLL_LOCK_MS = 20_000;
 
 export async function startDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const role = opts.role ?? 'all';
@@ -197,6 +205,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
         prefix,
         tenants,
         state,
+        locks: makeRedisPollLocks(redis, prefix, POLL_LOCK_MS),
         log,
         reconcileMs: opts.reconcileMs,
         lockDuration: config.worker.lockDuration,

@@ -5,7 +5,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { makeRedisClient, parseRedisAddress } from '../src/adapters/redis-client.js';
-import { stateKey } from '../src/adapters/redis-state.js';
+import { stateKey } from '../src/adapters/redis-keys.js';
 import { hashTag, parseConfig } from '../src/config.js';
 
 const base = { s3: { bucket: 'calls' }, vela: { enabled: false } };

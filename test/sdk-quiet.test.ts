@@ -56,7 +56,7 @@ describe('the AWS SDK notice of a failed streamed request', () => {
     expect(lines).toContainEqual(expect.objectContaining({ level: 20, msg: NOTICE }));
   });
 
-  it('other SDK warnings and errors are not hidden', () => {
+  it('other SDK warnings are not hidden; its per-command error log (the caller gets the error) goes to debug', () => {
     const logs = captureLog('debug');
     const logger = sdkLogger(logs.log);
     logger.warn('something else is wrong');
@@ -64,12 +64,13 @@ describe('the AWS SDK notice of a failed streamed request', () => {
     const lines = logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines).toEqual([
       expect.objectContaining({ level: 40, msg: 'something else is wrong' }),
-      expect.objectContaining({ level: 50, msg: 'and this too' }),
+      expect.objectContaining({ level: 20, msg: 'and this too' }),
     ]);
     // Without a pino logger: to stderr.
     const write = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     sdkLogger().warn('visible');
     sdkLogger().warn(NOTICE);
+    sdkLogger().error({ commandName: 'HeadObjectCommand', error: { name: 'NotFound' } });
     expect(write.mock.calls.map((c) => String(c[0]))).toEqual(['aws-sdk warn: visible\n']);
   });
 });

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connectFtp } from '../../src/adapters/ftp.js';
-import { stateKey } from '../../src/adapters/redis-state.js';
+import { stateKey } from '../../src/adapters/redis-keys.js';
 import { parseConfig } from '../../src/config.js';
 import { objectKey } from '../../src/sync/key.js';
 import type { DaemonSpec } from '../daemon-child.js';

@@ -10,8 +10,9 @@
  * wanted for a moment, so that replicas holding idle sessions of it give their slots back early.
  */
 import { randomUUID } from 'node:crypto';
+import type { ConnectionBudget, NoSlot } from '../ports/budget.js';
 import type { RedisClient } from './redis-client.js';
-import { stateKey } from './redis-state.js';
+import { stateKey } from './redis-keys.js';
 
 /** Redis's clock in ms, then expired leases dropped and the effective limit (or -pause) computed. */
 const PRELUDE = `
@@ -79,32 +80,6 @@ const WANTED_MS = 2_000;
 /** After the first 421 in a row, logins of the tenant pause this long; it doubles up to PAUSE_MAX_MS. */
 export const PAUSE_BASE_MS = 2_000;
 export const PAUSE_MAX_MS = 5 * 60_000;
-
-/** `tryAcquire`'s answer when no login may start now. */
-export interface NoSlot {
-  /** Logins of the tenant are paused after 421s: how much longer. */
-  pausedMs?: number;
-}
-
-export interface ConnectionBudget {
-  /** A lease id, or why not (every slot taken, or logins paused after 421s). */
-  tryAcquire(org: string, limit: number): Promise<string | NoSlot>;
-  /** Whether an acquire could succeed now, taking nothing: free slots, or a pause in ms (< 0). */
-  room(org: string, limit: number): Promise<number>;
-  release(org: string, lease: string): Promise<void>;
-  /** A lease that expired before it could be renewed (Redis out of reach): its session must go. */
-  lost(lease: string): boolean;
-  /** Leases currently held for a tenant (all replicas). */
-  inUse(org: string): Promise<number>;
-  /** The tenants among `orgs` for which some replica was refused a slot in the last moment. */
-  wanted(orgs: string[]): Promise<Set<string>>;
-  /** After a 421: allow at most `to` logins for `forMs`, and pause logins (growing with each 421). */
-  lower(org: string, to: number, forMs: number): Promise<{ pausedMs: number }>;
-  /** A login succeeded: the series of 421s is over. */
-  loggedIn(org: string): Promise<void>;
-  /** Stops renewing; leases still held expire by themselves. */
-  close(): void;
-}
 
 export function makeRedisBudget(
   redis: RedisClient,
@@ -199,47 +174,4 @@ export function makeRedisBudget(
       clearInterval(timer);
     },
   };
-}
-
-/**
- * A renewed lock: runs `fn` only if no other holder has the lock (invariant 6: one poll per tenant at
- * a time across replicas). Returns `{ ran: false }` when the lock is taken.
- */
-export async function withLock<T>(
-  redis: RedisClient,
-  key: string,
-  ttlMs: number,
-  fn: () => Promise<T>,
-): Promise<{ ran: true; value: T } | { ran: false }> {
-  const token = randomUUID();
-  const ok = await redis.set(key, token, 'PX', ttlMs, 'NX');
-  if (ok !== 'OK') return { ran: false };
-  const timer = setInterval(
-    () => {
-      void redis
-        .eval(
-          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-          1,
-          key,
-          token,
-          ttlMs,
-        )
-        .catch(() => {});
-    },
-    Math.floor(ttlMs / 3),
-  );
-  timer.unref();
-  try {
-    return { ran: true, value: await fn() };
-  } finally {
-    clearInterval(timer);
-    await redis
-      .eval(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-        1,
-        key,
-        token,
-      )
-      .catch(() => {});
-  }
 }

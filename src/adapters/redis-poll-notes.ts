@@ -5,15 +5,9 @@
  * name, a listing line no format fits). Kept beside the tenant's other state, in its `info` hash
  * (fields `missingDirs`, `unsyncable`, `unsyncableSample`), so clearing a tenant's state clears them.
  */
+import type { PollNotes } from '../ports/sync-state.js';
 import type { RedisClient } from './redis-client.js';
-import { stateKey } from './redis-state.js';
-
-export interface PollNotes {
-  /** Configured directories the last poll did not find (the others were listed). */
-  missingDirs: string[];
-  /** Names the last poll listed that cannot be synced, and up to a few of them (JSON-quoted). */
-  unsyncable: { count: number; sample: string[] };
-}
+import { stateKey } from './redis-keys.js';
 
 export const NO_NOTES: PollNotes = { missingDirs: [], unsyncable: { count: 0, sample: [] } };
 

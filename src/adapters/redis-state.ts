@@ -13,56 +13,18 @@
  *   <prefix>:{<org>}:manifests-pending  zset  call-record version (path, size, mtime), scored by when a
  *                  poll first listed it unindexed; 0 once settled (recordings wait while one is pending)
  */
+import type {
+  IndexedRow,
+  ReportSummary,
+  SeenRecord,
+  SyncStateStore,
+  TenantInfo,
+  Version,
+} from '../ports/sync-state.js';
 import { METADATA_SOURCES, type MetadataSource, type ParkedRecord, type SyncRecord } from '../types.js';
 import type { RedisClient } from './redis-client.js';
-
-/** A version seen on a poll but not yet stable. */
-export interface SeenRecord {
-  size: number;
-  mtime: string;
-  /** When we first saw this exact version (our clock, ms). */
-  firstSeen: number;
-}
-
-export interface TenantInfo {
-  health: 'ok' | 'unhealthy' | 'unknown';
-  reason?: string;
-  since?: number;
-  lastPollAt?: number;
-  lastPollMs?: number;
-  lastPollFiles?: number;
-  files: number;
-  bytes: number;
-  lastError?: string;
-  lastErrorAt?: number;
-  /** Polls failed in a row with a tenant-level error, and when the last one did (shared backoff). */
-  pollFailures: number;
-  lastFailureAt?: number;
-  /** Recordings synced, by where their call metadata came from. */
-  bySource: Record<MetadataSource, number>;
-}
-
-/** What status shows of a manifest's validation report. */
-export interface ReportSummary {
-  path: string;
-  key: string;
-  rows: number;
-  accepted: number;
-  errorCount: number;
-  /** Rows that matched recordings already synced, and how many of those objects were updated. */
-  matchedSynced?: number;
-  updated?: number;
-  at: number;
-}
-
-/** A manifest row as indexed (same shape as the parser's ManifestRow). */
-export interface IndexedRow {
-  email: string;
-  dateOfCall: string;
-  line: number;
-  file: string;
-  manifest: string;
-}
+import { stateKey } from './redis-keys.js';
+import { makePollNotes } from './redis-poll-notes.js';
 
 const CHUNK = 1000;
 
@@ -105,89 +67,11 @@ redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[3])
 if ARGV[5] then redis.call('HINCRBY', KEYS[4], 'meta:' .. ARGV[5], 1) end
 return 1`;
 
-export interface SyncStateStore {
-  /** Looks up sync state and seen records for many paths in one round trip. */
-  lookup(
-    org: string,
-    paths: string[],
-  ): Promise<{ synced: (SyncRecord | undefined)[]; seen: (SeenRecord | undefined)[] }>;
-  /** Replaces the set of seen-but-unstable versions of a tenant (one transaction). */
-  replaceSeen(org: string, seen: Map<string, SeenRecord>): Promise<void>;
-  getSynced(org: string, path: string): Promise<SyncRecord | undefined>;
-  /**
-   * A sync job's first look, in one round trip: the path's sync record, the tenant's health, the
-   * manifest row of the first of `manifestRefs` that has one, how many other call records are pending
-   * (listed since `pendingSince`, not yet indexed) and whether the path itself is one.
-   */
-  jobCheck(
-    org: string,
-    path: string,
-    opts?: { manifestRefs?: string[]; pendingSince?: number; version?: Version },
-  ): Promise<{
-    synced?: SyncRecord;
-    unhealthy?: string;
-    manifestRow?: IndexedRow | null;
-    pendingManifests: number;
-    selfPending: boolean;
-  }>;
-  /**
-   * Marks a version synced, unparks it and counts it, atomically; `source` (recordings) counts it by
-   * where its call metadata came from.
-   */
-  markSynced(org: string, path: string, rec: SyncRecord, source?: MetadataSource): Promise<void>;
-  /** Moves one synced recording from one metadata-source count to another (metadata updated in place). */
-  recountSource(org: string, from: MetadataSource | undefined, to: MetadataSource): Promise<void>;
-  /**
-   * Records the call records of a listing that are not yet indexed (`pending`, first-listed `now`
-   * unless already pending) and forgets pending ones no longer listed (`listed`: every call record
-   * of the listing). Called by the poll before it adds the listing's jobs: manifest first.
-   */
-  notePendingManifests(org: string, pending: Version[], listed: Version[], now: number): Promise<void>;
-  /** A call record was indexed (or never will be): recordings need not wait for it. */
-  manifestSettled(org: string, version: Version): Promise<void>;
-  /** Every synced path of a tenant (for status and resync). */
-  allSynced(org: string): Promise<Map<string, SyncRecord>>;
-  forgetSynced(org: string, paths: string[]): Promise<void>;
-  park(org: string, rec: ParkedRecord): Promise<void>;
-  unpark(org: string, path: string): Promise<void>;
-  parked(org: string): Promise<ParkedRecord[]>;
-  info(org: string): Promise<TenantInfo>;
-  /**
-   * Marks the tenant healthy (a poll or login succeeded: the series of failed polls ends) or
-   * unhealthy with the reason (`poll: true` counts a failed poll for the backoff). Returns the health
-   * it had before.
-   */
-  setHealth(
-    org: string,
-    health: 'ok' | 'unhealthy',
-    reason?: string,
-    opts?: { poll?: boolean },
-  ): Promise<TenantInfo['health']>;
-  recordPoll(org: string, p: { at: number; ms: number; files: number }): Promise<void>;
-  recordError(org: string, message: string): Promise<void>;
-  /** Stores the usable rows of a manifest under their recording references. */
-  indexManifest(org: string, rows: ReadonlyMap<string, IndexedRow>): Promise<void>;
-  /** The first row found among `refs` (most specific first). */
-  findManifestRow(org: string, refs: string[]): Promise<IndexedRow | undefined>;
-  recordReport(org: string, summary: ReportSummary): Promise<void>;
-  reports(org: string): Promise<ReportSummary[]>;
-  getParked(org: string, path: string): Promise<ParkedRecord | undefined>;
-  /** Removes every state key of a tenant. */
-  clear(org: string): Promise<void>;
-}
-
-/** A file version as the pending-manifest marks name it. */
-export type Version = { path: string; size: number; mtime: string };
-
 /**
  * One call-record version in the pending set. Settled marks stay (score 0) until the version leaves
  * the listing, so a poll racing the indexer cannot arm a settled version again (ZADD NX).
  */
 const member = (v: Version) => `${v.path}\n${v.size}\n${v.mtime}`;
-
-export function stateKey(prefix: string, org: string, name: string): string {
-  return `${prefix.replace(/[{}]/g, '')}:{${org}}:${name}`;
-}
 
 function parse<T>(v: string | null | undefined): T | undefined {
   if (!v) return undefined;
@@ -200,6 +84,7 @@ function parse<T>(v: string | null | undefined): T | undefined {
 
 export function makeRedisState(redis: RedisClient, prefix: string): SyncStateStore {
   const k = (org: string, name: string) => stateKey(prefix, org, name);
+  const notes = makePollNotes(redis, prefix);
 
   return {
     async lookup(org, paths) {
@@ -398,6 +283,8 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async getParked(org, path) {
       return parse<ParkedRecord>(await redis.hget(k(org, 'parked'), path));
     },
+    recordPollNotes: (org, n) => notes.record(org, n),
+    pollNotes: (org) => notes.read(org),
     async clear(org) {
       await redis.del(
         ...['synced', 'seen', 'parked', 'info', 'manifest', 'reports', 'manifests-pending'].map((n) =>

@@ -14,7 +14,7 @@ import { type Config, ConfigError, resolveTenant, type TenantConfig, tenantInput
 import { TenantError } from '../errors.js';
 import type { CredentialProvider } from '../ports/credentials.js';
 import type { SourceCredentials } from '../ports/source.js';
-import type { TenantDirectory } from '../ports/tenants.js';
+import type { OnboardInput, TenantDirectory, TenantStore } from '../ports/tenants.js';
 import { afterSyncProblem } from '../sync/move-target.js';
 import type { RedisClient } from './redis-client.js';
 
@@ -50,25 +50,6 @@ export function decryptCredentials(key: Buffer, org: string, blob: string): Sour
   } catch {
     throw new TenantError(`credentials of tenant "${org}" cannot be decrypted: wrong FTPSYNC_SECRET_KEY?`);
   }
-}
-
-export interface OnboardInput {
-  /** Tenant settings as in the config file's `tenants[]`, without `ftp.password`. */
-  tenant: Record<string, unknown>;
-  user: string;
-  password: string;
-}
-
-export interface TenantStore extends TenantDirectory {
-  /** Credentials of every tenant: inline ones from the config, decrypted ones for onboarded tenants. */
-  readonly credentials: CredentialProvider;
-  /** Validates and stores a tenant (or replaces its settings and credentials). */
-  add(input: OnboardInput): Promise<TenantConfig>;
-  remove(org: string): Promise<boolean>;
-  /** Only the onboarded ones. */
-  onboarded(): Promise<TenantConfig[]>;
-  /** Throws ConfigError when onboarded tenants exist and the key is missing or does not decrypt them. */
-  verifyKey(): Promise<void>;
 }
 
 /**

@@ -112,7 +112,14 @@ export function sdkLogger(log?: Logger) {
       if (log) log[level]({ source: 'aws-sdk' }, text.join(' '));
       else process.stderr.write(`aws-sdk ${level}: ${text.join(' ')}\n`);
     };
-  return { trace() {}, debug() {}, info() {}, warn: other('warn'), error: other('error') };
+  // The SDK logs every failed command at `error` (a HEAD's expected 404 included) and then throws the
+  // same error to the caller, which decides what it means: debug only.
+  const failed = (...args: unknown[]) =>
+    log?.debug(
+      { source: 'aws-sdk' },
+      args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '),
+    );
+  return { trace() {}, debug() {}, info() {}, warn: other('warn'), error: failed };
 }
 
 export function makeS3Client(

@@ -2,16 +2,19 @@
  * What admin operations need, opened from the configuration: shared by the CLI and HTTP.
  */
 import { Queue } from 'bullmq';
-import { type AfterSyncStore, makeRedisAfterSyncStore } from '../adapters/redis-after-sync.js';
+import { makeRedisAfterSyncStore } from '../adapters/redis-after-sync.js';
 import { makeRedisBudget } from '../adapters/redis-budget.js';
 import type { RedisClient } from '../adapters/redis-client.js';
-import { makeRedisState, type SyncStateStore } from '../adapters/redis-state.js';
-import { makeTenantStore, type TenantStore } from '../adapters/redis-tenants.js';
+import { makeRedisState } from '../adapters/redis-state.js';
+import { makeTenantStore } from '../adapters/redis-tenants.js';
 import { connectSource } from '../adapters/source.js';
 import type { Config, TenantConfig } from '../config.js';
 import { NoSlotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { makeRedis } from '../main.js';
+import type { AfterSyncStore } from '../ports/after-sync.js';
+import type { SyncStateStore } from '../ports/sync-state.js';
+import type { TenantStore } from '../ports/tenants.js';
 import { POLL_QUEUE, SYNC_QUEUE } from '../queue/jobs.js';
 import { makeCredentialCache } from '../sync/credentials.js';
 import { type Lease, makeSessionPool, type SessionPool } from '../sync/pool.js';

@@ -3,8 +3,7 @@
  * last error — plus totals and queue depths. Stable JSON for scripts; the CLI renders a table.
  */
 import type { JobType } from 'bullmq';
-import { makePollNotes } from '../adapters/redis-poll-notes.js';
-import type { ReportSummary } from '../adapters/redis-state.js';
+import type { ReportSummary } from '../ports/sync-state.js';
 import { parseJobId } from '../queue/jobs.js';
 import type { MetadataSource, ParkedRecord } from '../types.js';
 import type { OpsContext } from './context.js';
@@ -87,7 +86,6 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
     ),
   );
   const failedJobs = await ctx.syncQueue.getFailed(0, 199);
-  const notes = makePollNotes(ctx.redis, ctx.config.redis.prefix);
   const out: TenantStatus[] = [];
   for (const t of tenants) {
     const [info, parked, reports, pending, note] = await Promise.all([
@@ -95,7 +93,7 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
       ctx.state.parked(t.org),
       ctx.state.reports(t.org),
       ctx.afterSync.all(t.org),
-      notes.read(t.org),
+      ctx.state.pollNotes(t.org),
     ]);
     const failing = pending.filter((p) => p.attempts > 0);
     const latest = failing.sort((a, b) => (b.lastErrorAt ?? 0) - (a.lastErrorAt ?? 0))[0];

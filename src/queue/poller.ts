@@ -5,13 +5,12 @@
  * when the current one starts, so a slow listing would otherwise overlap itself).
  */
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
-import { withLock } from '../adapters/redis-budget.js';
 import type { RedisClient } from '../adapters/redis-client.js';
-import { makePollNotes } from '../adapters/redis-poll-notes.js';
-import { type SyncStateStore, stateKey } from '../adapters/redis-state.js';
 import type { TenantConfig } from '../config.js';
 import { TenantError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { PollLocks } from '../ports/locks.js';
+import type { SyncStateStore } from '../ports/sync-state.js';
 import type { TenantDirectory } from '../ports/tenants.js';
 import { type PollDeps, type PollOutcome, runPoll } from '../sync/poll.js';
 import type { ParkedRecord, PollJobData } from '../types.js';
@@ -22,6 +21,8 @@ export interface PollerOptions {
   prefix: string;
   tenants: TenantDirectory;
   state: SyncStateStore;
+  /** One poll per tenant at a time across replicas (invariant 6). */
+  locks: PollLocks;
   /** How often the schedulers are reconciled with the tenant directory. */
   reconcileMs?: number;
   concurrency?: number;
@@ -55,12 +56,6 @@ export interface Poller {
   close(): Promise<void>;
 }
 
-/**
- * The poll lock's lifetime; it is renewed every third of it while the poll runs. A poller that dies
- * or loses Redis mid-poll holds the tenant's polls back for at most this long.
- */
-const POLL_LOCK_MS = 20_000;
-
 /** Poll backoff for an unhealthy tenant: doubles per failed poll, capped at 30 minutes. */
 export function unhealthyBackoff(failures: number, interval: number): number {
   return Math.min(30 * 60_000, interval * 2 ** Math.min(10, Math.max(0, failures - 1)));
@@ -71,7 +66,6 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
   const queue = new Queue<PollJobData>(POLL_QUEUE, { connection: opts.connection, prefix: opts.prefix });
 
   const seen = new Set<string>();
-  const notes = makePollNotes(opts.connection, opts.prefix);
   /** What this process last said of each tenant's missing directories and unsyncable names. */
   const said = new Map<string, string>();
 
@@ -87,14 +81,13 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
     ) {
       return { kind: 'skipped' };
     }
-    const lockKey = stateKey(opts.prefix, org, 'poll-lock');
-    const res = await withLock(opts.connection, lockKey, POLL_LOCK_MS, async () => {
+    const res = await opts.locks.withPollLock(org, async () => {
       try {
         const outcome = await runPoll({ ...pollDeps, log: log.child({ org }) }, tenant);
         if (outcome.kind === 'done') {
           const was = await opts.state.setHealth(org, 'ok');
           const { missingDirs, unsyncable, ...summary } = outcome;
-          await notes.record(org, { missingDirs, unsyncable }).catch(() => {});
+          await opts.state.recordPollNotes(org, { missingDirs, unsyncable }).catch(() => {});
           // Said once, and again only when it changes: not a warning every poll.
           const heard = JSON.stringify([missingDirs, unsyncable.count]);
           if (said.get(org) !== heard) {

@@ -17,10 +17,11 @@
  * Idempotent after a crash in the middle: a file already gone counts as done (for `move`, found at
  * its target).
  */
-import type { AfterSyncStore, PendingAction } from '../adapters/redis-after-sync.js';
+
 import type { TenantConfig } from '../config.js';
 import { causeOf, NotFoundError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { AfterSyncStore, PendingAction } from '../ports/after-sync.js';
 import type { SourceSession } from '../ports/source.js';
 import type { SyncRecord, Version } from '../types.js';
 import { isCallRecord } from './metadata/resolve.js';

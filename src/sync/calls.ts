@@ -13,11 +13,11 @@
  * recordings were synced updates their objects' metadata in place (same key, no new upload).
  */
 import { Readable } from 'node:stream';
-import type { SyncStateStore } from '../adapters/redis-state.js';
 import { PermanentError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AllocationCheck } from '../ports/allocation.js';
 import type { ObjectStore } from '../ports/object-store.js';
+import type { SyncStateStore } from '../ports/sync-state.js';
 import type { MetadataSource } from '../types.js';
 import { listingDate } from './listing-time.js';
 import { parseManifest } from './metadata/manifest.js';

@@ -5,7 +5,7 @@
  * older than `minFileAge` — measured on the server's clock when its mtime is exact (MLSD), otherwise
  * since we first saw the version (a LIST time is never trusted to the second or its timezone).
  */
-import type { SeenRecord } from '../adapters/redis-state.js';
+import type { SeenRecord } from '../ports/sync-state.js';
 import type { RemoteFile, SyncRecord } from '../types.js';
 import { listMonthDay } from './listing-time.js';
 

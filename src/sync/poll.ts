@@ -2,9 +2,10 @@
  * One poll of one tenant: list the source, diff against sync state (batched), add a sync job for
  * every new, stable version.
  */
-import type { SyncStateStore } from '../adapters/redis-state.js';
+
 import type { TenantConfig } from '../config.js';
 import type { Logger } from '../log.js';
+import type { SyncStateStore } from '../ports/sync-state.js';
 import type { RemoteFile } from '../types.js';
 import { isCallRecord } from './metadata/resolve.js';
 import { planPoll, sameVersion } from './plan.js';

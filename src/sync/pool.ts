@@ -5,10 +5,11 @@
  * Sooner when another replica was just refused a slot of that tenant (checked every
  * `wantedCheckMs` while this process holds idle sessions): the slot goes where the work is.
  */
-import type { ConnectionBudget } from '../adapters/redis-budget.js';
+
 import type { TenantConfig } from '../config.js';
 import { causeOf, ftpCode, LoginRefusedError, TooManyConnectionsError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ConnectionBudget } from '../ports/budget.js';
 import type { SourceCredentials, SourceSession } from '../ports/source.js';
 import type { CredentialCache } from './credentials.js';
 

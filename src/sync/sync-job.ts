@@ -4,11 +4,12 @@
  *
  * Invariant 3: a version is marked synced only after S3 confirmed it (HEAD after upload).
  */
-import type { IndexedRow, SyncStateStore } from '../adapters/redis-state.js';
+
 import type { TenantConfig } from '../config.js';
 import { causeOf, PermanentError, TenantError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../ports/object-store.js';
+import type { IndexedRow, SyncStateStore } from '../ports/sync-state.js';
 import type { TenantDirectory } from '../ports/tenants.js';
 import type { MetadataSource, ParkedRecord, SyncJobData, SyncResult } from '../types.js';
 import { type AfterSync, afterIndexing } from './after-sync.js';
