@@ -645,12 +645,28 @@ function deepFreeze<T>(o: T): T {
  * ConfigError: missing (or, for secrets, empty) environment variables, then schema problems in the
  * fields that had none.
  */
-export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = {}): Config {
+/** How a command loads the configuration. */
+export interface LoadOptions {
+  /**
+   * `optional`: the tenants' source credentials (`ftp.user`/`password`, `sftp.*` keys) may name unset
+   * variables — for commands that never log in to a source (`status`, `tenants list`). Such a field
+   * keeps its `${VAR}` text, which no server accepts.
+   */
+  sourceCredentials?: 'required' | 'optional';
+}
+
+/** The fields a command that never logs in to a source does not need. */
+const SOURCE_CREDENTIALS = /^tenants\[\d+\]\.(ftp\.(user|password)|sftp\.(user|password|passphrase|privateKeyFile))$/;
+
+export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = {}, opts: LoadOptions = {}): Config {
   if (doc === null || doc === undefined) throw new ConfigError('the configuration is empty');
   if (typeof doc !== 'object' || Array.isArray(doc))
     throw new ConfigError('the configuration must be a mapping');
-  const envProblems: EnvProblem[] = [];
+  let envProblems: EnvProblem[] = [];
   const expanded = expandEnv(doc, env, [], envProblems);
+  if (opts.sourceCredentials === 'optional') {
+    envProblems = envProblems.filter((p) => !SOURCE_CREDENTIALS.test(formatPath(p.path)));
+  }
   const problems = envProblems.map((p) => `${formatPath(p.path)}: ${p.message}`);
   const result = configSchema.safeParse(expanded);
   if (!result.success) {
@@ -700,7 +716,11 @@ function yamlProblem(
 }
 
 /** Reads, expands and validates a YAML configuration file. */
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: LoadOptions = {},
+): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -711,5 +731,5 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   }
   const parsed = parseDocument(text, { prettyErrors: true });
   if (parsed.errors.length > 0) throw new ConfigError(parsed.errors.map((e) => yamlProblem(file, e)));
-  return parseConfig(parsed.toJS(), env);
+  return parseConfig(parsed.toJS(), env, opts);
 }

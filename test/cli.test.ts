@@ -5,13 +5,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { makeS3Store } from '../src/adapters/s3.js';
 import { buildProgram } from '../src/cli.js';
 import { parseConfig } from '../src/config.js';
@@ -597,6 +597,25 @@ describe('ftp-sync status and resync', () => {
     expect(j.tenants[0]?.failures).toEqual([
       { path: 'acme-calls/b.wav', reason: expect.stringContaining('550') },
     ]);
+  });
+
+  it('status and tenants list run without the FTP password variables; tenants test names the missing one', async () => {
+    const doc = parseYaml(await readFile(config, 'utf8')) as { tenants: { ftp: { password: string } }[] };
+    for (const t of doc.tenants) t.ftp.password = '${ACME_FTP_PASSWORD}';
+    const noPw = join(dirname(config), 'no-password.yaml');
+    await writeFile(noPw, stringify(doc));
+    const status = await cli(['status', '-c', noPw, '--json']);
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(0);
+    expect((JSON.parse(status.stdout) as Status).tenants.map((t) => t.org)).toEqual(['acme', 'beta']);
+    const list = await cli(['tenants', 'list', '-c', noPw]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/acme/);
+    const test = await cli(['tenants', 'test', '-c', noPw, '--org', 'acme']);
+    expect(test.code).toBe(2);
+    expect(test.stderr).toMatch(
+      /tenants\[0\]\.ftp\.password: environment variable ACME_FTP_PASSWORD is not set/,
+    );
   });
 
   it('never printed or logged the FTP password nor the Vela token', () => {

@@ -10,7 +10,7 @@
  * wanted for a moment, so that replicas holding idle sessions of it give their slots back early.
  */
 import { randomUUID } from 'node:crypto';
-import type { ConnectionBudget, NoSlot } from '../ports/budget.js';
+import type { ConnectionBudget } from '../ports/budget.js';
 import type { RedisClient } from './redis-client.js';
 import { stateKey } from './redis-keys.js';
 

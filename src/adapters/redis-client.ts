@@ -81,3 +81,9 @@ export function makeRedisClient(cfg: RedisConnectionConfig, overrides: RedisOpti
   }
   return new Redis(cfg.url, base);
 }
+
+/** One server (a URL), or whatever `redis:` configures: a Sentinel-managed primary or a Redis Cluster. */
+export function makeRedis(cfg: string | RedisConnectionConfig): RedisClient {
+  // BullMQ requires maxRetriesPerRequest: null; commands wait through a Redis outage instead of failing.
+  return makeRedisClient(typeof cfg === 'string' ? { url: cfg } : cfg);
+}

@@ -280,6 +280,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         .map((v) => parse<ReportSummary>(v))
         .filter((r): r is ReportSummary => r !== undefined);
     },
+    parkedCount: (org) => redis.hlen(k(org, 'parked')),
     async getParked(org, path) {
       return parse<ParkedRecord>(await redis.hget(k(org, 'parked'), path));
     },

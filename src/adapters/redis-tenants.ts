@@ -12,9 +12,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { type Config, ConfigError, resolveTenant, type TenantConfig, tenantInputSchema } from '../config.js';
 import { TenantError } from '../errors.js';
-import type { CredentialProvider } from '../ports/credentials.js';
 import type { SourceCredentials } from '../ports/source.js';
-import type { OnboardInput, TenantDirectory, TenantStore } from '../ports/tenants.js';
+import type { TenantStore } from '../ports/tenants.js';
 import { afterSyncProblem } from '../sync/move-target.js';
 import type { RedisClient } from './redis-client.js';
 

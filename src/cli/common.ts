@@ -5,9 +5,8 @@
 import { InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { makeRedisClient } from '../adapters/redis-client.js';
-import { type Config, loadConfig, parseDuration } from '../config.js';
+import { type Config, type LoadOptions, loadConfig, parseDuration } from '../config.js';
 import { makeLogger } from '../log.js';
-import { makeRedis } from '../main.js';
 import { type OpsContext, openOps } from '../ops/context.js';
 import { colourEnabled, makeStyle, type Style } from './render.js';
 
@@ -25,8 +24,8 @@ export class CliError extends Error {
   }
 }
 
-export async function readConfig(file: string | undefined): Promise<Config> {
-  return loadConfig(file ?? process.env.FTPSYNC_CONFIG ?? DEFAULT_CONFIG);
+export async function readConfig(file: string | undefined, opts: LoadOptions = {}): Promise<Config> {
+  return loadConfig(file ?? process.env.FTPSYNC_CONFIG ?? DEFAULT_CONFIG, process.env, opts);
 }
 
 export const configOption = () =>
@@ -91,7 +90,7 @@ async function probeRedis(redis: Config['redis']): Promise<void> {
 /** Opens the admin context, runs `fn` and closes the context whatever happens, so the process can exit. */
 export async function withOps<T>(config: Config, fn: (ctx: OpsContext) => Promise<T>): Promise<T> {
   await probeRedis(config.redis);
-  const ctx = openOps(config, opsLogger(), makeRedis(config.redis));
+  const ctx = openOps(config, opsLogger());
   try {
     return await fn(ctx);
   } finally {

@@ -83,7 +83,7 @@ function printDryRun(out: Output, plan: ResyncPlan, parked: number, force?: bool
 
 async function warnWithoutWorker(ctx: OpsContext, out: Output): Promise<void> {
   // CLIENT LIST may be refused (managed Redis): then nothing is said.
-  const workers = await ctx.syncQueue.getWorkersCount().catch(() => undefined);
+  const workers = await ctx.jobs.workers();
   if (workers === 0) {
     out.line(
       out.style.yellow('no worker is connected: the batch waits for one (start it with: ftp-sync start)'),

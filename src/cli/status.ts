@@ -15,7 +15,8 @@ import {
 } from './render.js';
 
 export async function statusCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
-  const config = await readConfig(opts.config);
+  // status never logs in to a source: it runs without the tenants' FTP passwords.
+  const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const status = await withOps(config, (ctx) => getStatus(ctx, { org: opts.org }));
   const out = stdout();
   if (opts.json) {

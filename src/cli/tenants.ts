@@ -17,7 +17,7 @@ import { formatBytes, formatCount, formatDuration, table } from './render.js';
 const secureLabel = (s: TenantSummary['secure']) => (s === false ? 'no' : s);
 
 export async function tenantsListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
-  const config = await readConfig(opts.config);
+  const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const tenants = await withOps(config, (ctx) => listTenants(ctx));
   const out = stdout();
   if (opts.json) {
@@ -117,7 +117,7 @@ export async function tenantsAddCommand(opts: TenantsAddOptions): Promise<void> 
 }
 
 export async function tenantsRemoveCommand(opts: { config?: string; org: string }): Promise<void> {
-  const config = await readConfig(opts.config);
+  const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const removed = await withOps(config, (ctx) => removeTenant(ctx, opts.org));
   if (!removed) throw new CliError(`no onboarded tenant "${opts.org}"`, { hint: 'ftp-sync tenants list' });
   stdout().line(`removed tenant ${opts.org} and its credentials (its sync state and objects in S3 are kept)`);

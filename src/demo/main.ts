@@ -15,6 +15,7 @@ import { ConfigError } from '../config.js';
 import { makeLogger } from '../log.js';
 import { type Daemon, startDaemon } from '../main.js';
 import { type OpsContext, openOps } from '../ops/context.js';
+import { makeRoot, type Root } from '../root.js';
 import {
   freePort,
   SANDBOX_S3_CREDENTIALS,
@@ -112,11 +113,12 @@ async function writeSampleData(sandbox: Sandbox, tenants: DemoTenant[]): Promise
 }
 
 /** Removes the demo's keys from a Redis it did not start (REDIS_URL). */
-async function removeKeys(ops: OpsContext, prefix: string): Promise<void> {
+async function removeKeys(root: Root, prefix: string): Promise<void> {
+  const redis = root.redis();
   let cursor = '0';
   do {
-    const [next, keys] = await ops.redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length) await ops.redis.del(...keys);
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
     cursor = next;
   } while (cursor !== '0');
 }
@@ -191,6 +193,7 @@ async function run(
 
   let daemon: Daemon | undefined;
   let ops: OpsContext | undefined;
+  let root: Root | undefined;
   let logDest: { end(): void } | undefined;
   // With a Redis the demo did not start, its keys get a prefix of their own and are removed at exit.
   const prefix = sandbox.redis.spawned ? 'demo' : `demo-${process.pid}-${Date.now().toString(36)}`;
@@ -226,7 +229,8 @@ async function run(
     const log = makeLogger({ level: config.log.level }, dest);
 
     daemon = await startDaemon(config, { role: 'all', log });
-    ops = openOps(config, log);
+    root = makeRoot(config, log, { tenantCacheMs: 0 });
+    ops = openOps(root);
     out.line(`Daemon started (role all, polls every 2 s; a file is synced once two polls saw it unchanged)`);
 
     const snap = await waitForOutcome(ops, tenants, {
@@ -330,7 +334,7 @@ async function run(
         clearTimeout(timer);
       }
     };
-    if (ops && !sandbox.redis.spawned) await step('redis keys', () => removeKeys(ops!, prefix));
+    if (root && !sandbox.redis.spawned) await step('redis keys', () => removeKeys(root!, prefix));
     if (ops) await step('status connection', () => ops!.close());
     if (daemon) await step('daemon', () => daemon!.close());
     logDest?.end();

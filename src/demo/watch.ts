@@ -66,7 +66,7 @@ export async function takeSnapshot(ops: OpsContext, tenants: DemoTenant[]): Prom
   }
   const q = status.queues.sync;
   const busy = (q.waiting ?? 0) + (q.active ?? 0) + (q.prioritized ?? 0);
-  const retrying = (await ops.syncQueue.getDelayed()).filter((j) => j.attemptsMade > 0).length;
+  const retrying = await ops.jobs.retrying();
   const count = (kind: Expectation['kind'], metOnly: boolean) =>
     files.filter((f) => f.expect.kind === kind && (!metOnly || f.met)).length;
   return {

@@ -1,72 +1,61 @@
 /**
- * What admin operations need, opened from the configuration: shared by the CLI and HTTP.
+ * What admin operations need, from the composition root: shared by the CLI and HTTP. Each part is
+ * built when first used, so `status` and `tenants list` never need a tenant's FTP password.
  */
-import { Queue } from 'bullmq';
-import { makeRedisAfterSyncStore } from '../adapters/redis-after-sync.js';
-import { makeRedisBudget } from '../adapters/redis-budget.js';
-import type { RedisClient } from '../adapters/redis-client.js';
-import { makeRedisState } from '../adapters/redis-state.js';
-import { makeTenantStore } from '../adapters/redis-tenants.js';
-import { connectSource } from '../adapters/source.js';
 import type { Config, TenantConfig } from '../config.js';
 import { NoSlotError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { makeRedis } from '../main.js';
 import type { AfterSyncStore } from '../ports/after-sync.js';
+import type { SyncJobs } from '../ports/jobs.js';
 import type { SyncStateStore } from '../ports/sync-state.js';
 import type { TenantStore } from '../ports/tenants.js';
-import { POLL_QUEUE, SYNC_QUEUE } from '../queue/jobs.js';
-import { makeCredentialCache } from '../sync/credentials.js';
-import { type Lease, makeSessionPool, type SessionPool } from '../sync/pool.js';
-import type { PollJobData, SyncJobData } from '../types.js';
+import { makeRoot, type Root, type RootOptions } from '../root.js';
+import type { Lease, SessionPool } from '../sync/pool.js';
 
 export interface OpsContext {
-  config: Config;
-  redis: RedisClient;
-  state: SyncStateStore;
+  readonly config: Config;
+  readonly state: SyncStateStore;
   /** Pending after-sync actions (status). */
-  afterSync: AfterSyncStore;
-  tenants: TenantStore;
-  syncQueue: Queue<SyncJobData>;
-  pollQueue: Queue<PollJobData>;
-  pool: SessionPool;
-  log: Logger;
+  readonly afterSync: AfterSyncStore;
+  readonly tenants: TenantStore;
+  readonly jobs: SyncJobs;
+  /** Sessions for `tenants test` and `resync`, inside each tenant's connection budget. */
+  readonly pool: SessionPool;
+  readonly log: Logger;
   close(): Promise<void>;
 }
 
-export function openOps(
-  config: Config,
-  log: Logger,
-  redis: RedisClient = makeRedis(config.redis),
-): OpsContext {
-  const prefix = config.redis.prefix;
-  const tenants = makeTenantStore(redis, config, { cacheMs: 0 });
-  const budget = makeRedisBudget(redis, prefix);
-  const pool = makeSessionPool({
-    budget,
-    credentials: makeCredentialCache(tenants.credentials, 0),
-    connect: (t, c) => connectSource(t, c, { timeoutMs: 20_000 }),
-    log,
-    idleMs: 1_000,
-  });
-  const syncQueue = new Queue<SyncJobData>(SYNC_QUEUE, { connection: redis, prefix });
-  const pollQueue = new Queue<PollJobData>(POLL_QUEUE, { connection: redis, prefix });
+/** Sessions of a short-lived command are not kept for the next job. */
+const OPS_POOL_IDLE_MS = 1_000;
+
+/**
+ * The operations' view of a root (closing it closes the root), or of a root made here from the
+ * configuration with the settings of a short-lived command (onboarded tenants read afresh).
+ */
+export function openOps(from: Root | Config, log?: Logger, opts: RootOptions = {}): OpsContext {
+  const root =
+    'state' in from && typeof from.state === 'function'
+      ? (from as Root)
+      : makeRoot(from as Config, log!, { tenantCacheMs: 0, poolIdleMs: OPS_POOL_IDLE_MS, ...opts });
   return {
-    config,
-    redis,
-    state: makeRedisState(redis, prefix),
-    afterSync: makeRedisAfterSyncStore(redis, prefix),
-    tenants,
-    syncQueue,
-    pollQueue,
-    pool,
-    log,
-    async close() {
-      await pool.closeAll();
-      budget.close();
-      await Promise.allSettled([syncQueue.close(), pollQueue.close()]);
-      await redis.quit().catch(() => redis.disconnect());
+    config: root.config,
+    log: root.log,
+    get state() {
+      return root.state();
     },
+    get afterSync() {
+      return root.afterSyncStore();
+    },
+    get tenants() {
+      return root.tenants();
+    },
+    get jobs() {
+      return root.jobs();
+    },
+    get pool() {
+      return root.pool();
+    },
+    close: () => root.close(),
   };
 }
 

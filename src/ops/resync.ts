@@ -4,8 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import picomatch from 'picomatch';
-import { releaseJobs } from '../main.js';
-import { makeEnqueue } from '../queue/enqueue.js';
 import { versionJobId } from '../queue/jobs.js';
 import { listingDate } from '../sync/listing-time.js';
 import { sameVersion } from '../sync/plan.js';
@@ -86,37 +84,32 @@ export async function resync(ctx: OpsContext, opts: ResyncOptions): Promise<Resy
   // Parked files of the tenant go at once.
   const parked = await ctx.state.parked(tenant.org);
   // A recording held for a manifest row (requireManifest) is released to go on without one.
-  for (const p of parked.filter((r) => r.reason === 'missing-metadata')) {
-    const job = await ctx.syncQueue.getJob(p.jobId);
-    if (job) await job.updateData({ ...job.data, released: true }).catch(() => {});
-  }
-  plan.released = await releaseJobs(
-    ctx.syncQueue,
-    parked.map((p) => p.jobId),
-  );
+  const held = parked.filter((r) => r.reason === 'missing-metadata');
+  plan.released =
+    (await ctx.jobs.release(
+      held.map((p) => p.jobId),
+      { released: true },
+    )) + (await ctx.jobs.release(parked.filter((r) => r.reason !== 'missing-metadata').map((p) => p.jobId)));
 
   if (opts.force) {
-    plan.jobIds = await makeEnqueue(ctx.syncQueue, ctx.config)(tenant.org, files, { force: true, batch });
+    plan.jobIds = await ctx.jobs.enqueue(tenant.org, files, { force: true, batch });
     return plan;
   }
   // Without --force the version's own job id is kept: a failed one is retried, a delayed one promoted.
   const fresh: RemoteFile[] = [];
   for (const f of files) {
     const id = versionJobId(tenant.org, f);
-    const job = await ctx.syncQueue.getJob(id);
-    const state = job ? await job.getState() : 'unknown';
-    // A fresh set of attempts: an exhausted job retried as it is would fail for good on its next error.
-    if (job && state === 'failed')
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    else if (job && state === 'delayed') await job.promote().catch(() => {});
-    else if (!job || state === 'completed') {
-      if (job) await job.remove().catch(() => {});
+    const job = await ctx.jobs.get(id);
+    if (job?.state === 'failed') await ctx.jobs.retry(id);
+    else if (job?.state === 'delayed') await ctx.jobs.release([id]);
+    else if (!job || job.state === 'completed') {
+      if (job) await ctx.jobs.remove(id);
       fresh.push(f);
       continue;
     }
     plan.jobIds.push(id);
   }
-  plan.jobIds.push(...(await makeEnqueue(ctx.syncQueue, ctx.config)(tenant.org, fresh)));
+  plan.jobIds.push(...(await ctx.jobs.enqueue(tenant.org, fresh)));
   return plan;
 }
 
@@ -175,7 +168,7 @@ export async function batchProgress(ctx: OpsContext, plan: ResyncPlan): Promise<
   for (let i = 0; i < plan.jobIds.length; i += LOOKUP_CHUNK) {
     await Promise.all(
       plan.jobIds.slice(i, i + LOOKUP_CHUNK).map(async (id) => {
-        const job = await ctx.syncQueue.getJob(id);
+        const job = await ctx.jobs.get(id);
         if (!job) {
           // Removed after completion (retention): it is done.
           p.done++;
@@ -183,24 +176,23 @@ export async function batchProgress(ctx: OpsContext, plan: ResyncPlan): Promise<
           outcome('removed');
           return;
         }
-        const state = await job.getState();
+        const state = job.state;
         if (state === 'completed') {
           p.done++;
           p.bytesDone += job.data.size;
-          outcome((job.returnvalue as { outcome?: string } | null)?.outcome ?? 'done');
+          outcome(job.result?.outcome ?? 'done');
         } else if (state === 'failed') {
           p.failed++;
-          p.failures.push({ path: job.data.path, reason: job.failedReason });
+          p.failures.push({ path: job.data.path, reason: job.failedReason ?? '' });
         } else {
           const rec = parked.get(id);
-          if (state === 'delayed' && rec && Number(job.delay) >= PARKED_MIN_DELAY_MS) {
+          if (state === 'delayed' && rec && job.delayMs >= PARKED_MIN_DELAY_MS) {
             p.parked++;
             p.parkedFiles.push({ path: rec.path, reason: rec.reason, detail: rec.detail });
             return;
           }
           if (state === 'delayed' && job.attemptsMade > 0) p.retrying++;
-          const progress = job.progress as { bytes?: number } | undefined;
-          if (progress && typeof progress === 'object' && progress.bytes) p.bytesDone += progress.bytes;
+          p.bytesDone += job.progressBytes ?? 0;
         }
       }),
     );

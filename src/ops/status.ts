@@ -2,7 +2,7 @@
  * `status`: per tenant — health, last poll, files and bytes synced, queued/active/failed/parked,
  * last error — plus totals and queue depths. Stable JSON for scripts; the CLI renders a table.
  */
-import type { JobType } from 'bullmq';
+import type { JobState } from '../ports/jobs.js';
 import type { ReportSummary } from '../ports/sync-state.js';
 import { parseJobId } from '../queue/jobs.js';
 import type { MetadataSource, ParkedRecord } from '../types.js';
@@ -66,9 +66,9 @@ export interface Status {
 
 const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
 
-async function countByOrg(ctx: OpsContext, types: JobType[]): Promise<Map<string, number>> {
+async function countByOrg(ctx: OpsContext, states: JobState[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const id of await ctx.syncQueue.getRanges(types, 0, -1)) {
+  for (const id of await ctx.jobs.ids(states)) {
     const org = parseJobId(id)?.org;
     if (org) out.set(org, (out.get(org) ?? 0) + 1);
   }
@@ -81,11 +81,11 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
   if (opts.org && !tenants.length) throw new Error(`no tenant "${opts.org}" (see: ftp-sync tenants list)`);
   // Sync jobs wait in BullMQ's `prioritized` set (see queue/enqueue.ts), older ones in `wait`.
   const [waiting, active, delayed, failed] = await Promise.all(
-    ([['waiting', 'prioritized'], ['active'], ['delayed'], ['failed']] as JobType[][]).map((t) =>
+    ([['waiting', 'prioritized'], ['active'], ['delayed'], ['failed']] as JobState[][]).map((t) =>
       countByOrg(ctx, t),
     ),
   );
-  const failedJobs = await ctx.syncQueue.getFailed(0, 199);
+  const failedJobs = await ctx.jobs.failed(200);
   const out: TenantStatus[] = [];
   for (const t of tenants) {
     const [info, parked, reports, pending, note] = await Promise.all([
@@ -121,7 +121,7 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
       failures: failedJobs
         .filter((j) => j.data?.org === t.org)
         .slice(0, 20)
-        .map((j) => ({ path: j.data.path, reason: j.failedReason })),
+        .map((j) => ({ path: j.data.path, reason: j.failedReason ?? '' })),
       manifests: reports
         .filter((r) => r.errorCount > 0 || (r.updated ?? 0) > 0)
         .map((r) => ({ ...r, at: iso(r.at)! })),
@@ -140,10 +140,7 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
       },
     });
   }
-  const [sync, poll] = await Promise.all([
-    ctx.syncQueue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
-    ctx.pollQueue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed'),
-  ]);
+  const { sync, poll } = await ctx.jobs.counts();
   return {
     generatedAt: new Date().toISOString(),
     tenants: out,

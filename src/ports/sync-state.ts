@@ -100,6 +100,8 @@ export interface SyncStateStore {
   park(org: string, rec: ParkedRecord): Promise<void>;
   unpark(org: string, path: string): Promise<void>;
   parked(org: string): Promise<ParkedRecord[]>;
+  /** How many files of the tenant are parked (cheap: for metrics). */
+  parkedCount(org: string): Promise<number>;
   info(org: string): Promise<TenantInfo>;
   /**
    * Marks the tenant healthy (a poll or login succeeded: the series of failed polls ends) or

@@ -1,0 +1,149 @@
+/**
+ * The one composition root: every adapter is built here, from the configuration, with the same
+ * settings for the daemon, every CLI command, the demo and the bench. Each part is built on first
+ * use, so a command builds only what it needs (`status` never touches FTP credentials or S3), and
+ * `close()` closes exactly what was built, in order, even when one close fails.
+ */
+import { Queue } from 'bullmq';
+import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
+import { makeRedisBudget } from './adapters/redis-budget.js';
+import { makeRedis, type RedisClient } from './adapters/redis-client.js';
+import { makeRedisPollLocks } from './adapters/redis-lock.js';
+import { makeRedisState } from './adapters/redis-state.js';
+import { makeTenantStore } from './adapters/redis-tenants.js';
+import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
+import { connectSource } from './adapters/source.js';
+import { makeVelaAllocationCheck, type VelaCallOutcome } from './adapters/vela.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { AfterSyncStore } from './ports/after-sync.js';
+import type { AllocationCheck } from './ports/allocation.js';
+import type { ConnectionBudget } from './ports/budget.js';
+import type { SyncJobs } from './ports/jobs.js';
+import type { PollLocks } from './ports/locks.js';
+import type { ObjectStore } from './ports/object-store.js';
+import type { SyncStateStore } from './ports/sync-state.js';
+import type { TenantStore } from './ports/tenants.js';
+import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
+import { makeSyncJobs } from './queue/sync-jobs.js';
+import { makeCredentialCache } from './sync/credentials.js';
+import { makeSessionPool, type SessionPool } from './sync/pool.js';
+import type { PollJobData, SyncJobData, SyncResult } from './types.js';
+
+/**
+ * The poll lock's lifetime; it is renewed every third of it while the poll runs. A poller that dies
+ * or loses Redis mid-poll holds the tenant's polls back for at most this long.
+ */
+const POLL_LOCK_MS = 20_000;
+
+export interface RootOptions {
+  /** An object store instead of the configured S3 (tests). */
+  store?: ObjectStore;
+  /** A Redis client to use (and close) instead of one made from `redis:` (the CLI's fail-fast one). */
+  redis?: RedisClient;
+  /** How long an idle FTP/SFTP session is kept for the next job (default: the pool's). */
+  poolIdleMs?: number;
+  /** Onboarded tenants are re-read at most this often (0: every time, for short-lived commands). */
+  tenantCacheMs?: number;
+}
+
+export interface Root {
+  readonly config: Config;
+  readonly log: Logger;
+  redis(): RedisClient;
+  state(): SyncStateStore;
+  tenants(): TenantStore;
+  afterSyncStore(): AfterSyncStore;
+  budget(): ConnectionBudget;
+  pool(): SessionPool;
+  store(): ObjectStore;
+  /** The S3 store's extras (stale multipart cleanup, readiness), when the store is S3. */
+  s3(): S3Store | undefined;
+  /** Vela's allocation check; undefined with `vela.enabled: false`. */
+  allocation(
+    onCall?: (call: { org: string; outcome: VelaCallOutcome; ms: number }) => void,
+  ): AllocationCheck | undefined;
+  pollLocks(): PollLocks;
+  syncQueue(): Queue<SyncJobData, SyncResult>;
+  pollQueue(): Queue<PollJobData>;
+  jobs(): SyncJobs;
+  close(): Promise<void>;
+}
+
+export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): Root {
+  const prefix = config.redis.prefix;
+  const built = new Map<string, unknown>();
+  /** Builds `name` once. */
+  const once = <T>(name: string, make: () => T): T => {
+    if (!built.has(name)) built.set(name, make());
+    return built.get(name) as T;
+  };
+  const redis = () => once('redis', () => opts.redis ?? makeRedis(config.redis));
+  const tenants = () =>
+    once('tenants', () => makeTenantStore(redis(), config, { cacheMs: opts.tenantCacheMs }));
+  // A replica that dies frees its connection slots as soon as its jobs can run elsewhere.
+  const budget = () =>
+    once('budget', () => makeRedisBudget(redis(), prefix, { leaseMs: config.worker.lockDuration }));
+  const s3 = () =>
+    once('s3', () => (opts.store ? undefined : makeS3Store(config.s3, makeS3Client(config.s3, { log }))));
+  const syncQueue = () =>
+    once('syncQueue', () => new Queue<SyncJobData, SyncResult>(SYNC_QUEUE, { connection: redis(), prefix }));
+  const pollQueue = () =>
+    once('pollQueue', () => new Queue<PollJobData>(POLL_QUEUE, { connection: redis(), prefix }));
+  let closing: Promise<void> | undefined;
+
+  return {
+    config,
+    log,
+    redis,
+    state: () => once('state', () => makeRedisState(redis(), prefix)),
+    tenants,
+    afterSyncStore: () => once('afterSync', () => makeRedisAfterSyncStore(redis(), prefix)),
+    budget,
+    pool: () =>
+      once('pool', () =>
+        makeSessionPool({
+          budget: budget(),
+          credentials: makeCredentialCache(tenants().credentials, config.credentials.cacheTtl),
+          connect: (t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout }),
+          log,
+          idleMs: opts.poolIdleMs,
+        }),
+      ),
+    store: () => opts.store ?? (s3() as S3Store),
+    s3,
+    allocation: (onCall) =>
+      once('allocation', () =>
+        config.vela.enabled
+          ? makeVelaAllocationCheck({
+              url: config.vela.url,
+              token: config.vela.token,
+              timeoutMs: config.vela.timeout,
+              onCall,
+            })
+          : undefined,
+      ),
+    pollLocks: () => once('pollLocks', () => makeRedisPollLocks(redis(), prefix, POLL_LOCK_MS)),
+    syncQueue,
+    pollQueue,
+    jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config)),
+    close() {
+      closing ??= (async () => {
+        const step = async (name: string, fn: (v: never) => unknown) => {
+          if (!built.has(name)) return;
+          try {
+            await fn(built.get(name) as never);
+          } catch (err) {
+            log.error({ err: String(err), part: name }, 'error during shutdown');
+          }
+        };
+        await step('pool', (p: SessionPool) => p.closeAll());
+        await step('budget', (b: ConnectionBudget) => b.close());
+        await step('syncQueue', (q: Queue) => q.close());
+        await step('pollQueue', (q: Queue) => q.close());
+        await step('redis', (r: RedisClient) => r.quit().catch(() => r.disconnect()));
+      })();
+      return closing;
+    },
+  };
+}
