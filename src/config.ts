@@ -656,7 +656,8 @@ export interface LoadOptions {
 }
 
 /** The fields a command that never logs in to a source does not need. */
-const SOURCE_CREDENTIALS = /^tenants\[\d+\]\.(ftp\.(user|password)|sftp\.(user|password|passphrase|privateKeyFile))$/;
+const SOURCE_CREDENTIALS =
+  /^tenants\[\d+\]\.(ftp\.(user|password)|sftp\.(user|password|passphrase|privateKeyFile))$/;
 
 export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = {}, opts: LoadOptions = {}): Config {
   if (doc === null || doc === undefined) throw new ConfigError('the configuration is empty');

@@ -3,7 +3,7 @@
  * bytes and metadata compared with its source, and the validation reports of manifests.
  */
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { ObjectStore } from '../ports/object-store.js';
 import type { ValidationReport } from '../sync/metadata/report.js';
 import { type DemoTenant, expectedFiles } from './scenario.js';
 
@@ -12,25 +12,20 @@ export interface BucketObject {
   size: number;
 }
 
-export async function listBucket(client: S3Client, bucket: string): Promise<BucketObject[]> {
+export async function listBucket(store: ObjectStore): Promise<BucketObject[]> {
   const out: BucketObject[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out.push({ key: o.Key ?? '', size: o.Size ?? 0 });
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  for await (const o of store.list('')) out.push(o);
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-export async function headMetadata(client: S3Client, bucket: string, key: string) {
-  const res = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-  return res.Metadata ?? {};
+export async function headMetadata(store: ObjectStore, key: string): Promise<Record<string, string>> {
+  return (await store.head(key))?.metadata ?? {};
 }
 
-async function getBytes(client: S3Client, bucket: string, key: string): Promise<Buffer> {
-  const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return Buffer.from((await res.Body?.transformToByteArray()) ?? []);
+async function getBytes(store: ObjectStore, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await store.get(key)) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -40,8 +35,7 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
  * bytes, and a recording carries the call metadata the scenario promises. Returns the problems found.
  */
 export async function verifyObjects(
-  client: S3Client,
-  bucket: string,
+  store: ObjectStore,
   tenants: DemoTenant[],
 ): Promise<{ checked: number; problems: string[] }> {
   const problems: string[] = [];
@@ -51,12 +45,12 @@ export async function verifyObjects(
       if (f.expect.kind !== 'synced') continue;
       const key = `${t.org}/${f.path}`;
       try {
-        const body = await getBytes(client, bucket, key);
+        const body = await getBytes(store, key);
         if (sha256(body) !== sha256(f.body)) {
           problems.push(`${key}: ${body.length} bytes in S3 differ from the ${f.body.length} source bytes`);
           continue;
         }
-        const meta = await headMetadata(client, bucket, key);
+        const meta = await headMetadata(store, key);
         const want: Record<string, string | undefined> = {
           email: f.expect.email,
           'date-of-call': f.expect.dateOfCall,
@@ -78,12 +72,11 @@ export async function verifyObjects(
 
 /** The validation report the daemon wrote next to a manifest's object, if there is one. */
 export async function readValidationReport(
-  client: S3Client,
-  bucket: string,
+  store: ObjectStore,
   key: string,
 ): Promise<ValidationReport | undefined> {
   try {
-    return JSON.parse((await getBytes(client, bucket, key)).toString('utf8')) as ValidationReport;
+    return JSON.parse((await getBytes(store, key)).toString('utf8')) as ValidationReport;
   } catch {
     return undefined;
   }

@@ -248,26 +248,27 @@ async function run(
     }
     const syncMs = elapsed();
 
-    const { client } = sandbox.s3;
-    const verified = await verifyObjects(client, BUCKET, tenants);
+    // Read the way a consumer of the data would, through the same object store the daemon writes with.
+    const bucket = root.store();
+    const verified = await verifyObjects(bucket, tenants);
     const reports = new Map<string, ValidationReport>();
     for (const st of snap.status.tenants) {
       for (const m of st.manifests) {
-        const report = await readValidationReport(client, BUCKET, `${m.key}.errors.json`);
+        const report = await readValidationReport(bucket, `${m.key}.errors.json`);
         if (report) reports.set(`${m.key}.errors.json`, report);
       }
     }
     out.line();
     for (const l of summaryLines({ snapshot: snap, tenants, reports, bucket: BUCKET })) out.line(l);
 
-    const objects = await listBucket(client, BUCKET);
+    const objects = await listBucket(bucket);
     const first = tenants
       .flatMap((t) => expectedFiles(t).map((f) => ({ t, f })))
       .find(({ f }) => f.expect.kind === 'synced' && f.path.endsWith('.wav'));
     const sampleKey = first ? `${first.t.org}/${first.f.path}` : undefined;
     const sample =
       sampleKey && objects.some((o) => o.key === sampleKey)
-        ? { key: sampleKey, metadata: await headMetadata(client, BUCKET, sampleKey) }
+        ? { key: sampleKey, metadata: await headMetadata(bucket, sampleKey) }
         : undefined;
     const http = httpPort !== undefined ? await probeHttp(httpPort, DEMO_HTTP_TOKEN) : [];
     out.line();
