@@ -532,7 +532,9 @@ describe.skipIf(!hasOpenssl())('no credential anywhere (invariant 7)', () => {
     expect(log).toMatch(/refused \(530\)/);
     expect(log).toMatch(/TLS verification of 127\.0\.0\.1 failed/);
     expect(log).toMatch(/"level":20/); // debug lines are there
-    expect(outputs.get('thrown errors')).toMatch(/TenantError.*530[\s\S]*self-signed certificate/);
+    expect(outputs.get('thrown errors')).toMatch(
+      /LoginRefusedError.*530[\s\S]*TlsError.*self-signed certificate/,
+    );
     const redis = outputs.get('redis (every key and value under the prefix)')!;
     expect(redis).toMatch(/denied\.wav: 550/); // a failed job's reason
     expect(redis).toMatch(/stacktrace/);
