@@ -37,16 +37,9 @@ import { startFtpServer } from './support/ftp-server.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
 import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
 import { hasVsftpd, startVsftpd, type VsftpdServer } from './support/vsftpd.js';
+import { waitFor } from './support/wait.js';
 
 const KB = 1000;
-
-async function until(fn: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function twoPolls(daemon: Daemon, org: string) {
   await daemon.poller!.pollNow(org);
@@ -820,7 +813,7 @@ describe.skipIf(!hasOpenssl())('tenant-level errors: one tenant broken, the othe
     daemon = await env.start({ config });
     // The scheduler's first poll of each tenant starts at once: ours may overlap it (and be skipped),
     // and an unhealthy tenant's polls back off, so poll until every tenant shows its outcome.
-    await until(async () => {
+    await waitFor('three unhealthy tenants and globex synced', async () => {
       for (const org of ['acme', 'globex', 'initech', 'expired'])
         await daemon.poller!.pollNow(org).catch(() => {});
       const health = await Promise.all(
@@ -828,7 +821,7 @@ describe.skipIf(!hasOpenssl())('tenant-level errors: one tenant broken, the othe
       );
       const globex = await env.state.getSynced('globex', 'globex/calls/g1.wav');
       return health.every((h) => h === 'unhealthy') && globex !== undefined;
-    }, 'three unhealthy tenants and globex synced');
+    });
     await waitIdle(daemon.syncQueue);
   }, 60_000);
   afterAll(async () => {

@@ -13,6 +13,7 @@ import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
 import { listAll } from './support/s3.js';
 import { hasVsftpd, startVsftpd, type VsftpdServer } from './support/vsftpd.js';
+import { waitFor } from './support/wait.js';
 
 const envs: TestEnv[] = [];
 const servers: VsftpdServer[] = [];
@@ -57,14 +58,16 @@ describe('manifest first: call records that do not index at once', () => {
     await pollUntilDone(daemon, 'acme');
     await pollUntilDone(daemon, 'acme');
     // The recording waits for the pending call record instead of going up without its row.
-    await until(async () => e.logs.text().includes('waiting for 1 call record(s)'));
+    await waitFor('the recording to wait for the call record', async () =>
+      e.logs.text().includes('waiting for 1 call record(s)'),
+    );
     expect(await e.store.head('acme/calls/late.wav')).toBeUndefined();
 
     // Its job runs again (a stalled job re-run): synced already, so it only indexes, from S3.
     const version = { path: 'records/r.csv', size: csv.size, mtime: csv.mtime, mtimeExact: false };
     await (await daemon.syncQueue.getJob(versionJobId('acme', version)))?.remove();
     await makeEnqueue(daemon.syncQueue, e.config)('acme', [version]);
-    await until(async () => (await e.store.head('acme/calls/late.wav')) !== undefined);
+    await waitFor('late.wav in S3', async () => (await e.store.head('acme/calls/late.wav')) !== undefined);
     expect((await e.store.head('acme/calls/late.wav'))!.metadata).toMatchObject({
       email: 'r@acme.example',
       'date-of-call': '2024-07-07',
@@ -193,7 +196,7 @@ describe('metadata is optional, end to end', () => {
     const daemon = await e.start();
     await daemon.poller!.pollNow('acme');
     await daemon.poller!.pollNow('acme');
-    await until(async () => (await e.state.parked('acme')).length === 1);
+    await waitFor('held.wav parked', async () => (await e.state.parked('acme')).length === 1);
     expect((await e.state.parked('acme'))[0]).toMatchObject({
       path: 'calls/held.wav',
       reason: 'missing-metadata',
@@ -207,7 +210,7 @@ describe('metadata is optional, end to end', () => {
     );
     await daemon.poller!.pollNow('acme');
     await daemon.poller!.pollNow('acme');
-    await until(async () => (await e.store.head('acme/calls/held.wav')) !== undefined);
+    await waitFor('held.wav in S3', async () => (await e.store.head('acme/calls/held.wav')) !== undefined);
     expect((await e.store.head('acme/calls/held.wav'))!.metadata).toMatchObject({
       email: 'h@acme.example',
       'metadata-source': 'manifest',
@@ -330,12 +333,4 @@ async function streamText(s: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of s) chunks.push(Buffer.from(c as Buffer));
   return Buffer.concat(chunks).toString('utf8');
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

@@ -11,6 +11,7 @@ import { makeSessionPool, type SessionPool } from '../src/sync/pool.js';
 import { makeTestEnv, passwordOf, type TestEnv, waitIdle } from './support/daemon.js';
 import { writeFileDeep } from './support/fs.js';
 import { listAll } from './support/s3.js';
+import { waitFor } from './support/wait.js';
 
 let env: TestEnv | undefined;
 const pools: SessionPool[] = [];
@@ -34,14 +35,6 @@ function replicaPool(e: TestEnv, budget = makeRedisBudget(e.redis, e.prefix)): S
   return pool;
 }
 
-async function until(check: () => boolean, what: string, ms = 5_000) {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
-
 describe('session pool across replicas', () => {
   it('an idle session keeps its slot until another replica is refused one, then gives it back', async () => {
     env = await makeTestEnv('pool-wanted', { tenant: { maxConnections: 1 } });
@@ -59,7 +52,7 @@ describe('session pool across replicas', () => {
     // B is refused (the budget is 1 and A holds it)…
     expect(await b.acquire(tenant)).toBeNull();
     // …so A logs its idle session out and frees the slot, long before its idle time is over.
-    await until(() => a.open('acme') === 0, "A's idle session to close");
+    await waitFor("A's idle session to close", () => a.open('acme') === 0);
     const second = await b.acquire(tenant);
     expect(second).not.toBeNull();
     expect(await second!.session.list('/')).toBeInstanceOf(Array);
@@ -78,7 +71,7 @@ describe('session pool across replicas', () => {
     expect(await pool.acquire(tenant)).toBeNull();
     await pool.release(busy!);
     expect(pool.open('acme')).toBe(0);
-    await until(() => env!.ftp.logins() === 0, 'the server to see the session end');
+    await waitFor('the server to see the session end', () => env!.ftp.logins() === 0);
   });
 
   it('a lease that expired unrenewed (Redis out of reach) is not brought back: its session is logged out', async () => {
@@ -96,7 +89,7 @@ describe('session pool across replicas', () => {
     const otherLease = await other.tryAcquire('acme', 1);
     expect(typeof otherLease).toBe('string');
     // The next renewal finds the lease gone and does not add it back (the budget stays at 1).
-    await until(() => budget.lost(lease!.id), 'the renewal to notice the lost lease');
+    await waitFor('the renewal to notice the lost lease', () => budget.lost(lease!.id));
     expect(await env.redis.zcard(slots)).toBe(1);
     // Its session is logged out when the job gives it back, not kept idle without a slot.
     await pool.release(lease!);

@@ -30,23 +30,16 @@ import { type FtpTestServer, startFtpServer } from './support/ftp-server.js';
 import { freePort } from './support/ports.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
 import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
+import { waitFor } from './support/wait.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-async function until(fn: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Polls every tenant until `done` holds: a poll may overlap the scheduler's own and be skipped. */
 async function pollUntil(daemon: Daemon, orgs: string[], done: () => Promise<boolean>, what: string) {
-  await until(async () => {
+  await waitFor(what, async () => {
     for (const org of orgs) await daemon.poller!.pollNow(org).catch(() => {});
     return done();
-  }, what);
+  });
 }
 
 const tenantDoc = (org: string, ftp: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -449,7 +442,7 @@ describe.skipIf(!hasOpenssl())('no credential anywhere (invariant 7)', () => {
       });
       const errors: unknown[] = [];
       const orgs = ['acme', 'globex', 'onb', 'badlogin', 'tlsbad'];
-      await until(async () => {
+      await waitFor('synced, parked, failed and unhealthy tenants', async () => {
         for (const org of orgs) await daemon.poller!.pollNow(org).catch((e) => errors.push(e));
         return (
           (await synced(env, 'acme', 'acme/calls/acme-1.wav')) &&
@@ -460,7 +453,7 @@ describe.skipIf(!hasOpenssl())('no credential anywhere (invariant 7)', () => {
           (await unhealthy(env, 'tlsbad')) &&
           (await daemon.syncQueue.getFailedCount()) === 1
         );
-      }, 'synced, parked, failed and unhealthy tenants');
+      });
       // Thrown errors, as a caller sees them: message, stack, cause chain and own properties.
       for (const org of ['badlogin', 'tlsbad']) {
         const t = (await ops.tenants.get(org))!;

@@ -11,20 +11,13 @@ import { getStatus } from '../src/ops/status.js';
 import { makeTestEnv, passwordOf, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { writeFileDeep } from './support/fs.js';
 import { listAll } from './support/s3.js';
+import { waitFor } from './support/wait.js';
 
 let env: TestEnv | undefined;
 afterEach(async () => {
   await env?.stop();
   env = undefined;
 });
-
-async function until(check: () => Promise<boolean>, what: string, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(100);
-  }
-}
 
 describe('a tenant that becomes unhealthy with jobs queued', () => {
   it('parks its jobs (no failure, no attempt, no login storm) and releases them after the first good poll', async () => {
@@ -39,10 +32,10 @@ describe('a tenant that becomes unhealthy with jobs queued', () => {
     // The customer changes the password; our copy is now wrong.
     env.ftp.setPassword('acme', 'changed-by-the-customer');
     const worker = await env.start({ role: 'worker' });
-    await until(
+    await waitFor(
+      'all six jobs parked as tenant-unhealthy',
       async () =>
         (await env!.state.parked('acme')).filter((p) => p.reason === 'tenant-unhealthy').length === 6,
-      'all six jobs parked as tenant-unhealthy',
     );
     const attemptsSoFar = env.ftp.loginAttempts().filter((a) => a.user === 'acme').length;
     // A few jobs tried (each once, then once more after refetching the credentials), not all six.
@@ -74,9 +67,9 @@ describe('a tenant that becomes unhealthy with jobs queued', () => {
     const both = await env.start({ role: 'poller' });
     await both.poller!.pollNow('globex');
     await both.poller!.pollNow('globex');
-    await until(
-      async () => (await env!.state.getSynced('globex', 'globex/calls/g.wav')) !== undefined,
+    await waitFor(
       'globex',
+      async () => (await env!.state.getSynced('globex', 'globex/calls/g.wav')) !== undefined,
     );
     await delay(2_000);
     expect(env.ftp.loginAttempts().filter((a) => a.user === 'acme').length).toBe(attemptsSoFar);

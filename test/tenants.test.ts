@@ -8,16 +8,7 @@ import { addTenant } from '../src/ops/tenants.js';
 import { makeTestEnv, passwordOf, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { writeFileDeep } from './support/fs.js';
 import { listAll } from './support/s3.js';
-
-async function until<T>(fn: () => Promise<T | undefined | false>, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(100);
-  }
-}
+import { waitFor } from './support/wait.js';
 
 const SECRET_KEY = randomBytes(32).toString('hex');
 
@@ -56,7 +47,7 @@ describe('tenants, Vela allocation and call metadata', () => {
     await twoPolls(daemon, 'globex');
 
     // globex arrives in full, with its Vela voice_id status on the objects.
-    await until(async () => (await env!.state.allSynced('globex')).size === 4, 'globex synced');
+    await waitFor('globex synced', async () => (await env!.state.allSynced('globex')).size === 4);
     const head = await env.store.head('globex/globex/calls/g0.wav');
     expect(head?.metadata).toMatchObject({
       email: 'agent@globex.example',
@@ -65,10 +56,10 @@ describe('tenants, Vela allocation and call metadata', () => {
     });
 
     // acme: parked, visible with reason and time, not failed, nothing uploaded.
-    const parked = await until(async () => {
+    const parked = await waitFor('acme parked', async () => {
       const p = await env!.state.parked('acme');
       return p.length === 4 ? p : undefined;
-    }, 'acme parked');
+    });
     expect(parked[0]).toMatchObject({ reason: 'allocation-exceeded' });
     expect(parked[0]!.since).toBeGreaterThan(Date.now() - 60_000);
     expect(await daemon.syncQueue.getFailedCount()).toBe(0);
@@ -79,23 +70,23 @@ describe('tenants, Vela allocation and call metadata', () => {
 
     // Raising the allocation: the files arrive within one recheck interval (2 s here).
     env.vela!.setAllocation('acme', { minutes: 30 });
-    await until(async () => (await env!.state.allSynced('acme')).size === 4, 'acme released', 10_000);
+    await waitFor('acme released', async () => (await env!.state.allSynced('acme')).size === 4, 10_000);
     expect(await env.state.parked('acme')).toEqual([]);
 
     // Over again; resync releases at once (no waiting for the recheck).
     env.vela!.setAllocation('acme', { status: 'exceeded' });
     await writeFileDeep(env.root, 'acme/calls/late.wav', 1000);
     await twoPolls(daemon, 'acme');
-    await until(async () => (await env!.state.parked('acme')).length === 1, 'late parked');
+    await waitFor('late parked', async () => (await env!.state.parked('acme')).length === 1);
     env.vela!.setAllocation('acme', { minutes: 5 });
     const ops = openOps(env.config, env.logs.log);
     try {
       const started = Date.now();
       const plan = await resync(ops, { org: 'acme' });
       expect(plan.released).toBe(1);
-      await until(
-        async () => (await env!.state.getSynced('acme', 'acme/calls/late.wav')) ?? false,
+      await waitFor(
         'late synced',
+        async () => (await env!.state.getSynced('acme', 'acme/calls/late.wav')) ?? false,
       );
       expect(Date.now() - started).toBeLessThan(1_900);
     } finally {
@@ -109,10 +100,10 @@ describe('tenants, Vela allocation and call metadata', () => {
     env.vela!.setDown(503);
     const daemon = await env.start();
     await twoPolls(daemon, 'acme');
-    await until(async () => {
+    await waitFor('every job tried at least once', async () => {
       const jobs = await daemon.syncQueue.getJobs(['delayed', 'waiting', 'prioritized', 'active']);
       return jobs.length === 3 && jobs.every((j) => j.attemptsMade >= 1);
-    }, 'every job tried at least once');
+    });
     await delay(1500);
     env.vela!.setDown('refuse');
     await delay(1500);
@@ -201,9 +192,9 @@ describe('tenants, Vela allocation and call metadata', () => {
       'file,email,date_of_call\nr1.wav,rae@acme.example,2024-05-06\n',
     );
     await twoPolls(daemon, 'acme');
-    await until(
-      async () => (await env!.state.getSynced('acme', 'calls/r1.wav')) ?? false,
+    await waitFor(
       'r1 synced',
+      async () => (await env!.state.getSynced('acme', 'calls/r1.wav')) ?? false,
       40_000,
     );
     expect((await env.store.head('acme/calls/r1.wav'))?.metadata).toMatchObject({
@@ -242,9 +233,9 @@ describe('tenants, Vela allocation and call metadata', () => {
               : '';
         expect(dump ?? '').not.toContain(passwordOf('initech'));
       }
-      await until(
-        async () => (await env!.state.getSynced('initech', 'initech/calls/i1.wav')) ?? false,
+      await waitFor(
         'onboarded tenant synced',
+        async () => (await env!.state.getSynced('initech', 'initech/calls/i1.wav')) ?? false,
         20_000,
       );
 
@@ -262,9 +253,9 @@ describe('tenants, Vela allocation and call metadata', () => {
       });
       await delay(1000); // idle sessions (logged in with the old password) have closed by now
       await writeFileDeep(env.root, 'initech/calls/i2.wav', 900);
-      await until(
-        async () => (await env!.state.getSynced('initech', 'initech/calls/i2.wav')) ?? false,
+      await waitFor(
         'synced after rotation',
+        async () => (await env!.state.getSynced('initech', 'initech/calls/i2.wav')) ?? false,
         20_000,
       );
       expect((await env.state.info('initech')).health).toBe('ok');

@@ -7,18 +7,9 @@ import type { Daemon } from '../src/main.js';
 import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
 import { getObjectBuffer } from './support/s3.js';
+import { waitFor } from './support/wait.js';
 
 const MB = 1024 * 1024;
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('invariant 1: no partial object, ever', () => {
   let env: TestEnv | undefined;
@@ -40,7 +31,7 @@ describe('invariant 1: no partial object, ever', () => {
   }
 
   async function firstFailure(daemon: Daemon) {
-    return waitFor(async () => {
+    return waitFor('a failed attempt', async () => {
       const [job] = await daemon.syncQueue.getJobs([
         'delayed',
         'failed',
@@ -50,7 +41,7 @@ describe('invariant 1: no partial object, ever', () => {
         'completed',
       ]);
       return job && job.attemptsMade >= 1 ? job : undefined;
-    }, 'a failed attempt');
+    });
   }
 
   it.each([

@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeRedisAfterSyncStore } from '../../src/adapters/redis-after-sync.js';
+import { waitFor } from '../support/wait.js';
 import { type FaultEnv, logsOf, makeFaultEnv, stopGracefully } from './harness.js';
 
 let env: FaultEnv | undefined;
@@ -15,14 +15,6 @@ afterEach(async () => {
   await env?.stop();
   env = undefined;
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await delay(50);
-  }
-}
 
 describe('after-sync crash safety', () => {
   it('kill -9 between the upload and the DELE: after a restart the file is deleted exactly once, the object written once', async () => {
@@ -38,7 +30,7 @@ describe('after-sync crash safety', () => {
     e.ftp.faults.hangOnCommand = 'DELE';
     const overrides = { tenants: [{ ...e.acme(), afterSync: 'delete' }] };
     const victim = await e.spawn('all', overrides, 'victim');
-    await until('a DELE sent', () => deles.length > 0);
+    await waitFor('a DELE sent', () => deles.length > 0);
     const store = makeRedisAfterSyncStore(e.redis, e.prefix);
     // The object is there and marked synced; the action is recorded, the file still on the server.
     const first = deles[0]!.replace(/^\//, '');
@@ -52,11 +44,11 @@ describe('after-sync crash safety', () => {
     const before = deles.length;
     const rescuer = await e.spawn('all', overrides, 'rescuer');
     await e.waitSynced(120_000);
-    await until(
+    await waitFor(
       'both files deleted',
       () => !existsSync(join(e.root, 'calls/a.wav')) && !existsSync(join(e.root, 'calls/b.wav')),
     );
-    await until('no pending action', async () => (await store.all('acme')).length === 0);
+    await waitFor('no pending action', async () => (await store.all('acme')).length === 0);
     await stopGracefully([rescuer]);
 
     // Exactly one DELE per file after the restart (a job re-run and the poller pass never both act).

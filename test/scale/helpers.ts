@@ -3,27 +3,12 @@
  * test/support/process.ts.
  */
 import { execFile } from 'node:child_process';
-import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../support/process.js';
 
 const run = promisify(execFile);
 
-/** Polls `fn` until it returns a truthy value (returned), or throws after `timeoutMs` saying `what`. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs: number,
-  everyMs = 200,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(everyMs);
-  }
-}
+export { waitFor } from '../support/wait.js';
 
 /** Runs `ftp-sync <args>` (the real CLI, a child process) with `input` on stdin; rejects on a non-zero exit. */
 export function runCli(args: string[], opts: { env?: Record<string, string>; input?: string } = {}) {
