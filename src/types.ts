@@ -11,8 +11,25 @@
  * - **sync job**: the transfer of one version into one S3 object.
  * - **sync state**: per tenant, which version of each path is in S3, under which key, since when.
  * - **allocation check**: the call to Vela for one call, before its upload.
- * - **parked**: a job held back on purpose (allocation exceeded, missing metadata, tenant disabled),
- *   visible and resumable; never silently dropped.
+ * - **parked**: a job held back on purpose (allocation exceeded, a manifest row required and missing,
+ *   tenant disabled or unhealthy), visible in `status` and resumable; never silently dropped.
+ * - **waiting** (a job): delayed for something that will come by itself (a free connection slot, a
+ *   call record being indexed); not an attempt, not parked.
+ * - **call record / manifest**: a CSV, TSV or JSON file whose rows give recordings their agent's email
+ *   and date of call. **Pending** while listed but not yet indexed; **indexed** once its rows are
+ *   stored. **Manifest first**: a recording without a row waits while a call record is pending.
+ * - **call metadata**: a recording's email and date of call, each optional; its **metadata source**
+ *   says where it came from: `manifest`, `pattern`, `defaults`, `partial` or `none`.
+ * - **session**: one logged-in connection to a tenant's source (one command at a time).
+ * - **pool**: a process's sessions per tenant, reused between jobs (`sync/pool.ts`).
+ * - **lease**: a session's claim on one of the tenant's `maxConnections` **slots**, shared by every
+ *   replica through the connection budget; a lease expires unless renewed, so a dead replica's slots
+ *   come back.
+ * - **after-sync action**: keep, delete or move the source file once its version is verified in S3
+ *   and its sync state written.
+ * - **degraded**: a tenant whose last poll missed some configured directories and synced the others.
+ * - **port / adapter**: an interface the domain uses (`src/ports`) / its implementation on a library
+ *   (`src/adapters`, `src/queue` for BullMQ, `src/http` for Hono); wired in one place, `src/root.ts`.
  */
 
 /** One listing entry. `path` is relative to the source root and always uses `/`. */

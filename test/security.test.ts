@@ -1,5 +1,5 @@
 /**
- * Security (issue 4, design.md invariants 4 and 7): FTPS certificate verification by default, CA
+ * Security (invariants 4 and 7 of docs/invariants.md): FTPS certificate verification by default, CA
  * files and fingerprint pinning; hostile names through the whole pipeline; no credential in any
  * output; one tenant's credentials never used for another.
  */
