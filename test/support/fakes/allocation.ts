@@ -11,6 +11,8 @@ import type { AllocationCheck, AllocationRequest } from '../../../src/ports/allo
 import type { AllocationAnswer } from '../../../src/types.js';
 
 export type ScriptedFailure = 'unavailable' | 'rejected' | Error;
+/** `hang`: no answer at all until the caller aborts (a Vela that stopped answering mid-request). */
+export type ScriptedOutage = ScriptedFailure | 'hang';
 
 export interface ScriptedAllocation extends AllocationCheck {
   /** Every request received, in order, with only the fields that were sent. */
@@ -19,8 +21,8 @@ export interface ScriptedAllocation extends AllocationCheck {
   answer(org: string, answer: AllocationAnswer): void;
   /** The next `times` checks (of `org`, or of any org) fail: transient, permanent, or this error. */
   failNext(failure: ScriptedFailure, opts?: { org?: string; times?: number }): void;
-  /** Every check fails this way until `down(false)`. */
-  down(failure: ScriptedFailure | false): void;
+  /** Every check fails this way (or hangs until its caller aborts) until `down(false)`. */
+  down(failure: ScriptedOutage | false): void;
 }
 
 const EMAIL = /^[^@\s]+@[^@\s]+$/;
@@ -33,7 +35,7 @@ export function makeScriptedAllocation(
   const table = new Map(Object.entries(answers));
   const calls: AllocationRequest[] = [];
   const queued: { failure: ScriptedFailure; org?: string }[] = [];
-  let outage: ScriptedFailure | false = false;
+  let outage: ScriptedOutage | false = false;
 
   const raise = (failure: ScriptedFailure, org: string): never => {
     if (failure instanceof Error) throw failure;
@@ -68,7 +70,13 @@ export function makeScriptedAllocation(
       });
       const i = queued.findIndex((q) => q.org === undefined || q.org === req.org);
       if (i >= 0) raise(queued.splice(i, 1)[0]!.failure, req.org);
-      if (outage) raise(outage, req.org);
+      if (outage === 'hang') {
+        await new Promise<never>((_, reject) => {
+          if (!signal) return; // hangs for good, as an unanswered request without a timeout would
+          signal.addEventListener('abort', () => reject(toError(signal.reason)), { once: true });
+        });
+      }
+      if (outage && outage !== 'hang') raise(outage, req.org);
       if (req.email !== undefined && !EMAIL.test(req.email)) {
         throw new PermanentError(
           `vela rejected org ${JSON.stringify(req.org)}: email: expected an email address, got ${JSON.stringify(req.email)}`,
