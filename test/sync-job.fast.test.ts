@@ -62,7 +62,8 @@ function world(
   };
   const source = makeMemorySource({ user: 'test', password: 'src-Pa55' });
   let state = makeMemoryState();
-  const store = makeMemoryObjectStore();
+  // A store that takes a stream body of any length: invariant 1 must hold by the job's own checks.
+  const store = makeMemoryObjectStore({ checkLength: false });
   const budget = makeMemoryBudget();
   const allocation = makeScriptedAllocation({ acme: WITHIN });
   const pool = makeSessionPool({
@@ -309,6 +310,17 @@ describe('runSyncJob on fakes: parked', () => {
     expect(await w.state.parked('acme')).toEqual([]);
   });
 
+  it('a parked file that gets past the gate is not parked any more, even when its transfer then fails', async () => {
+    const w = world();
+    w.allocation.answer('acme', { allocation: 'exceeded', voiceId: 'enrolled' });
+    const job = w.file('calls/a.wav', 10);
+    expect(await w.run(job)).toMatchObject({ kind: 'parked' });
+    w.allocation.answer('acme', WITHIN);
+    w.source.cutNextDownload('/calls/a.wav', 5);
+    await w.fails(job, { firstRun: false });
+    expect(await w.state.parked('acme')).toEqual([]);
+  });
+
   it('keeps the time a file was first parked for the same reason', async () => {
     const w = world();
     w.allocation.answer('acme', { allocation: 'exceeded', voiceId: 'enrolled' });
@@ -411,14 +423,16 @@ describe('runSyncJob on fakes: permanent failures', () => {
 
 describe('runSyncJob on fakes: invariant 1 (no partial object)', () => {
   it.each([
-    ['read into memory, one PUT', 300_000, undefined],
-    ['streamed through the gate', 1_000_000, 64 * 1024],
+    ['read into memory, one PUT; the connection reset', 300_000, undefined, false],
+    ['read into memory, one PUT; the download resolved short', 300_000, undefined, true],
+    ['streamed through the gate; the connection reset', 1_000_000, 64 * 1024, false],
+    ['streamed through the gate; the download resolved short', 1_000_000, 64 * 1024, true],
   ])(
     '%s: a download cut mid-way leaves no object and a retryable error; the retry uploads it whole',
-    async (_what, size, threshold) => {
+    async (_what, size, threshold, quiet) => {
       const w = world({ multipartThreshold: threshold });
       const job = w.file('calls/cut.wav', size);
-      w.source.cutNextDownload('/calls/cut.wav', Math.floor(size / 3));
+      w.source.cutNextDownload('/calls/cut.wav', Math.floor(size / 3), { quiet });
       const err = await w.fails(job);
       expect(err).not.toBeInstanceOf(PermanentError);
       expect(w.store.keys()).toEqual([]);

@@ -60,8 +60,12 @@ export interface MemorySource {
   connect(opts?: { user?: string; password?: string }): Promise<SourceSession>;
   /** The session pool's `connect` (src/sync/pool.ts). */
   connectFor(tenant: TenantConfig, creds: SourceCredentials): Promise<SourceSession>;
-  /** The next download of `path` delivers `bytes` bytes, then fails as a reset data connection does. */
-  cutNextDownload(path: string, bytes: number): void;
+  /**
+   * The next download of `path` delivers `bytes` bytes, then fails as a reset data connection does;
+   * with `quiet`, it resolves instead, as basic-ftp does when the data connection closes cleanly
+   * early (only the byte count tells the caller).
+   */
+  cutNextDownload(path: string, bytes: number, opts?: { quiet?: boolean }): void;
   /** The next login fails with `err` (TooManyConnectionsError, TlsError, UnreachableError, …). */
   failNextLogin(err: Error): void;
   /** Sessions open now, logins made, and every command in order (`list /dir`, `download /a`, …). */
@@ -89,7 +93,7 @@ export function makeMemorySource(opts: MemorySourceOptions = {}): MemorySource {
   const password = opts.password ?? 'memory-source-Pa55';
   const chunkSize = opts.chunkSize ?? 64 * 1024;
   let root: Node & { type: 'dir' } = { type: 'dir', children: new Map(), mtime: new Date() };
-  const cuts = new Map<string, number>();
+  const cuts = new Map<string, { bytes: number; quiet: boolean }>();
   const loginFailures: Error[] = [];
   const stats = { open: 0, logins: 0, commands: [] as string[] };
   let seed = 1;
@@ -208,8 +212,8 @@ export function makeMemorySource(opts: MemorySourceOptions = {}): MemorySource {
       };
       root = await load(diskRoot);
     },
-    cutNextDownload(path, bytes) {
-      cuts.set(`/${segments(path).join('/')}`, bytes);
+    cutNextDownload(path, bytes, o = {}) {
+      cuts.set(`/${segments(path).join('/')}`, { bytes, quiet: o.quiet ?? false });
     },
     failNextLogin(err) {
       loginFailures.push(err);
@@ -252,7 +256,7 @@ export function makeMemorySource(opts: MemorySourceOptions = {}): MemorySource {
           const cut = cuts.get(key);
           cuts.delete(key);
           const content = node.content;
-          const limit = cut === undefined ? content.length : Math.min(cut, content.length);
+          const limit = cut === undefined ? content.length : Math.min(cut.bytes, content.length);
           const write = (chunk: Buffer) =>
             new Promise<void>((resolve, reject) => {
               dest.write(chunk, (err) => (err ? reject(err) : resolve()));
@@ -273,7 +277,7 @@ export function makeMemorySource(opts: MemorySourceOptions = {}): MemorySource {
           } catch (err) {
             fail(toError(err));
           }
-          if (cut !== undefined) {
+          if (cut !== undefined && !cut.quiet) {
             fail(
               Object.assign(new Error(`download ${remotePath}: read ECONNRESET after ${limit} bytes`), {
                 code: 'ECONNRESET',
