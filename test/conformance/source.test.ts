@@ -1,11 +1,13 @@
 /**
  * The SourceSession conformance suite against every source kind: FTP (in-process ftp-srv, FTPS offered
- * for the identity check) and SFTP (OpenSSH's sshd on loopback, when installed and run as root).
+ * for the identity check) and SFTP (OpenSSH's sshd on loopback, when installed and run as root), and
+ * against the in-memory source the fast suites use (test/support/fakes/source.ts).
  */
 import { posix } from 'node:path';
 import { describe } from 'vitest';
 import { connectSource } from '../../src/adapters/source.js';
 import { parseConfig, type TenantConfig } from '../../src/config.js';
+import { makeMemorySource } from '../support/fakes/source.js';
 import { tempDir } from '../support/fs.js';
 import { startFtpServer } from '../support/ftp-server.js';
 import { hasSshd, startSshd } from '../support/sshd.js';
@@ -110,3 +112,28 @@ describe.skipIf(!hasSshd())('with sshd', () => {
     },
   );
 });
+
+describeSourceConformance(
+  'in-memory fake',
+  // Exact times and links as SFTP has them; no server identity to pin.
+  { reportsLinks: true, exactTimes: true, checksIdentity: false, missingIsPermanent: true },
+  async () => {
+    // The suite writes its tree to disk; each login takes the fake's tree from there.
+    const dir = await tempDir('conformance-memory');
+    const source = makeMemorySource({ password: 'memory-conformance-Pa55' });
+    return {
+      root: dir.path,
+      remote: (rel) => posix.join('/', rel),
+      password: source.password,
+      async connect(opts = {}) {
+        await source.loadDir(dir.path);
+        return source.connect({ password: opts.password ?? source.password });
+      },
+      cutDownload(rel, bytes) {
+        source.cutNextDownload(posix.join('/', rel), bytes);
+        return () => {};
+      },
+      stop: () => dir.cleanup(),
+    };
+  },
+);
