@@ -3,7 +3,7 @@
  * types the rest of the code reads.
  */
 import { z } from 'zod';
-import { type AfterSyncAction, } from '../sync/move-target.js';
+import type { AfterSyncAction } from '../sync/move-target.js';
 import { bool, duration, got, int, size, str } from './fields.js';
 import {
   afterSyncSchema,

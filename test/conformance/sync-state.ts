@@ -423,10 +423,12 @@ export function describeSyncStateConformance(
           { ...a, reason: 'tenant-unhealthy', detail: 'TLS', since: 3 },
           b,
         ]);
+        expect(await s.parkedCount(org)).toBe(2);
         await s.unpark(org, 'a.wav');
         await s.unpark(org, 'never.wav');
         expect(await s.getParked(org, 'a.wav')).toBeUndefined();
         expect(await s.parked(org)).toEqual([b]);
+        expect(await s.parkedCount(org)).toBe(1);
       });
     });
 

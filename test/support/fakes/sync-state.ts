@@ -176,6 +176,9 @@ export function makeMemoryState(opts: { now?: () => number } = {}): MemoryState 
         .map((v) => parse<ParkedRecord>(v))
         .filter((r): r is ParkedRecord => r !== undefined);
     },
+    async parkedCount(org) {
+      return of(org).parked.size;
+    },
     async getParked(org, path) {
       return parse<ParkedRecord>(of(org).parked.get(path));
     },
