@@ -17,6 +17,7 @@
  * of series stays bounded by the number of tenants.
  */
 import { Counter, collectDefaultMetrics, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
+import { makeSnapshotReader, type ScrapeSources } from './metrics-snapshot.js';
 
 /** Outcomes of a sync job that put (or found) the version in S3. */
 export const SYNCED_OUTCOMES = ['uploaded', 'already-in-s3', 'already-synced', 'superseded'] as const;
@@ -25,25 +26,6 @@ export const FAILURE_REASONS = ['failed', 'retry', 'tenant'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** What the queue gauge needs of a BullMQ `Queue` (structural: no BullMQ import here). */
-export interface JobCounter {
-  readonly name: string;
-  getJobCounts(): Promise<Record<string, number>>;
-}
-
-/** Where scrape-time gauges read from. Every function may be slow or fail; none is required. */
-export interface ScrapeSources {
-  /** The tenants to report per-tenant gauges for. */
-  orgs(): Promise<readonly string[]>;
-  /** Parked files of a tenant (Redis). */
-  parked?(org: string): Promise<number>;
-  /** A tenant's health as recorded in Redis. */
-  health?(org: string): Promise<'ok' | 'unhealthy' | 'unknown'>;
-  /** FTP sessions this process holds open for a tenant (the session pool's `open(org)`). */
-  connectionsInUse?(org: string): number;
-  /** The queues whose job counts are reported. */
-  queues?(): readonly JobCounter[];
-}
-
 export interface MetricsOptions {
   sources?: ScrapeSources;
   /**
@@ -98,23 +80,12 @@ export const AFTER_SYNC_OUTCOMES = ['done', 'gone', 'changed', 'failed'] as cons
 const TRANSFER_SECONDS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 /** 1 KiB … 16 GiB, ×4 per bucket. */
 const TRANSFER_BYTES = exponentialBuckets(1024, 4, 13);
-const HEALTH = { ok: 1, unhealthy: 0, unknown: Number.NaN } as const;
 const POLL_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 const VELA_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 const SYNCED = new Set<string>(SYNCED_OUTCOMES);
 const POLL_OUTCOMES = new Set(['done', 'failed', 'skipped', 'no-slot']);
 const FAILED = new Set<string>(FAILURE_REASONS);
-/** Refreshes closer together than this share one read (a scrape collects several gauges). */
-const SNAPSHOT_REUSE_MS = 1000;
-
-interface Snapshot {
-  orgs?: readonly string[];
-  parked?: Map<string, number>;
-  health?: Map<string, number>;
-  queues?: { queue: string; state: string; count: number }[];
-}
-
 export function makeMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -203,9 +174,7 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
   });
 
-  // Scrape-time gauges: one shared snapshot per scrape, applied by each gauge's collect().
-  let scrape: { started: number; settled: boolean; result: Promise<Snapshot | undefined> } | undefined;
-  let reading: Promise<Snapshot> | undefined;
+  // Scrape-time gauges: one shared snapshot per scrape (metrics-snapshot.ts), applied by each gauge's collect().
   const scrapeErrors = new Counter({
     name: 'ftpsync_scrape_errors_total',
     help: 'Scrape-time reads that failed or timed out, by source (orgs, parked, health, queues).',
@@ -221,78 +190,7 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     safe(() => opts.onScrapeError?.(source, err instanceof Error ? err : new Error(String(err))));
   };
 
-  async function readSnapshot(): Promise<Snapshot> {
-    if (!sources) return {};
-    const snap: Snapshot = {};
-    const queues = sources.queues?.() ?? [];
-    const [orgs, counts] = await Promise.allSettled([
-      sources.orgs(),
-      Promise.all(queues.map(async (q) => ({ queue: q.name, counts: await q.getJobCounts() }))),
-    ]);
-    if (counts.status === 'fulfilled') {
-      snap.queues = counts.value.flatMap(({ queue, counts }) =>
-        Object.entries(counts).map(([state, count]) => ({ queue, state, count })),
-      );
-    } else if (queues.length) scrapeError('queues', counts.reason);
-    if (orgs.status === 'rejected') {
-      scrapeError('orgs', orgs.reason);
-      return snap;
-    }
-    snap.orgs = orgs.value;
-    const perOrg = async (
-      name: 'parked' | 'health',
-      read: ((org: string) => Promise<number>) | undefined,
-    ) => {
-      if (!read) return;
-      try {
-        const values = await Promise.all(orgs.value.map(async (org) => [org, await read(org)] as const));
-        snap[name] = new Map(values.filter(([, v]) => !Number.isNaN(v)));
-      } catch (err) {
-        scrapeError(name, err);
-      }
-    };
-    const { parked, health } = sources;
-    await Promise.all([
-      perOrg('parked', parked && ((org) => parked.call(sources, org))),
-      // A tenant not polled yet (`unknown`) has no series rather than a misleading 0 or 1.
-      perOrg('health', health && (async (org) => HEALTH[await health.call(sources, org)])),
-    ]);
-    return snap;
-  }
-
-  /**
-   * The snapshot of this scrape, shared by every gauge's collect(). A scrape reuses a snapshot taken
-   * less than a second ago, and never starts a read while the previous one is still pending (a read
-   * hangs while Redis is down: commands wait for the reconnect), so an outage cannot pile reads up.
-   */
-  function snapshot(): Promise<Snapshot | undefined> {
-    if (scrape && (!scrape.settled || Date.now() - scrape.started < SNAPSHOT_REUSE_MS)) return scrape.result;
-    reading ??= readSnapshot().finally(() => {
-      reading = undefined;
-    });
-    const entry = { started: Date.now(), settled: false, result: withTimeout(reading, scrapeTimeoutMs) };
-    entry.result.then(() => {
-      entry.settled = true;
-    });
-    scrape = entry;
-    return entry.result;
-  }
-
-  function withTimeout(work: Promise<Snapshot>, ms: number): Promise<Snapshot | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => {
-        scrapeError('timeout', new Error(`scrape reads took over ${ms}ms`));
-        resolve(undefined);
-      }, ms);
-    });
-    return Promise.race([work, timeout])
-      .catch((err) => {
-        scrapeError('snapshot', err);
-        return undefined;
-      })
-      .finally(() => clearTimeout(timer));
-  }
+  const snapshot = makeSnapshotReader(sources, scrapeTimeoutMs, scrapeError);
 
   /** Replaces every series of a gauge with `values` (or clears it when the read failed). */
   const fill = <L extends string>(
