@@ -1,7 +1,7 @@
 /**
  * The daemon's S3 client: `@aws-sdk/client-s3` with its own retry strategy, SigV4 signing, region
  * redirects and endpoint resolution, tuned for many small PutObjects (measured with
- * `bench/put-loop.ts`; README "S3 upload paths"):
+ * `bench/put-loop.ts`; README, "S3 upload paths"):
  * - a keep-alive agent per protocol under `@smithy/node-http-handler` (a private CA from
  *   `s3.caFile` on the HTTPS one); no default CRC32 checksums (several S3-compatible stores reject
  *   them);
