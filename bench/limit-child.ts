@@ -3,7 +3,7 @@
  *
  * `ftp-read`: basic-ftp downloads of the corpus into a sink that drops the bytes.
  * `s3-write`: uploads of the same files from local disk (page cache) through ftp-sync's own S3
- * store, the way the daemon uploads them: one direct PutObject up to 16 MiB, a multipart upload
+ * store, the way the daemon uploads them: one PutObject up to 16 MiB, a multipart upload
  * with streamed parts above.
  *
  * Timed from the parent's `go`; reports wall time, CPU and peak RSS.
@@ -61,7 +61,7 @@ async function ftpRead(spec: LimitSpec): Promise<() => Promise<void>> {
 }
 
 /**
- * ftp-sync's own S3 store (the same upload paths and settings as the daemon: one direct PutObject
+ * ftp-sync's own S3 store (the same upload paths and settings as the daemon: one PutObject
  * up to 16 MiB, streamed multipart parts above), fed from local files.
  */
 function s3Write(spec: LimitSpec): () => Promise<void> {

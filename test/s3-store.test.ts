@@ -1,23 +1,29 @@
 /**
- * The S3 store against s3rver. A buffered PutObject goes up through the direct path (s3-put.ts), not
- * the SDK's middleware stack, signed like the SDK's: over TLS as UNSIGNED-PAYLOAD (no SHA-256 pass
- * over the body; TLS protects it in transit), over plain HTTP with the body's SHA-256 (the store's
- * only check that the bytes arrived). Both against s3rver, the TLS one with a certificate from a
- * throwaway CA given as `s3.caFile`. And a streamed multipart body longer than its declared size:
- * refused, the upload aborted, no object.
+ * The S3 store against s3rver. A buffered PutObject goes up through the SDK's PutObjectCommand on the
+ * tuned client (s3-client.ts): over TLS as UNSIGNED-PAYLOAD (no SHA-256 pass over the body; TLS
+ * protects it in transit), over plain HTTP with the body's SHA-256 (the store's only check that the
+ * bytes arrived). Both against s3rver, the TLS one with a certificate from a throwaway CA given as
+ * `s3.caFile` (the https agent of the SDK's request handler carries it), and through an HTTP proxy
+ * given as a custom request handler. The SDK's retries, timeout and abort on a failing store. And a
+ * streamed multipart body longer than its declared size: refused, the upload aborted, no object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
+import {
+  createServer as createHttpServer,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { type AddressInfo, connect } from 'node:net';
+import { type Duplex, PassThrough } from 'node:stream';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeS3Client, makeS3Store } from '../src/adapters/s3.js';
-import { USER_AGENT } from '../src/adapters/s3-put.js';
+import { makeS3Client, makeS3Store, USER_AGENT } from '../src/adapters/s3.js';
 import { parseConfig } from '../src/config.js';
 import { tempDir } from './support/fs.js';
-import { getObjectBuffer, type S3TestServer, startS3 } from './support/s3.js';
+import { getObjectBuffer, type S3TestServer, s3Client, startS3 } from './support/s3.js';
 import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -107,17 +113,83 @@ describe.skipIf(!hasOpenssl())('payload signing of a buffered PutObject', () => 
     expect(puts.map((r) => [r.payloadHash, r.userAgent])).toEqual([[sha256(body), USER_AGENT]]);
   });
 
-  it('a client made elsewhere (its own agents) takes the direct path too', async () => {
+  it('a client made elsewhere (a plain S3Client, abort signals as send options) works too', async () => {
     const store = makeS3Store(s3Config(plain.endpoint), plain.client);
     const body = randomBytes(1000);
-    await store.put('acme/other.wav', body, { size: body.length, metadata: { 'source-path': 'a b/ü.wav' } });
+    await store.put('acme/other.wav', body, {
+      size: body.length,
+      metadata: { 'source-path': 'a b/ü.wav' },
+      signal: new AbortController().signal,
+    });
     const last = plain.requests().at(-1)!;
-    expect([last.method, last.userAgent]).toEqual(['PUT', USER_AGENT]);
+    expect([last.method, last.payloadHash]).toEqual(['PUT', sha256(body)]);
     expect(sha256(await getObjectBuffer(plain.directClient, 'calls', 'acme/other.wav'))).toBe(sha256(body));
   });
 });
 
-describe('direct PutObject against a store that fails', () => {
+describe('through an HTTP proxy (a custom request handler)', () => {
+  let s3: S3TestServer;
+  let proxy: import('node:http').Server;
+  const tunnels: string[] = [];
+  beforeAll(async () => {
+    s3 = await startS3();
+    // A CONNECT proxy: every byte of the store's requests goes through it.
+    proxy = createHttpServer();
+    proxy.on('connect', (req, client, head) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    proxy?.closeAllConnections();
+    proxy?.close();
+    await s3?.stop();
+  });
+
+  it('every request of the store goes through the handler the client was given', async () => {
+    const proxyPort = (proxy.address() as AddressInfo).port;
+    class TunnelAgent extends HttpAgent {
+      override createConnection(
+        opts: { host?: string | null; port?: number | string | null },
+        cb?: (err: Error | null, socket: Duplex) => void,
+      ): undefined {
+        const req = httpRequest({
+          host: '127.0.0.1',
+          port: proxyPort,
+          method: 'CONNECT',
+          path: `${opts.host}:${opts.port}`,
+        });
+        req.on('connect', (res, socket) =>
+          res.statusCode === 200 ? cb?.(null, socket) : cb?.(new Error(`proxy: ${res.statusCode}`), socket),
+        );
+        req.on('error', (err) => cb?.(err, undefined as unknown as Duplex));
+        req.end();
+        return undefined;
+      }
+    }
+    const client = s3Client(s3.endpoint, {
+      requestHandler: new NodeHttpHandler({ httpAgent: new TunnelAgent({ keepAlive: true }) }),
+    });
+    const store = makeS3Store(s3Config(s3.endpoint), client);
+    const body = randomBytes(30_000);
+    await store.put('acme/proxied.wav', body, { size: body.length, metadata: { org: 'acme' } });
+    expect((await store.head('acme/proxied.wav'))?.metadata).toEqual({ org: 'acme' });
+    expect(tunnels.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(tunnels)).toEqual(new Set([new URL(s3.endpoint).host]));
+    client.destroy();
+  });
+});
+
+describe('PutObject against a store that fails', () => {
   const body = randomBytes(5000);
   async function withServer(
     answer: (
@@ -170,7 +242,7 @@ describe('direct PutObject against a store that fails', () => {
       async (url) => {
         await expect(
           storeAt(url).put('acme/a.wav', body, { size: body.length, metadata: {} }),
-        ).rejects.toThrow('PutObject: HTTP 403 AccessDenied: Access Denied');
+        ).rejects.toMatchObject({ name: 'AccessDenied', message: 'Access Denied' });
       },
     );
     expect(tries).toBe(1);
@@ -178,14 +250,18 @@ describe('direct PutObject against a store that fails', () => {
 
   it('a store that never answers fails after s3.idleTimeout, on every try', async () => {
     const started = Date.now();
-    await withServer(
+    const tries = await withServer(
       () => {},
       async (url) => {
         await expect(
           storeAt(url, { idleTimeout: '300ms' }).put('acme/a.wav', body, { size: body.length, metadata: {} }),
-        ).rejects.toThrow(/did not answer for 3\d\d ms/);
+        ).rejects.toMatchObject({
+          name: 'TimeoutError',
+          message: expect.stringMatching(/after 300 ms of inactivity/),
+        });
       },
     );
+    expect(tries).toBe(3);
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 

@@ -1,17 +1,9 @@
-
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Client, type FileInfo, FileType, type FTPResponse, parseList } from 'basic-ftp';
 import type { FtpConfig, TenantConfig } from '../config.js';
-import {
-  ftpCode,
-  NotFoundError,
-  PermanentError,
-  TenantError,
-  TlsError,
-  withContext,
-} from '../errors.js';
+import { ftpCode, NotFoundError, PermanentError, TenantError, TlsError, withContext } from '../errors.js';
 import type { SourceCredentials, SourceEntry, SourceListing, SourceSession } from '../ports/source.js';
 import { classifyConnectError, classifyPlainAnswer, NOT_FOUND, replyText, TOO_MANY } from './ftp-errors.js';
 

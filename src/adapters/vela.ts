@@ -1,5 +1,5 @@
 /**
- * The Vela allocation check over HTTP (design.md, "Vela allocation check").
+ * The Vela allocation check over HTTP (the contract is in the README, "Call metadata and manifests", and docs/invariants.md).
  *
  * Error mapping, the whole retry decision for this port:
  * - 429, 408, 5xx, timeouts and network failures → `VelaUnavailableError` (transient: retried with backoff);
@@ -11,10 +11,11 @@
  * The bearer token never appears in an error message: every text that may carry it (a response body
  * echoing the request, a quoted value) is scrubbed before it goes into a message.
  */
+import { STATUS_CODES } from 'node:http';
+import { Pool } from 'undici';
 import { PermanentError, toError } from '../errors.js';
 import type { AllocationCheck, AllocationRequest } from '../ports/allocation.js';
 import type { AllocationAnswer, AllocationStatus } from '../types.js';
-import { type HttpReply, makePost, PostTimeoutError } from './http-post.js';
 
 /** Vela could not answer now (429, 5xx, timeout, network). Retrying later may succeed. */
 export class VelaUnavailableError extends Error {
@@ -58,11 +59,92 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 /** How much of an error body goes into a message. */
 const BODY_EXCERPT_CHARS = 200;
 
+/** One answer of Vela, as far as it is read. */
+interface HttpReply {
+  status: number;
+  statusText: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as text, at most `maxBytes(status)` bytes of it. */
+  text: string;
+  /** The body was longer than the cap (the rest was not read). */
+  truncated: boolean;
+}
+
+/** No complete answer within `vela.timeout`. */
+class PostTimeoutError extends Error {
+  override name = 'PostTimeoutError';
+  readonly code = 'ETIMEDOUT';
+}
+
+/**
+ * POSTs to the allocation endpoint over a keep-alive undici `Pool` for its origin (one per check
+ * function). `timeoutMs` bounds the whole exchange, answer included; the caller's `signal` aborts it
+ * with its own reason; at most `maxBytes(status)` bytes of the answer are read. undici never follows
+ * a redirect on its own.
+ */
+function makePoster(url: string) {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { keepAliveTimeout: 30_000 });
+  const path = `${u.pathname}${u.search}`;
+  return async (o: {
+    headers: Record<string, string>;
+    body: string;
+    timeoutMs: number;
+    signal?: AbortSignal;
+    maxBytes: (status: number) => number;
+  }): Promise<HttpReply> => {
+    if (o.signal?.aborted) throw toError(o.signal.reason);
+    const exchange = new AbortController();
+    const timer = setTimeout(
+      () => exchange.abort(new PostTimeoutError(`no complete answer within ${o.timeoutMs}ms`)),
+      o.timeoutMs,
+    );
+    const onAbort = () => exchange.abort(toError(o.signal?.reason));
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await pool.request({
+        path,
+        method: 'POST',
+        headers: o.headers,
+        body: o.body,
+        signal: exchange.signal,
+      });
+      const max = o.maxBytes(res.statusCode);
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      let truncated = false;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        bytes += chunk.length;
+        if (bytes > max) {
+          truncated = true;
+          // The rest is not wanted: undici closes this connection instead of reusing it.
+          res.body.destroy();
+          break;
+        }
+      }
+      return {
+        status: res.statusCode,
+        statusText: STATUS_CODES[res.statusCode] ?? '',
+        headers: res.headers,
+        text: Buffer.concat(chunks).subarray(0, max).toString('utf8'),
+        truncated,
+      };
+    } catch (err) {
+      // The exchange's own abort reason (the deadline, the caller's abort) is what happened.
+      throw exchange.signal.aborted ? exchange.signal.reason : err;
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+  };
+}
+
 const WITHIN = new Set(['ok', 'within', 'available']);
 const EXCEEDED = new Set(['exceeded', 'exhausted']);
 
 export function makeVelaAllocationCheck(opts: VelaOptions): AllocationCheck {
-  const post = makePost(opts.url);
+  const post = makePoster(opts.url);
   const scrub = makeScrubber(opts.token);
   const report = safeSideChannel(opts.onCall);
 

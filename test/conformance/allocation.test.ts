@@ -8,37 +8,28 @@ import { startVelaStandin } from '../../src/standin/vela-standin.js';
 import { makeScriptedAllocation } from '../support/fakes/allocation.js';
 import { describeAllocationConformance } from './allocation.js';
 
-describeAllocationConformance(
-  'Vela adapter against the stand-in',
-  async () => {
-    const token = `tok-${randomUUID()}`;
-    const standin = await startVelaStandin({ token });
-    return {
-      check: makeVelaAllocationCheck({ url: standin.url, token, timeoutMs: 5_000 }),
-      answer(org, a) {
-        standin.setAllocation(org, {
-          status: a.allocation,
-          ...(a.remainingMinutes !== undefined && { minutes: a.remainingMinutes }),
-          voiceId: a.voiceId,
-        });
-      },
-      down: (mode) => standin.setDown(mode === 'hang' ? 'hang' : mode ? 503 : false),
-      calls: () =>
-        standin.calls().map((c) => ({
-          org: c.org_id ?? '',
-          ...(c.email !== undefined && { email: c.email }),
-          ...(c.date_of_call !== undefined && { dateOfCall: c.date_of_call }),
-        })),
-      stop: () => standin.close(),
-    };
-  },
-  {
-    // Known defect of adapters/http-post.ts: with a signal already aborted it destroys the request
-    // before its 'error' listener is attached, so the reason escapes as an uncaught exception (the
-    // check itself does reject with it). Remove this once http-post attaches the listener first.
-    skipPreAborted: 'http-post: pre-aborted signal escapes as an uncaught exception',
-  },
-);
+describeAllocationConformance('Vela adapter against the stand-in', async () => {
+  const token = `tok-${randomUUID()}`;
+  const standin = await startVelaStandin({ token });
+  return {
+    check: makeVelaAllocationCheck({ url: standin.url, token, timeoutMs: 5_000 }),
+    answer(org, a) {
+      standin.setAllocation(org, {
+        status: a.allocation,
+        ...(a.remainingMinutes !== undefined && { minutes: a.remainingMinutes }),
+        voiceId: a.voiceId,
+      });
+    },
+    down: (mode) => standin.setDown(mode === 'hang' ? 'hang' : mode ? 503 : false),
+    calls: () =>
+      standin.calls().map((c) => ({
+        org: c.org_id ?? '',
+        ...(c.email !== undefined && { email: c.email }),
+        ...(c.date_of_call !== undefined && { dateOfCall: c.date_of_call }),
+      })),
+    stop: () => standin.close(),
+  };
+});
 
 describeAllocationConformance('scripted fake', async () => {
   const fake = makeScriptedAllocation();

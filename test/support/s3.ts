@@ -17,6 +17,9 @@ import { tempDir } from './fs.js';
  *   405 instead of the error that made it abort. The fault proxy answers AbortMultipartUpload itself
  *   with 204 (the parts stay on s3rver's disk, which nothing can see).
  * - A multipart object's ETag is the MD5 of the whole object, not S3's `<md5 of part md5s>-<n>`.
+ * - ListObjectsV2 answers 500 InternalError when more than 1,000 keys match (it cannot page).
+ * - It checks the signing time against its own clock (a request signed 15 min off is refused with
+ *   RequestTimeTooSkewed).
  */
 
 export interface S3Request {
@@ -32,10 +35,20 @@ export interface S3Request {
   copySource?: string;
 }
 
+/** What a failed request is answered with, beyond its status. */
+export interface CannedReply {
+  code?: string;
+  headers?: Record<string, string>;
+}
+
 /** Faults injected by the HTTP proxy in front of s3rver. */
 export interface FaultProxy {
-  /** The next `n` requests get `status` (default 503) with an S3 XML error body. */
-  failNext(n: number, status?: number): void;
+  /**
+   * The next `n` requests get `status` (default 503) with an S3 XML error body: its `<Code>` is
+   * `reply.code` (default: one that fits the status), and `reply.headers` are added to the answer
+   * (`Retry-After`, `x-amz-bucket-region`, `Date`, …).
+   */
+  failNext(n: number, status?: number, reply?: CannedReply): void;
   /** Every request for the next `ms` milliseconds gets `status` (default 503). */
   failFor(ms: number, status?: number): void;
   /** For `ms` milliseconds every connection is destroyed (open ones at once, new ones on accept). */
@@ -146,8 +159,7 @@ function forwardable(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return out;
 }
 
-function errorBody(status: number, path: string): string {
-  const code = ERROR_CODES[status] ?? 'InternalError';
+function errorBody(status: number, path: string, code = ERROR_CODES[status] ?? 'InternalError'): string {
   return (
     '<?xml version="1.0" encoding="UTF-8"?>\n' +
     `<Error><Code>${code}</Code><Message>Injected fault (${status})</Message>` +
@@ -185,6 +197,7 @@ async function startFaultProxy(upstreamPort: number) {
   const sockets = new Set<Socket>();
   let failCount = 0;
   let failStatus = 503;
+  let failReply: CannedReply = {};
   let failUntil = 0;
   let failUntilStatus = 503;
   let downUntil = 0;
@@ -192,12 +205,12 @@ async function startFaultProxy(upstreamPort: number) {
   let throttleRate = 0;
   const stalled = new Set<Socket>();
 
-  const takeFault = (): number => {
+  const takeFault = (): { status: number; reply: CannedReply } | undefined => {
     if (failCount > 0) {
       failCount--;
-      return failStatus;
+      return { status: failStatus, reply: failReply };
     }
-    return Date.now() < failUntil ? failUntilStatus : 0;
+    return Date.now() < failUntil ? { status: failUntilStatus, reply: {} } : undefined;
   };
 
   const server = createServer((req, res) => {
@@ -222,17 +235,19 @@ async function startFaultProxy(upstreamPort: number) {
       return;
     }
     // Answer only after the request body was read, so the client sees a response, not an EPIPE.
-    const answer = (status: number, body = '') => {
+    const answer = (status: number, body = '', extra: Record<string, string> = {}) => {
       entry.status = status;
       req.resume();
       finished(req, () => {
         const headers = body ? { 'content-type': 'application/xml' } : {};
-        res.writeHead(status, { ...headers, 'x-amz-request-id': randomBytes(8).toString('hex') });
+        res.writeHead(status, { ...headers, 'x-amz-request-id': randomBytes(8).toString('hex'), ...extra });
         res.end(body);
       });
     };
     const fault = takeFault();
-    if (fault) return answer(fault, errorBody(fault, entry.path));
+    if (fault) {
+      return answer(fault.status, errorBody(fault.status, entry.path, fault.reply.code), fault.reply.headers);
+    }
     if (isAbortMultipart(req)) return answer(204);
 
     const upstream = request(
@@ -273,9 +288,10 @@ async function startFaultProxy(upstreamPort: number) {
   });
 
   const faults: FaultProxy = {
-    failNext(n, status = 503) {
+    failNext(n, status = 503, reply = {}) {
       failCount = n;
       failStatus = status;
+      failReply = reply;
     },
     failFor(ms, status = 503) {
       failUntil = Date.now() + ms;

@@ -1,0 +1,268 @@
+/**
+ * A multipart upload whose parts stream straight from the body, through the SDK's multipart
+ * commands (CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload).
+ */
+import type { PassThrough as PassThroughType, Readable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  type S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import type { PutOptions } from '../ports/object-store.js';
+import { abortable, TunedS3Client } from './s3-client.js';
+
+const MiB = 1024 * 1024;
+/** Parts stay far under S3's 10,000 limit: 5 GB → 640 parts of 8 MiB; 100 GB → 2,000 parts. */
+const MAX_PARTS = 2000;
+export const MIN_PART_SIZE = 8 * MiB;
+
+export function partSizeFor(size: number): number {
+  return Math.max(MIN_PART_SIZE, Math.ceil(size / MAX_PARTS / MiB) * MiB);
+}
+
+/** HTTP header values must be printable ASCII; other values are percent-encoded. */
+export function encodeMetadata(meta: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta)) out[k] = /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+  return out;
+}
+
+/** An upload made no progress for `s3.idleTimeout`: the store stopped answering. Transient. */
+export class S3IdleTimeoutError extends Error {
+  override name = 'S3IdleTimeoutError';
+}
+
+/** After an abort, how long an upload may take to stop its parts and abort the multipart upload. */
+export const ABORT_GRACE_MS = 10_000;
+
+/** Where an upload goes and how long it may stay silent. */
+export interface UploadTarget {
+  client: S3Client;
+  bucket: string;
+  idleTimeoutMs: number;
+}
+
+/** The reason an AbortSignal carries, as an Error (BullMQ's cancel passes a string). */
+export function toAbortError(reason: unknown): Error {
+  if (reason instanceof Error) return reason;
+  return Object.assign(new Error(typeof reason === 'string' ? reason : 'aborted'), { name: 'AbortError' });
+}
+
+/** A side channel must never break a transfer. */
+export function safe(fn: () => void) {
+  try {
+    fn();
+  } catch {
+    /* ignored on purpose */
+  }
+}
+
+/** Bytes moved on the client's sockets, when it can tell (a client made by `makeS3Client`). */
+export function activityOf(client: S3Client): (() => number) | undefined {
+  return client instanceof TunedS3Client ? () => client.bytesMoved() : undefined;
+}
+
+/** Best effort, bounded: a store that does not answer leaves the upload to the stale-upload cleanup. */
+export async function abortUpload(t: UploadTarget, key: string, UploadId: string) {
+  const command = new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: key, UploadId });
+  const timeout = AbortSignal.timeout(ABORT_GRACE_MS);
+  await t.client.send(command, abortable(t.client, command, timeout)).catch(() => {});
+}
+
+/**
+ * Part N is one UploadPart request whose body is the next `partSize` bytes as they arrive (its
+ * length is known from the listing), so nothing is buffered beyond the streams' own high-water
+ * marks — memory does not grow with the file or the part size, and stream bodies are signed
+ * UNSIGNED-PAYLOAD (no SHA-256 pass). A part fully sent may still await its answer while the next
+ * one streams (at most two in flight).
+ *
+ * Invariant 1 holds on any store: the upload is completed only after the body ended (the gate
+ * confirmed the exact byte count); any failure aborts it, so partial parts are never assembled.
+ * The SDK cannot retry a streamed part: a failed part fails the transfer and the job is retried.
+ *
+ * A deadline resets on progress (bytes on the store's sockets, a request settling, a chunk taken
+ * from the body): a store that stops answering fails the upload with `S3IdleTimeoutError`, also
+ * with a client that has no socket timeout. Waiting for the body (a slow source) never counts.
+ */
+export async function putStreamedParts(
+  t: UploadTarget,
+  key: string,
+  body: Readable,
+  opts: PutOptions,
+): Promise<{ etag?: string }> {
+  const { client, bucket: Bucket, idleTimeoutMs: idleMs } = t;
+  const partSize = partSizeFor(opts.size);
+  const requests = new AbortController();
+  let uploadId: string | undefined;
+  let part: PassThrough | undefined;
+  // The first part to fail stops everything: the body (hence the source) and the other parts.
+  let failure: Error | undefined;
+  let onFailure: (err: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    onFailure = reject;
+  });
+  failed.catch(() => {});
+  const fail = (err: Error) => {
+    if (failure) return;
+    failure = err;
+    onFailure(err);
+    requests.abort(err);
+    part?.destroy(err);
+    body.destroy(err);
+  };
+  const onAbort = () => fail(toAbortError(opts.signal?.reason));
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let last = Date.now();
+  let waitingForBody = false;
+  const activity = activityOf(client);
+  let seen = activity?.();
+  const watchdog = setInterval(
+    () => {
+      const now = activity?.();
+      if (now !== seen) {
+        seen = now;
+        last = Date.now();
+      }
+      if (waitingForBody && !part?.writableLength) last = Date.now();
+      if (Date.now() - last >= idleMs) {
+        fail(new S3IdleTimeoutError(`${key}: the store made no progress for ${Math.round(idleMs / 1000)} s`));
+      }
+    },
+    Math.max(50, Math.min(1000, Math.floor(idleMs / 4))),
+  );
+  watchdog.unref();
+  const settled = () => {
+    last = Date.now();
+  };
+  try {
+    const create = new CreateMultipartUploadCommand({
+      Bucket,
+      Key: key,
+      ContentType: opts.contentType,
+      Metadata: encodeMetadata(opts.metadata),
+    });
+    const created = await client.send(create, abortable(client, create, requests.signal));
+    uploadId = created.UploadId;
+    const uploads: Promise<{ ETag?: string; PartNumber: number }>[] = [];
+    const answered = new Set<number>(); // part numbers the store confirmed
+    const startPart = (length: number) => {
+      const PartNumber = uploads.length + 1;
+      const stream = new PassThrough({ highWaterMark: 256 * 1024 });
+      stream.on('error', () => {}); // destroyed with the cause by fail(); reported from there
+      const command = new UploadPartCommand({
+        Bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber,
+        Body: stream,
+        ContentLength: length,
+      });
+      const sending = client
+        .send(command, abortable(client, command, requests.signal))
+        .then((res) => {
+          answered.add(PartNumber);
+          return { ETag: res.ETag, PartNumber };
+        })
+        .finally(settled);
+      sending.catch((err: Error) => fail(err));
+      uploads.push(sending);
+      return stream;
+    };
+    let remaining = opts.size;
+    let left = 0; // bytes still to write into `part`
+    let sent = 0;
+    // Splits the body into parts as it flows, chunk by chunk as they come (a Writable: no copies,
+    // unlike async iteration, which concatenates whatever is buffered). Synchronous unless it must
+    // wait (a part's drain, or the part before the last one's answer): no promise per chunk.
+    const feed = (chunk: Buffer, done: (err?: Error | null) => void) => {
+      let data = chunk;
+      const step = (): void => {
+        while (data.length) {
+          if (!part) {
+            if (remaining === 0) {
+              done(new Error(`${key}: the body is longer than its declared ${opts.size} bytes`));
+              return;
+            }
+            // At most two parts in flight: the one streaming and the one before it awaiting its
+            // answer. uploads[i] is part i + 1, so the one two back is part `uploads.length - 1`.
+            if (uploads.length >= 2 && !answered.has(uploads.length - 1)) {
+              uploads[uploads.length - 2]!.then(step, done);
+              return;
+            }
+            left = Math.min(partSize, remaining);
+            part = startPart(left);
+          }
+          const n = Math.min(left, data.length);
+          const piece = n === data.length ? data : data.subarray(0, n);
+          data = data.subarray(n);
+          left -= n;
+          remaining -= n;
+          sent += n;
+          const more = part.write(piece);
+          if (left === 0) {
+            part.end();
+            part = undefined;
+          } else if (!more) {
+            afterDrain(part, step, done); // fails when fail() destroys the part
+            return;
+          }
+        }
+        safe(() => opts.onProgress?.(sent));
+        done();
+      };
+      step();
+    };
+    waitingForBody = true;
+    const splitter = new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        waitingForBody = false;
+        last = Date.now();
+        feed(chunk, (err) => {
+          waitingForBody = !err;
+          cb(err);
+        });
+      },
+    });
+    await Promise.race([pipelineAsync(body, splitter), failed]);
+    waitingForBody = false;
+    // The body ended: its producer vouches for every byte (see transfer.ts's gate).
+    if (remaining !== 0) throw new Error(`${key}: the body ended ${remaining} bytes short`);
+    const parts = await Promise.race([Promise.all(uploads), failed]);
+    const complete = new CompleteMultipartUploadCommand({
+      Bucket,
+      Key: key,
+      UploadId: uploadId,
+      MultipartUpload: { Parts: parts },
+    });
+    const res = await client.send(complete, abortable(client, complete, requests.signal));
+    return { etag: res.ETag };
+  } catch (err) {
+    const cause = failure ?? (err as Error);
+    fail(cause);
+    if (uploadId) await abortUpload(t, key, uploadId);
+    throw cause;
+  } finally {
+    clearInterval(watchdog);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Calls `resume` once `stream` drains, or `fail` if it errors first. */
+function afterDrain(stream: PassThroughType, resume: () => void, fail: (err: Error) => void) {
+  const onDrain = () => {
+    stream.off('error', onError);
+    resume();
+  };
+  const onError = (err: Error) => {
+    stream.off('drain', onDrain);
+    fail(err);
+  };
+  stream.once('drain', onDrain);
+  stream.once('error', onError);
+}
