@@ -14,7 +14,7 @@ import { type SyncWorker, startSyncWorker } from './queue/worker.js';
 import { makeRoot, type Root } from './root.js';
 import { findAbsent } from './sync/absent.js';
 import { type AfterSync, makeAfterSync } from './sync/after-sync.js';
-import { makeCallGate, makeManifestIndexer } from './sync/calls.js';
+import { makeCallCheck, makeManifestIndexer } from './sync/calls.js';
 import { tenantPrefix } from './sync/key.js';
 import { startStaleUploadCleanup } from './sync/stale-uploads.js';
 import type { SyncJobData } from './types.js';
@@ -227,7 +227,7 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       pool: root.pool(),
       keyTemplate: config.s3.keyTemplate,
       multipartThreshold: config.s3.multipartThreshold,
-      gate: makeCallGate({
+      callCheck: makeCallCheck({
         state,
         allocation: root.allocation((c) => metrics.recordVelaCall(c)),
         allocationRecheckMs: config.defaults.allocationRecheck,

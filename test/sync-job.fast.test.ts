@@ -2,14 +2,14 @@
  * `runSyncJob` against the in-memory fakes only (no server, no Redis, no Vela): every `SyncOutcome`,
  * the permanent failures, and the invariants the job owns, in milliseconds. The fakes are proven
  * faithful by the conformance suites (test/conformance/*). The real pool (`makeSessionPool`) and call
- * gate (`makeCallGate`) run over them: only the ports are faked.
+ * gate (`makeCallCheck`) run over them: only the ports are faked.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig, type TenantConfig } from '../src/config.js';
 import { NotFoundError, PermanentError, TlsError, TooManyConnectionsError } from '../src/errors.js';
 import { makeLogger } from '../src/log.js';
 import type { TenantDirectory } from '../src/ports/tenants.js';
-import { makeCallGate, makeManifestIndexer } from '../src/sync/calls.js';
+import { makeCallCheck, makeManifestIndexer } from '../src/sync/calls.js';
 import { makeCredentialCache } from '../src/sync/credentials.js';
 import { makeSessionPool, type SessionPool } from '../src/sync/pool.js';
 import { runSyncJob, type SyncJobContext, type SyncJobDeps, type SyncOutcome } from '../src/sync/sync-job.js';
@@ -83,7 +83,7 @@ function world(
     pool,
     keyTemplate: config.s3.keyTemplate,
     multipartThreshold: opts.multipartThreshold ?? config.s3.multipartThreshold,
-    gate: makeCallGate({ state, allocation, allocationRecheckMs: 60_000 }),
+    callCheck: makeCallCheck({ state, allocation, allocationRecheckMs: 60_000 }),
     ...(opts.indexer && {
       afterUpload: makeManifestIndexer({ state, store, release: async () => {}, log }),
     }),

@@ -30,9 +30,9 @@ import {
   resolveCallMetadata,
 } from './metadata/resolve.js';
 import type { ManifestResult, ManifestRow } from './metadata/types.js';
-import type { AfterUpload, CallGate } from './sync-job.js';
+import type { AfterUpload, CallCheck } from './sync-job.js';
 
-export interface CallGateDeps {
+export interface CallCheckDeps {
   state: SyncStateStore;
   /** Absent when `vela.enabled: false`. */
   allocation?: AllocationCheck;
@@ -40,9 +40,9 @@ export interface CallGateDeps {
   now?: () => number;
 }
 
-export function makeCallGate(deps: CallGateDeps): CallGate {
+export function makeCallCheck(deps: CallCheckDeps): CallCheck {
   const now = deps.now ?? Date.now;
-  const gate: CallGate = async (tenant, job, ctx) => {
+  const check: CallCheck = async (tenant, job, ctx) => {
     if (!isRecording(job.path)) return { kind: 'upload', metadata: {} };
     const row =
       ctx.manifestRow !== undefined
@@ -104,8 +104,8 @@ export function makeCallGate(deps: CallGateDeps): CallGate {
     }
     return { kind: 'upload', metadata: { ...metadata, 'voice-id': answer.voiceId } };
   };
-  gate.manifestRefs = (job) => (isRecording(job.path) ? manifestKeys(job.path) : []);
-  return gate;
+  check.manifestRefs = (job) => (isRecording(job.path) ? manifestKeys(job.path) : []);
+  return check;
 }
 
 export interface ManifestIndexerDeps {

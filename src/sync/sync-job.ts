@@ -1,6 +1,8 @@
 /**
- * One sync job, independent of BullMQ: tenant → already synced? → call gate (metadata, allocation)
- * → S3 HEAD → source session → stream through the gate → verify → sync state.
+ * One sync job, independent of BullMQ: tenant → already synced? → manifest first (wait for a pending
+ * call record) → a connection slot and session → call check (metadata, allocation) → S3 HEAD →
+ * stream through the transfer gate → verify → sync state → after-upload steps (manifest indexing)
+ * → after-sync action. "Gate" always means the transfer gate of invariant 1 (sync/transfer.ts).
  *
  * Invariant 3: a version is marked synced only after S3 confirmed it (HEAD after upload).
  */
@@ -18,8 +20,8 @@ import { sameVersion } from './plan.js';
 import type { Lease, SessionPool } from './pool.js';
 import { SizeMismatchError, transferFile } from './transfer.js';
 
-/** What the call gate decided for one file before its upload. */
-export type GateDecision =
+/** What the call check decided for one file before its upload. */
+export type CallDecision =
   | { kind: 'upload'; metadata: Record<string, string> }
   /** Not yet (a manifest row may still come): try again later, not parked, not an attempt. */
   | { kind: 'wait'; retryInMs: number; detail: string }
@@ -36,7 +38,7 @@ export type GateDecision =
     };
 
 /** Metadata and allocation check for one file (issue: tenants). Absent → upload with no call metadata. */
-export interface CallGate {
+export interface CallCheck {
   (
     tenant: TenantConfig,
     job: SyncJobData,
@@ -47,8 +49,8 @@ export interface CallGate {
       /** The row looked up for `manifestRefs(job)` with the job's first look (null: none). */
       manifestRow?: IndexedRow | null;
     },
-  ): Promise<GateDecision>;
-  /** The manifest references the gate will look up for this job: fetched in the same round trip. */
+  ): Promise<CallDecision>;
+  /** The manifest references the check will look up for this job: fetched in the same round trip. */
   manifestRefs?(job: SyncJobData): string[];
 }
 
@@ -74,7 +76,7 @@ export interface SyncJobDeps {
   pool: SessionPool;
   keyTemplate: string;
   multipartThreshold: number;
-  gate?: CallGate;
+  callCheck?: CallCheck;
   afterUpload?: AfterUpload;
   /** The tenant's after-sync action (delete/move the source file once safe): sync/after-sync.ts. */
   afterSync?: AfterSync;
@@ -144,7 +146,7 @@ export async function runSyncJob(
     tenant.org,
     job.path,
     {
-      manifestRefs: deps.gate?.manifestRefs?.(job),
+      manifestRefs: deps.callCheck?.manifestRefs?.(job),
       // A call record pending longer than manifestWait no longer holds recordings back.
       pendingSince: Date.now() - tenant.metadata.manifestWait,
       version: job,
@@ -202,8 +204,8 @@ export async function runSyncJob(
   let discard = false;
   try {
     let metadata = objectMetadata(tenant.org, job);
-    if (deps.gate) {
-      const decision = await deps.gate(tenant, job, {
+    if (deps.callCheck) {
+      const decision = await deps.callCheck(tenant, job, {
         signal: ctx.signal,
         log,
         queuedAt: ctx.queuedAt,
