@@ -10,7 +10,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hostKeyFingerprint } from '../src/adapters/sftp.js';
+import { hostKeyFingerprint } from '../src/adapters/sftp-entries.js';
 import { connectSource } from '../src/adapters/source.js';
 import { ConfigError, parseConfig, type TenantConfig } from '../src/config.js';
 import { PermanentError, TenantError } from '../src/errors.js';

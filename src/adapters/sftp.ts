@@ -1,34 +1,24 @@
-/**
- * The only file that imports ssh2: one `SourceSession` per SSH connection, with one SFTP channel.
- *
- * - The host key is checked against `sftp.hostKeyFingerprint` (`SHA256:…` as `ssh-keygen -lf` prints
- *   it) before any credential is sent; a mismatch is a `TenantError`.
- * - SFTP status answers (no such file, permission denied, failure) leave the connection usable; any
- *   other error (reset, timeout, closed channel) marks the session unhealthy.
- * - Listings come from READDIR, which carries lstat attributes: a symbolic link is reported as `link`
- *   and never followed; modification times are whole seconds in UTC, so `mtimeExact` is true.
- * - `download` resolves only after every byte up to end of file was read and written to `dest` and
- *   `dest` finished. On failure `dest` is left as it is (not ended).
- *
- * ssh2 has an optional native crypto binding; without it (no compiler at install) it uses Node's
- * crypto, which is all this adapter needs.
- */
-import { createHash } from 'node:crypto';
+
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import ssh2, { type ConnectConfig, type FileEntryWithStats, type SFTPWrapper } from 'ssh2';
 import type { SftpConfig, TenantConfig } from '../config.js';
 import {
-  LoginRefusedError,
   NotFoundError,
   PermanentError,
   TenantError,
   TlsError,
   toError,
-  UnreachableError,
   withContext,
 } from '../errors.js';
-import type { SourceCredentials, SourceEntry, SourceSession } from '../ports/source.js';
+import type { SourceCredentials, SourceSession } from '../ports/source.js';
+import {
+  classifySftpConnectError,
+  hostKeyFingerprint,
+  keyType,
+  sftpStatus,
+  toSftpEntry,
+} from './sftp-entries.js';
 
 export interface SftpConnectOptions {
   /** Login (TCP, handshake, authentication), and how long any request may go unanswered. */
@@ -43,68 +33,6 @@ const READ_AHEAD = 16;
 const { STATUS_CODE } = ssh2.utils.sftp;
 /** Status answers that retrying will not change. */
 const PERMANENT_STATUS = new Set<number>([STATUS_CODE.NO_SUCH_FILE, STATUS_CODE.PERMISSION_DENIED]);
-
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-
-/** The OpenSSH fingerprint of a host key blob: `SHA256:` and unpadded base64, as `ssh-keygen -lf` prints. */
-export function hostKeyFingerprint(key: Buffer): string {
-  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-}
-
-/** The algorithm name at the start of a host key blob (`ssh-ed25519`), for messages. */
-function keyType(key: Buffer): string {
-  const len = key.length >= 4 ? key.readUInt32BE(0) : 0;
-  return len > 0 && len < 64 && key.length >= 4 + len
-    ? key.subarray(4, 4 + len).toString('latin1')
-    : 'unknown';
-}
-
-/** The SFTP status code of an error (ssh2 sets `code` to the number), if any. */
-function sftpStatus(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-export function toSftpEntry(e: FileEntryWithStats): SourceEntry {
-  const { mode, size, mtime } = e.attrs;
-  const fmt = typeof mode === 'number' ? mode & S_IFMT : undefined;
-  const type = fmt === S_IFREG ? 'file' : fmt === S_IFDIR ? 'dir' : fmt === S_IFLNK ? 'link' : 'other';
-  const exact = typeof mtime === 'number' && Number.isFinite(mtime);
-  const modifiedAt = exact ? new Date(mtime * 1000) : undefined;
-  return {
-    name: e.filename,
-    type,
-    size: typeof size === 'number' ? size : 0,
-    mtime: modifiedAt ? modifiedAt.toISOString() : '',
-    mtimeExact: exact,
-    modifiedAt,
-  };
-}
-
-/** Classifies a connect/login failure: a bad login, host key or key file is the tenant's; the rest is transient. */
-export function classifySftpConnectError(err: unknown, host: string): Error {
-  if (err instanceof TenantError) return err;
-  const e = err as Error & { level?: string; code?: unknown };
-  if (e?.level === 'client-authentication') {
-    return new LoginRefusedError(
-      `login to ${host} refused (SSH auth): check the user and the password or key`,
-    );
-  }
-  if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN')
-    return new UnreachableError(`cannot resolve ${host} (DNS): ${e.message}`, 'dns', { cause: err });
-  if (e?.code === 'ECONNREFUSED')
-    return new UnreachableError(`connection to ${host} refused: ${e.message}`, 'refused', { cause: err });
-  if (e?.level === 'client-timeout')
-    return new UnreachableError(`timeout connecting to ${host}: ${e.message}`, 'timeout', { cause: err });
-  // Nothing in common with the server (algorithms), or a key file ssh2 cannot use: a fix is needed.
-  if (e?.level === 'handshake' || /privateKey|passphrase/i.test(e?.message ?? '')) {
-    return new TenantError(`cannot log in to ${host}: ${e.message}`, { cause: err });
-  }
-  return withContext(err, `cannot connect to ${host}`);
-}
 
 /**
  * Destroys the connection when requests are outstanding and none was answered for `ms`: without it a
