@@ -1,3 +1,6 @@
+/**
+ * The only file that imports basic-ftp: one `SourceSession` per logged-in control connection.
+ */
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';

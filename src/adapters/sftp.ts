@@ -1,16 +1,24 @@
-
+/**
+ * With sftp-entries.ts, the only files that import ssh2: one `SourceSession` per SSH connection,
+ * with one SFTP channel.
+ *
+ * - The host key is checked against `sftp.hostKeyFingerprint` (`SHA256:…` as `ssh-keygen -lf` prints
+ *   it) before any credential is sent; a mismatch is a `TenantError`.
+ * - SFTP status answers (no such file, permission denied, failure) leave the connection usable; any
+ *   other error (reset, timeout, closed channel) marks the session unhealthy.
+ * - Listings come from READDIR, which carries lstat attributes: a symbolic link is reported as `link`
+ *   and never followed; modification times are whole seconds in UTC, so `mtimeExact` is true.
+ * - `download` resolves only after every byte up to end of file was read and written to `dest` and
+ *   `dest` finished. On failure `dest` is left as it is (not ended).
+ *
+ * ssh2 has an optional native crypto binding; without it (no compiler at install) it uses Node's
+ * crypto, which is all this adapter needs.
+ */
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import ssh2, { type ConnectConfig, type FileEntryWithStats, type SFTPWrapper } from 'ssh2';
 import type { SftpConfig, TenantConfig } from '../config.js';
-import {
-  NotFoundError,
-  PermanentError,
-  TenantError,
-  TlsError,
-  toError,
-  withContext,
-} from '../errors.js';
+import { NotFoundError, PermanentError, TenantError, TlsError, toError, withContext } from '../errors.js';
 import type { SourceCredentials, SourceSession } from '../ports/source.js';
 import {
   classifySftpConnectError,
