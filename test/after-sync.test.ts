@@ -14,12 +14,14 @@ import { makeStyle } from '../src/cli/render.js';
 import { renderStatus } from '../src/cli/status.js';
 import { openOps } from '../src/ops/context.js';
 import { getStatus } from '../src/ops/status.js';
-import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
+import { makeTestEnv, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
+import { type FtpTestServer, startFtpServer } from './support/ftp-server.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
 import { type FtpServerUnderTest, startServer, tenantFtp } from './support/servers/index.js';
 import { isRoot } from './support/servers/system-user.js';
 import { hasSshd, type SshdServer, startSshd } from './support/sshd.js';
+import { makeTestPki } from './support/tls.js';
 import { hasVsftpd } from './support/vsftpd.js';
 
 let env: TestEnv | undefined;
@@ -221,6 +223,57 @@ describe('afterSync on FTP (ftp-srv)', () => {
     const metrics = await daemon.metrics.render();
     expect(metrics).toMatch(/action="delete",outcome="failed"\} 2/);
     expect(metrics).toMatch(/action="delete",outcome="done"\} 1/);
+  });
+});
+
+describe('afterSync on FTPS (explicit TLS, certificate verified through caFile)', () => {
+  let tls: FtpTestServer | undefined;
+  afterEach(async () => {
+    await tls?.stop();
+    tls = undefined;
+  });
+
+  it('delete and move: files deleted / moved below new nested directories over TLS, objects intact', async () => {
+    const pki = await makeTestPki();
+    for (const [action, extra] of [
+      ['delete', {}],
+      ['move', { moveTo: '/done/{date}/{path}' }],
+    ] as const) {
+      env = await makeTestEnv(`after-ftps-${action}`, {
+        tenant: { dirs: ['/calls'], afterSync: action, ...extra },
+      });
+      tls = await startFtpServer({ root: env.root, users: { acme: SECRETS.ftpPassword }, tls: pki.server });
+      const hashes = new Map<string, string>();
+      for (const path of ['calls/a.wav', 'calls/x/y/b.wav']) {
+        hashes.set(path, (await writeFileDeep(env.root, path, 8_000 + path.length)).sha256);
+      }
+      const [tenant] = env.config.tenants;
+      const config = {
+        ...env.config,
+        tenants: [
+          {
+            ...tenant!,
+            ftp: { ...tenant!.ftp!, port: tls.port, secure: 'explicit' as const, caFile: pki.caFile },
+          },
+        ],
+      };
+      const daemon = await env.start({ config });
+      await daemon.poller!.pollNow('acme');
+      expect(await daemon.poller!.pollNow('acme')).toMatchObject({ enqueued: 2 });
+      expect((await waitIdle(daemon.syncQueue)).failed).toBe(0);
+      expect(await objects(env)).toEqual(hashes);
+      expect(await filesBelow(join(env.root, 'calls')), action).toEqual([]);
+      if (action === 'move') {
+        const done = join(env.root, 'done', new Date().toISOString().slice(0, 10));
+        expect(await filesBelow(done)).toEqual([...hashes.keys()].sort());
+      }
+      expect(await pending(env)).toEqual([]);
+      for (const [path] of hashes) expect(writes(env).get(`acme/${path}`)).toBe(1);
+      await tls.stop();
+      tls = undefined;
+      await env.stop();
+      env = undefined;
+    }
   });
 });
 
