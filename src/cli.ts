@@ -21,7 +21,7 @@ import { ConfigError } from './config.js';
 import { toError } from './errors.js';
 
 /** package.json's version: two levels up from src/cli.ts, three from dist/src/cli.js. */
-export function packageVersion(): string {
+function packageVersion(): string {
   for (const up of ['../package.json', '../../package.json']) {
     const file = fileURLToPath(new URL(up, import.meta.url));
     if (!existsSync(file)) continue;

@@ -6,7 +6,7 @@ export type { Logger };
  * Paths the logger itself redacts: secrets stay out of logs by construction, not by discipline.
  * Any object logged with one of these keys (at any of these depths) shows `[redacted]`.
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'password',
   'token',
   'secret',

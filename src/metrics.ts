@@ -20,10 +20,9 @@ import { Counter, collectDefaultMetrics, exponentialBuckets, Gauge, Histogram, R
 import { makeSnapshotReader, type ScrapeSources } from './metrics-snapshot.js';
 
 /** Outcomes of a sync job that put (or found) the version in S3. */
-export const SYNCED_OUTCOMES = ['uploaded', 'already-in-s3', 'already-synced', 'superseded'] as const;
+const SYNCED_OUTCOMES = ['uploaded', 'already-in-s3', 'already-synced', 'superseded'] as const;
 /** Why a sync job did not succeed: failed for good, will be retried, or the tenant itself is broken. */
-export const FAILURE_REASONS = ['failed', 'retry', 'tenant'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+const FAILURE_REASONS = ['failed', 'retry', 'tenant'] as const;
 
 /** What the queue gauge needs of a BullMQ `Queue` (structural: no BullMQ import here). */
 export interface MetricsOptions {
@@ -74,7 +73,7 @@ export interface Metrics {
 }
 
 /** How an after-sync attempt ended (sync/after-sync.ts); anything else is counted as `other`. */
-export const AFTER_SYNC_OUTCOMES = ['done', 'gone', 'changed', 'failed'] as const;
+const AFTER_SYNC_OUTCOMES = ['done', 'gone', 'changed', 'failed'] as const;
 
 /** Whole job times, from a small file to a few GB over a slow line. */
 const TRANSFER_SECONDS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];

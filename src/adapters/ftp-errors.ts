@@ -25,7 +25,7 @@ export const TOO_MANY =
 export const NOT_FOUND = /no such file|not found|does ?n[o']t exist|cannot find|ENOENT/i;
 
 /** A server refusing a session over its TLS policy: vsftpd 530, pure-ftpd 421, proftpd 550. */
-export const WANTS_TLS = /\b(?:TLS|SSL)\b|encryption|cleartext/i;
+const WANTS_TLS = /\b(?:TLS|SSL)\b|encryption|cleartext/i;
 
 export const replyText = (err: unknown) =>
   ((err as Error | undefined)?.message ?? '').replace(/\s+/g, ' ').trim();

@@ -93,7 +93,7 @@ function enforcePin(client: Client, fingerprint: string, host: string, onDataMis
  * so nothing would be synced and nothing said. Here a line no format fits is dropped on its own; a
  * listing of which no line fits is a tenant-level error (the server's format is not supported).
  */
-export function parseListing(raw: string): FileInfo[] & { unreadable?: string[] } {
+function parseListing(raw: string): FileInfo[] & { unreadable?: string[] } {
   const out: FileInfo[] & { unreadable?: string[] } = [];
   let lines = 0;
   let unreadable: string | undefined;

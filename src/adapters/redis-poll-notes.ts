@@ -9,8 +9,6 @@ import type { PollNotes } from '../ports/sync-state.js';
 import type { RedisClient } from './redis-client.js';
 import { stateKey } from './redis-keys.js';
 
-export const NO_NOTES: PollNotes = { missingDirs: [], unsyncable: { count: 0, sample: [] } };
-
 function parseList(v: string | null | undefined): string[] {
   if (!v) return [];
   try {
@@ -49,5 +47,3 @@ export function makePollNotes(redis: RedisClient, prefix: string) {
     },
   };
 }
-
-export type PollNotesStore = ReturnType<typeof makePollNotes>;

@@ -18,7 +18,7 @@ import { afterSyncProblem } from '../sync/move-target.js';
 import type { RedisClient } from './redis-client.js';
 
 /** Parses FTPSYNC_SECRET_KEY: 32 bytes as 64 hex characters or base64. */
-export function parseSecretKey(text: string | undefined): Buffer {
+function parseSecretKey(text: string | undefined): Buffer {
   if (!text) throw new ConfigError('FTPSYNC_SECRET_KEY is not set (needed for onboarded tenants)');
   const t = text.trim();
   const key = /^[0-9a-f]{64}$/i.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
@@ -30,7 +30,7 @@ export function parseSecretKey(text: string | undefined): Buffer {
   return key;
 }
 
-export function encryptCredentials(key: Buffer, org: string, creds: SourceCredentials): string {
+function encryptCredentials(key: Buffer, org: string, creds: SourceCredentials): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(org));
@@ -38,7 +38,7 @@ export function encryptCredentials(key: Buffer, org: string, creds: SourceCreden
   return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
 }
 
-export function decryptCredentials(key: Buffer, org: string, blob: string): SourceCredentials {
+function decryptCredentials(key: Buffer, org: string, blob: string): SourceCredentials {
   const raw = Buffer.from(blob, 'base64');
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));

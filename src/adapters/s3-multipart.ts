@@ -67,7 +67,7 @@ export function activityOf(client: S3Client): (() => number) | undefined {
 }
 
 /** Best effort, bounded: a store that does not answer leaves the upload to the stale-upload cleanup. */
-export async function abortUpload(t: UploadTarget, key: string, UploadId: string) {
+async function abortUpload(t: UploadTarget, key: string, UploadId: string) {
   const command = new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: key, UploadId });
   const timeout = AbortSignal.timeout(ABORT_GRACE_MS);
   await t.client.send(command, abortable(t.client, command, timeout)).catch(() => {});

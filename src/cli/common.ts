@@ -10,7 +10,7 @@ import { makeLogger } from '../log.js';
 import { type OpsContext, openOps } from '../ops/context.js';
 import { colourEnabled, makeStyle, type Style } from './render.js';
 
-export const DEFAULT_CONFIG = 'config/ftp-sync.yaml';
+const DEFAULT_CONFIG = 'config/ftp-sync.yaml';
 
 /** A failure to tell the operator: one line, an optional hint, an exit code. */
 export class CliError extends Error {
@@ -32,12 +32,12 @@ export const configOption = () =>
   new Option('-c, --config <file>', `configuration file (default: $FTPSYNC_CONFIG or ${DEFAULT_CONFIG})`);
 
 /** Logs of the operations go to stderr, warnings and worse only: stdout stays clean for --json. */
-export function opsLogger() {
+function opsLogger() {
   return makeLogger({ level: 'warn' }, pino.destination({ dest: 2, sync: true }));
 }
 
 /** A Redis URL fit to print: without user and password. */
-export function safeRedisUrl(url: string): string {
+function safeRedisUrl(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';

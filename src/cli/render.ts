@@ -37,7 +37,7 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 
 export const stripAnsi = (s: string) => s.replace(ANSI, '');
 /** Width on screen: escape sequences take none. (Wide CJK characters are counted as one.) */
-export const visibleWidth = (s: string) => [...stripAnsi(s)].length;
+const visibleWidth = (s: string) => [...stripAnsi(s)].length;
 
 /** Cuts `s` (no escape sequences) to `max` characters, ending with `…` when cut. */
 export function truncate(s: string, max: number): string {
@@ -138,7 +138,7 @@ export function table(rows: string[][], align: Align[] = [], gap = '  '): string
 }
 
 /** `[#####.....]` for a fraction from 0 to 1. */
-export function progressBar(fraction: number, width = 10): string {
+function progressBar(fraction: number, width = 10): string {
   const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
   const full = Math.floor(f * width);
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;

@@ -24,7 +24,7 @@ export class ConfigError extends Error {
 }
 
 /** `tenants[1].ftp.port` */
-export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out || '(top level)';
@@ -61,7 +61,7 @@ export interface EnvProblem {
  * to `problems`, naming the field, and the string is left as written; without `problems` the first
  * one is thrown as a ConfigError.
  */
-export function expandEnv(
+function expandEnv(
   value: unknown,
   env: NodeJS.ProcessEnv,
   path: PropertyKey[] = [],

@@ -37,7 +37,7 @@ const secureSchema = z
   })
   .default('explicit');
 
-export const ftpSchema = z.strictObject({
+const ftpSchema = z.strictObject({
   host: str('a host name'),
   port: int(1, 65535).optional(),
   /** `explicit` (AUTH TLS, the default), `implicit` (port 990) or `false` (plain FTP, warned at start). */
@@ -53,9 +53,9 @@ export const ftpSchema = z.strictObject({
 });
 
 /** `SHA256:` and 43 base64 characters, as `ssh-keygen -lf` prints a host key's fingerprint. */
-export const HOST_KEY_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+const HOST_KEY_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
-export const sftpSchema = z
+const sftpSchema = z
   .strictObject({
     host: str('a host name'),
     port: int(1, 65535).default(22),

@@ -40,7 +40,7 @@ export interface Snapshot {
   settled: boolean;
 }
 
-export async function takeSnapshot(ops: OpsContext, tenants: DemoTenant[]): Promise<Snapshot> {
+async function takeSnapshot(ops: OpsContext, tenants: DemoTenant[]): Promise<Snapshot> {
   const status = await getStatus(ops);
   const files: FileState[] = [];
   let reportsDone = true;

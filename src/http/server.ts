@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Listener } from './dashboard.js';
 
-export const DASHBOARD_PATH = '/admin/queues';
+const DASHBOARD_PATH = '/admin/queues';
 
 export interface AdminHttpOptions {
   /** @defaultValue 127.0.0.1 (config `http.host`) */

@@ -103,7 +103,7 @@ export interface TestReport {
 }
 
 /** What failed, by the error's type (the adapters say what kind of failure it is, not only how). */
-export function classifyFailure(err: Error): string {
+function classifyFailure(err: Error): string {
   if (causeOf(err, NoSlotError)) return 'busy';
   if (causeOf(err, TooManyConnectionsError)) return 'too-many-connections';
   const unreachable = causeOf(err, UnreachableError);

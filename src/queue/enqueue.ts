@@ -21,7 +21,7 @@ export type Enqueue = (
 ) => Promise<string[]>;
 
 /** BullMQ's largest priority (2^21). */
-export const MAX_PRIORITY = 2_097_152;
+const MAX_PRIORITY = 2_097_152;
 
 export function makeEnqueue(queue: Queue<SyncJobData>, config: Config): Enqueue {
   const jobOpts = {

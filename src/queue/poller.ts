@@ -57,7 +57,7 @@ export interface Poller {
 }
 
 /** Poll backoff for an unhealthy tenant: doubles per failed poll, capped at 30 minutes. */
-export function unhealthyBackoff(failures: number, interval: number): number {
+function unhealthyBackoff(failures: number, interval: number): number {
   return Math.min(30 * 60_000, interval * 2 ** Math.min(10, Math.max(0, failures - 1)));
 }
 

@@ -12,7 +12,7 @@ const SYNC_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'pri
 const POLL_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
 
 /** Lets delayed (parked or waiting) jobs run now; `patch` is merged into their data first. */
-export async function releaseJobs(
+async function releaseJobs(
   queue: Queue<SyncJobData>,
   ids: string[],
   patch?: Partial<SyncJobData>,

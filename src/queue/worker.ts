@@ -147,7 +147,7 @@ const PROGRESS_MS = 1000;
  * Passes progress on at most once per `everyMs`, the first time `everyMs` after `since`: a transfer
  * that ends within a second (most files) writes none, a long one one per second.
  */
-export function progressEvery(
+function progressEvery(
   everyMs: number,
   since: number,
   write: (bytes: number) => Promise<unknown>,

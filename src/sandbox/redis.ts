@@ -24,7 +24,7 @@ const INSTALL_HINT =
   'install Redis (apt-get install redis-server, or brew install redis) or set REDIS_URL=redis://host:port';
 
 /** Resolves when `url` answers PING; rejects with the reason otherwise. */
-export async function pingRedis(url: string, timeoutMs = 2_000): Promise<void> {
+async function pingRedis(url: string, timeoutMs = 2_000): Promise<void> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -142,7 +142,7 @@ async function kill(child: ChildProcess): Promise<void> {
 }
 
 /** `redis://user:secret@host:6379` → `redis://user:***@host:6379`. */
-export function redactUrl(url: string): string {
+function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

@@ -33,7 +33,7 @@ export interface SandboxS3 {
   stop(): Promise<void>;
 }
 
-export function sandboxS3Client(endpoint: string): S3Client {
+function sandboxS3Client(endpoint: string): S3Client {
   return new S3Client({
     endpoint,
     region: SANDBOX_S3_REGION,

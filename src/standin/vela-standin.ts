@@ -287,7 +287,7 @@ function isRealDate(s: string): boolean {
 }
 
 /** Validates a setting from a test, a file or the admin API; the error names the field. */
-export function parseSetting(v: unknown, where: string): AllocationSetting {
+function parseSetting(v: unknown, where: string): AllocationSetting {
   const fail = (msg: string): never => {
     throw new Error(`${where}: ${msg}`);
   };

@@ -42,7 +42,7 @@ export async function findAbsent(
 }
 
 /** The longest prefix of every key that ends with `/` (the directory they all are in). */
-export function commonDirPrefix(keys: string[]): string {
+function commonDirPrefix(keys: string[]): string {
   let p = keys[0] ?? '';
   for (const k of keys) {
     let i = 0;

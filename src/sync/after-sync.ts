@@ -73,7 +73,7 @@ export interface AfterSync {
 }
 
 /** Backoff before attempt `attempts + 1`: base × 2^(attempts − 1), capped. */
-export function afterSyncBackoff(attempts: number, base: number, max: number): number {
+function afterSyncBackoff(attempts: number, base: number, max: number): number {
   return Math.min(max, base * 2 ** Math.min(20, Math.max(0, attempts - 1)));
 }
 

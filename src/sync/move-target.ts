@@ -13,7 +13,7 @@ import { makeFilter } from './walk.js';
 
 export type AfterSyncAction = 'keep' | 'delete' | 'move';
 
-export const MOVE_PLACEHOLDERS = ['path', 'name', 'dir', 'date'] as const;
+const MOVE_PLACEHOLDERS = ['path', 'name', 'dir', 'date'] as const;
 
 /** Why a template cannot be used, or undefined when it can. */
 export function moveTemplateProblem(template: string): string | undefined {

@@ -112,7 +112,7 @@ export interface SyncJobContext {
 const dirname = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('/')));
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
-export function objectMetadata(org: string, job: SyncJobData): Record<string, string> {
+function objectMetadata(org: string, job: SyncJobData): Record<string, string> {
   return {
     org,
     'source-path': job.path,

@@ -29,7 +29,7 @@ export class SizeMismatchError extends Error {
  * the upload reads. `body` ends only through `open()`, after the download resolved with the exact
  * byte count; every other outcome destroys it with an error.
  */
-export function makeGate(path: string, size: number, highWaterMark = 256 * 1024) {
+function makeGate(path: string, size: number, highWaterMark = 256 * 1024) {
   const body = new PassThrough({ highWaterMark });
   let count = 0;
   let pending: ((err?: Error | null) => void) | undefined;
@@ -79,10 +79,10 @@ export function makeGate(path: string, size: number, highWaterMark = 256 * 1024)
 }
 
 /** Files up to this size are read into memory and sent from there; larger ones are streamed. */
-export const BUFFER_LIMIT = 16 * 1024 * 1024;
+const BUFFER_LIMIT = 16 * 1024 * 1024;
 
 /** Downloads a whole (small) file into memory and checks its length. */
-export async function downloadToBuffer(
+async function downloadToBuffer(
   session: SourceSession,
   remotePath: string,
   path: string,

@@ -23,7 +23,7 @@ import { makeUtf8Checker } from './utf8.js';
 
 const BREAKS = /\r\n|\r|\n/g;
 /** Longest row, in characters; a longer one is a syntax error (a quote never closed, most likely). */
-export const MAX_RECORD_SIZE = 256 * 1024;
+const MAX_RECORD_SIZE = 256 * 1024;
 
 /** Reads a delimited manifest into `rows`. Resolves `false` when a syntax error stopped it early. */
 export async function readDelimited(

@@ -10,9 +10,9 @@ import { pickFields, type RowCollector } from './rows.js';
 import { decodeUtf8, makeUtf8Checker } from './utf8.js';
 
 /** Largest JSON array manifest read whole; bigger ones must be JSON Lines. */
-export const MAX_JSON_ARRAY_BYTES = 64 * 1024 * 1024;
+const MAX_JSON_ARRAY_BYTES = 64 * 1024 * 1024;
 /** Longest JSON Lines line; a longer one is a row error (and skipped), not the end of the file. */
-export const MAX_JSON_LINE = 1024 * 1024;
+const MAX_JSON_LINE = 1024 * 1024;
 
 /** Reads a JSON manifest into `rows`. */
 export async function readJson(

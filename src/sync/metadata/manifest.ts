@@ -31,7 +31,7 @@ const FORMATS: Record<string, ManifestFormat> = {
 };
 
 /** The manifest format of a file, by extension; `undefined` when it is not a call-record file. */
-export function manifestFormat(fileName: string): ManifestFormat | undefined {
+function manifestFormat(fileName: string): ManifestFormat | undefined {
   return FORMATS[extensionOf(fileName)];
 }
 

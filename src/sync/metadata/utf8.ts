@@ -94,7 +94,7 @@ function sequenceLength(lead: number): number {
  * Offset of the first character that is not valid UTF-8 (where its first byte is), or -1. With
  * `final: false` a character cut off by the end of `bytes` is not an error (more bytes may follow).
  */
-export function firstInvalidUtf8(bytes: Uint8Array, final: boolean): number {
+function firstInvalidUtf8(bytes: Uint8Array, final: boolean): number {
   let i = 0;
   while (i < bytes.length) {
     const lead = bytes[i]!;
