@@ -13,8 +13,9 @@ import type { Logger } from '../log.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { IndexedRow, SyncStateStore } from '../ports/sync-state.js';
 import type { TenantDirectory } from '../ports/tenants.js';
-import type { MetadataSource, ParkedRecord, SyncJobData, SyncResult } from '../types.js';
+import type { ParkedRecord, SyncJobData, SyncResult } from '../types.js';
 import { type AfterSync, afterIndexing } from './after-sync.js';
+import { completeSync, supersededOnServer, verifiedEtag } from './job-steps.js';
 import { objectKey } from './key.js';
 import { sameVersion } from './plan.js';
 import type { Lease, SessionPool } from './pool.js';
@@ -108,9 +109,6 @@ export interface SyncJobContext {
   signal?: AbortSignal;
   onProgress?: (bytes: number) => void;
 }
-
-const dirname = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('/')));
-const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
 function objectMetadata(org: string, job: SyncJobData): Record<string, string> {
   return {
@@ -230,37 +228,23 @@ export async function runSyncJob(
         head.metadata['source-size'] === String(job.size) &&
         head.metadata['source-mtime'] === job.mtime
       ) {
-        const syncedAt = Date.now();
-        const callRecord = afterIndexing(job.path);
-        // A recording is safe to clean: the object is verified. A call record found here only once it
-        // is indexed again (its rows went with the sync state) — below.
-        if (!callRecord) await deps.afterSync?.record(tenant, job, key, syncedAt);
-        await deps.state.markSynced(
-          tenant.org,
-          job.path,
-          { size: job.size, mtime: job.mtime, key, etag: head.etag, syncedAt },
-          head.metadata['metadata-source'] as MetadataSource | undefined,
-        );
+        // A call record found here is indexed again only while still pending (its rows went with the
+        // sync state otherwise): only then may it be cleaned. A recording is safe to clean.
+        await completeSync(deps, tenant, job, {
+          key,
+          etag: head.etag,
+          metadata: head.metadata,
+          session: lease.session,
+          index: selfPending,
+        });
         log.info({ key }, 'already in S3: sync state rebuilt');
-        const reindexed = selfPending && deps.afterUpload !== undefined;
-        if (reindexed) await deps.afterUpload?.(tenant, job, key, undefined, head.metadata);
-        if (deps.afterSync && tenant.afterSync !== 'keep' && (!callRecord || reindexed)) {
-          if (callRecord) await deps.afterSync.record(tenant, job, key, syncedAt);
-          await deps.afterSync.run(tenant, job, lease.session);
-        }
         return { kind: 'done', result: { outcome: 'already-in-s3', key, bytes: 0 } };
       }
     }
 
     if (ctx.attempt > 0) {
-      // A retry: is the listed version still there? A vanished file fails, a changed one is superseded.
-      const entry = (await lease.session.list(`/${dirname(job.path)}`)).find(
-        (e) => e.name === basename(job.path),
-      );
-      if (!entry) throw new PermanentError(`${job.path}: no longer on the server`);
-      if (!sameVersion(entry, job)) {
-        return { kind: 'superseded', detail: `now ${entry.size} bytes, ${entry.mtime}` };
-      }
+      const superseded = await supersededOnServer(lease.session, job);
+      if (superseded) return superseded;
     }
     const started = Date.now();
     const { buffer, etag } = await transferFile({
@@ -282,25 +266,15 @@ export async function runSyncJob(
     // shorter than its Content-Length): no HEAD. A multipart upload is checked with one, since its
     // parts could add up short.
     const confirmed = buffer && etag ? etag : await verifiedEtag(deps, key, job.size);
-    const syncedAt = Date.now();
-    // The after-sync action is recorded before markSynced (a crash in between cannot lose it; it
-    // acts only once the version is marked synced). A call record's waits for its indexing below:
-    // an indexing failure is thrown (the job is retried, finds the version synced and its call
-    // record still pending, and indexes it then), so an unindexed call record stays on the server.
-    const callRecord = afterIndexing(job.path);
-    if (!callRecord) await deps.afterSync?.record(tenant, job, key, syncedAt);
-    await deps.state.markSynced(
-      tenant.org,
-      job.path,
-      { size: job.size, mtime: job.mtime, key, etag: confirmed, syncedAt },
-      metadata['metadata-source'] as MetadataSource | undefined,
-    );
+    await completeSync(deps, tenant, job, {
+      key,
+      etag: confirmed,
+      metadata,
+      body: buffer,
+      session: lease.session,
+      index: true,
+    });
     log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
-    if (deps.afterUpload) await deps.afterUpload(tenant, job, key, buffer, metadata);
-    if (deps.afterSync && tenant.afterSync !== 'keep') {
-      if (callRecord) await deps.afterSync.record(tenant, job, key, syncedAt);
-      await deps.afterSync.run(tenant, job, lease.session);
-    }
     return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
   } catch (err) {
     // The source adapter wraps what the transfer threw (with the command as context): look inside.
@@ -316,17 +290,6 @@ export async function runSyncJob(
   } finally {
     await deps.pool.release(lease, discard);
   }
-}
-
-/** The object's ETag after a HEAD confirmed its size. */
-async function verifiedEtag(deps: SyncJobDeps, key: string, size: number): Promise<string | undefined> {
-  const head = await deps.store.head(key);
-  if (!head || head.size !== size) {
-    throw new Error(
-      `${key}: S3 reports ${head ? `${head.size} bytes` : 'no object'} after upload of ${size}`,
-    );
-  }
-  return head.etag;
 }
 
 /** How soon a recording waiting for a pending call record looks again (plus as much jitter). */
