@@ -4,7 +4,7 @@
  */
 import { makeS3Client, makeS3Store } from '../../src/adapters/s3.js';
 import { parseConfig } from '../../src/config.js';
-import { makeFakeObjectStore } from '../support/fakes/object-store.js';
+import { makeMemoryObjectStore } from '../support/fakes/memory-object-store.js';
 import { startS3 } from '../support/s3.js';
 import { describeObjectStoreConformance, describeObjectStoreResilience } from './object-store.js';
 
@@ -37,7 +37,7 @@ async function s3Fixture() {
 
 describeObjectStoreConformance('S3 adapter on s3rver', s3Fixture);
 describeObjectStoreConformance('in-memory fake', async () => ({
-  store: makeFakeObjectStore({ pageSize: 7 }),
+  store: makeMemoryObjectStore(),
   listPageSize: 7,
   async stop() {},
 }));
