@@ -16,6 +16,7 @@ import {
   tenantsListCommand,
   tenantsRemoveCommand,
   tenantsTestCommand,
+  tenantsUpdateCommand,
 } from './cli/tenants.js';
 import { ConfigError } from './config.js';
 import { toError } from './errors.js';
@@ -149,29 +150,16 @@ ${examples(
     .addHelpText('after', examples('ftp-sync tenants list', 'ftp-sync tenants list --json'))
     .action(tenantsListCommand);
 
-  tenants
+  const add = tenants
     .command('add')
     .description('onboard a tenant at run time; its password is read from stdin and stored encrypted')
     .addOption(configOption())
     .addOption(orgOption())
     .requiredOption('--host <host>', 'FTP server host name')
-    .option('--port <port>', 'FTP server port (default 21, 990 with --secure implicit)', parseIntArg)
-    .addOption(
-      new Option('--secure <mode>', 'FTPS mode; false is plain FTP (unencrypted)')
-        .choices(['explicit', 'implicit', 'false'])
-        .default('explicit'),
-    )
     .requiredOption('--user <user>', 'FTP user name')
     .option('--password-stdin', 'read the password from stdin (all of it, one trailing newline removed)')
-    .requiredOption('--dir <dir>', 'directory to watch (repeat for more)', collect)
-    .option(
-      '--include <glob>',
-      'only files matching (repeat for more; default: recordings and call records)',
-      collect,
-    )
-    .option('--exclude <glob>', 'skip files matching (repeat for more)', collect)
-    .option('--max-connections <n>', 'logins at once on this server, all replicas together', parseIntArg)
-    .option('--poll-interval <duration>', 'how often the source is listed (e.g. 60s, 5m)', parseDurationArg)
+    .requiredOption('--dir <dir>', 'directory to watch (repeat for more)', collect);
+  tenantSettingsOptions(add)
     .addHelpText(
       'after',
       `
@@ -185,6 +173,32 @@ ${examples(
 )}`,
     )
     .action(tenantsAddCommand);
+
+  const update = tenants
+    .command('update')
+    .description('change only the given settings of an onboarded tenant; its password is kept unless given')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--host <host>', 'FTP server host name')
+    .option('--user <user>', 'FTP user name (the stored password is kept unless --password-stdin)')
+    .option('--password-stdin', 'a new password, read from stdin (all of it, one trailing newline removed)')
+    .option('--dir <dir>', 'directories to watch, replacing the stored ones (repeat for more)', collect)
+    .option('--enabled', 'poll the tenant again (after --disabled)');
+  tenantSettingsOptions(update)
+    .addHelpText(
+      'after',
+      `
+Onboarded tenants only (a tenant of the configuration file is changed there). Running daemons
+pick the change up within seconds, without a restart; new credentials (or server) also end the
+tenant's poll backoff, so the next poll logs in at once. Lists (--dir, --include, --exclude)
+replace the stored ones; --settings-json is merged key by key into the stored settings.
+${examples(
+  'ftp-sync tenants update --org acme --after-sync delete --default-email calls@acme.example',
+  'printf %s "$NEW_PASSWORD" | ftp-sync tenants update --org acme --password-stdin',
+  'ftp-sync tenants update --org acme --settings-json \'{"metadata":{"columns":{"email":["agent"]}}}\'',
+)}`,
+    )
+    .action(tenantsUpdateCommand);
 
   tenants
     .command('remove')
@@ -211,6 +225,66 @@ ${examples('ftp-sync tenants test --org acme', 'ftp-sync tenants test --org acme
 
   oneLineErrors(program);
   return program;
+}
+
+/** The per-tenant settings `tenants add` and `tenants update` both take (checked by the tenant schema). */
+function tenantSettingsOptions(cmd: Command): Command {
+  return cmd
+    .option('--port <port>', 'FTP server port (default 21, 990 with --secure implicit)', parseIntArg)
+    .addOption(
+      new Option('--secure <mode>', 'FTPS mode (default explicit); false is plain FTP (unencrypted)').choices(
+        ['explicit', 'implicit', 'false'],
+      ),
+    )
+    .option(
+      '--include <glob>',
+      'only files matching (repeat for more; default: recordings and call records)',
+      collect,
+    )
+    .option('--exclude <glob>', 'skip files matching (repeat for more)', collect)
+    .option('--max-connections <n>', 'logins at once on this server, all replicas together', parseIntArg)
+    .option('--poll-interval <duration>', 'how often the source is listed (e.g. 60s, 5m)', parseDurationArg)
+    .option(
+      '--min-file-age <duration>',
+      'skip files changed more recently than this (e.g. 30s)',
+      parseDurationArg,
+    )
+    .option('--max-file-size <size>', 'skip larger files (e.g. 2GiB)')
+    .option('--disabled', 'keep the tenant but do not poll it')
+    .addOption(
+      new Option('--after-sync <action>', 'what happens to a source file once in S3').choices([
+        'keep',
+        'delete',
+        'move',
+      ]),
+    )
+    .option('--move-to <template>', 'with --after-sync move: the target path (e.g. /archive/{path})')
+    .option('--default-email <email>', 'metadata: the email when no manifest row or pattern gives one')
+    .option(
+      '--pattern <regex>',
+      'metadata: regular expression with named groups email and date, on file names',
+    )
+    .addOption(
+      new Option('--date-format <format>', 'metadata: how dates are written').choices([
+        'iso',
+        'DD/MM/YYYY',
+        'MM/DD/YYYY',
+        'YYYY/MM/DD',
+      ]),
+    )
+    .option('--date-from-mtime', 'metadata: use the modification date when nothing else gives a date')
+    .option('--no-date-from-mtime', 'metadata: never use the modification date as the date of call')
+    .option('--require-manifest', 'metadata: hold a recording until its manifest row arrives')
+    .option('--no-require-manifest', 'metadata: upload a recording without waiting for a manifest row')
+    .option(
+      '--manifest-wait <duration>',
+      'metadata: how long --require-manifest holds a recording',
+      parseDurationArg,
+    )
+    .option(
+      '--settings-json <json>',
+      'a partial tenant object as in the configuration file (e.g. {"metadata":{"columns":{…}}}); the options win',
+    );
 }
 
 /** Commander's usage errors as one line with a hint: `ftp-sync: … (see: ftp-sync resync --help)`. */

@@ -104,7 +104,9 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
       once('pool', () =>
         makeSessionPool({
           budget: budget(),
-          credentials: makeCredentialCache(tenants().credentials, config.credentials.cacheTtl),
+          credentials: makeCredentialCache(tenants().credentials, config.credentials.cacheTtl, (org) =>
+            tenants().revision(org),
+          ),
           connect: (t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout }),
           log,
           idleMs: opts.poolIdleMs,

@@ -1,5 +1,5 @@
 /**
- * `ftp-sync tenants list | add | remove | test`. A password is only ever read from stdin, stored
+ * `ftp-sync tenants list | add | update | remove | test`. A password is only ever read from stdin, stored
  * encrypted (FTPSYNC_SECRET_KEY) and never printed.
  */
 import { ConfigError } from '../config.js';
@@ -7,9 +7,11 @@ import {
   addTenant,
   listTenants,
   removeTenant,
+  type TenantSettingsInput,
   type TenantSummary,
   type TestReport,
   testTenant,
+  updateTenant,
 } from '../ops/tenants.js';
 import { CliError, json, type Output, readConfig, readStdin, stdout, withOps } from './common.js';
 import { formatBytes, formatCount, formatDuration, table } from './render.js';
@@ -47,22 +49,117 @@ export async function tenantsListCommand(opts: { config?: string; json?: boolean
     out.line(line);
 }
 
-export interface TenantsAddOptions {
+/** The per-tenant options `tenants add` and `tenants update` share (commander's names). */
+export interface TenantSettingsOptions {
   config?: string;
   org: string;
-  host: string;
+  host?: string;
   port?: number;
-  secure: 'explicit' | 'implicit' | 'false';
-  user: string;
+  secure?: 'explicit' | 'implicit' | 'false';
+  user?: string;
   passwordStdin?: boolean;
-  dir: string[];
+  dir?: string[];
   include?: string[];
   exclude?: string[];
   maxConnections?: number;
   pollInterval?: string;
+  minFileAge?: string;
+  maxFileSize?: string;
+  disabled?: boolean;
+  enabled?: boolean;
+  afterSync?: 'keep' | 'delete' | 'move';
+  moveTo?: string;
+  defaultEmail?: string;
+  pattern?: string;
+  dateFormat?: string;
+  dateFromMtime?: boolean;
+  requireManifest?: boolean;
+  manifestWait?: string;
+  settingsJson?: string;
 }
 
-export async function tenantsAddCommand(opts: TenantsAddOptions): Promise<void> {
+function settingsInput(opts: TenantSettingsOptions, command: string): TenantSettingsInput {
+  let settings: Record<string, unknown> | undefined;
+  if (opts.settingsJson !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(opts.settingsJson);
+    } catch (err) {
+      throw new CliError(`--settings-json: not JSON: ${(err as Error).message}`, {
+        exitCode: 2,
+        hint: `ftp-sync tenants ${command} --help`,
+      });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new CliError(
+        '--settings-json: expected a JSON object (a partial tenant, as in the configuration file)',
+        {
+          exitCode: 2,
+          hint: `ftp-sync tenants ${command} --help`,
+        },
+      );
+    }
+    settings = parsed as Record<string, unknown>;
+  }
+  return {
+    host: opts.host,
+    port: opts.port,
+    secure: opts.secure,
+    dirs: opts.dir,
+    include: opts.include,
+    exclude: opts.exclude,
+    maxConnections: opts.maxConnections,
+    pollInterval: opts.pollInterval,
+    minFileAge: opts.minFileAge,
+    maxFileSize: opts.maxFileSize,
+    enabled: opts.disabled ? false : opts.enabled ? true : undefined,
+    afterSync: opts.afterSync,
+    moveTo: opts.moveTo,
+    defaultEmail: opts.defaultEmail,
+    pattern: opts.pattern,
+    dateFormat: opts.dateFormat,
+    dateFromMtime: opts.dateFromMtime,
+    requireManifest: opts.requireManifest,
+    manifestWait: opts.manifestWait,
+    settings,
+  };
+}
+
+async function readPassword(command: string): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('password (then Enter and Ctrl-D): ');
+  const password = (await readStdin()).replace(/\r?\n$/, '');
+  if (!password)
+    throw new CliError('the password read from stdin is empty', {
+      hint: `ftp-sync tenants ${command} --help`,
+    });
+  return password;
+}
+
+function describeTenant(out: Output, t: TenantSummary): string {
+  const secure =
+    t.secure === 'sftp'
+      ? 'SFTP'
+      : t.secure === false
+        ? out.style.yellow('plain FTP (unencrypted)')
+        : `FTPS ${t.secure}`;
+  return (
+    `${t.host}:${t.port} ${secure}, user ${t.user}, dirs ${t.dirs.join(', ')}, ` +
+    `every ${formatDuration(t.pollInterval)}, max ${t.maxConnections} connections, after sync ${t.afterSync}` +
+    `${t.afterSync === 'move' && t.moveTo ? ` to ${t.moveTo}` : ''}${t.enabled ? '' : ', disabled'}`
+  );
+}
+
+/** Settings given on the command line: a usage error of this command (exit 2), not of the config file. */
+const asUsageError = (command: string) => (err: unknown) => {
+  if (err instanceof ConfigError)
+    throw new CliError(`cannot ${command} tenant: ${err.message}`, {
+      exitCode: 2,
+      hint: `ftp-sync tenants ${command} --help`,
+    });
+  throw err;
+};
+
+export async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<void> {
   if (!opts.passwordStdin) {
     throw new CliError(
       'tenants add needs --password-stdin: a password is read from stdin, never from the command line',
@@ -71,16 +168,14 @@ export async function tenantsAddCommand(opts: TenantsAddOptions): Promise<void> 
       },
     );
   }
+  const input = settingsInput(opts, 'add');
   const config = await readConfig(opts.config);
   if (!config.secretKey) {
     throw new ConfigError(
       'FTPSYNC_SECRET_KEY is not set: the passwords of onboarded tenants are stored encrypted with it (make one: openssl rand -hex 32)',
     );
   }
-  if (process.stdin.isTTY) process.stderr.write('password (then Enter and Ctrl-D): ');
-  const password = (await readStdin()).replace(/\r?\n$/, '');
-  if (!password)
-    throw new CliError('the password read from stdin is empty', { hint: 'ftp-sync tenants add --help' });
+  const password = await readPassword('add');
 
   const out = stdout();
   await withOps(config, async (ctx) => {
@@ -88,31 +183,44 @@ export async function tenantsAddCommand(opts: TenantsAddOptions): Promise<void> 
     await ctx.tenants.verifyKey();
     const existed = (await ctx.tenants.get(opts.org))?.origin === 'onboarded';
     const t = await addTenant(ctx, {
+      ...input,
       org: opts.org,
-      host: opts.host,
-      port: opts.port,
-      secure: opts.secure,
-      user: opts.user,
+      host: opts.host!,
+      user: opts.user!,
       password,
-      dirs: opts.dir,
-      include: opts.include,
-      exclude: opts.exclude,
-      maxConnections: opts.maxConnections,
-      pollInterval: opts.pollInterval,
-    }).catch((err) => {
-      // Settings given on the command line: a usage error of this command, not of the config file.
-      if (err instanceof ConfigError)
-        throw new CliError(`cannot add tenant: ${err.message}`, { hint: 'ftp-sync tenants add --help' });
-      throw err;
-    });
-    const secure = t.secure === false ? out.style.yellow('plain FTP (unencrypted)') : `FTPS ${t.secure}`;
-    out.line(
-      `${existed ? 'replaced' : 'added'} tenant ${t.org}: ${t.host}:${t.port} ${secure}, user ${t.user}, dirs ${t.dirs.join(', ')}, ` +
-        `every ${formatDuration(t.pollInterval)}, max ${t.maxConnections} connections`,
-    );
+      dirs: opts.dir ?? [],
+    }).catch(asUsageError('add'));
+    out.line(`${existed ? 'replaced' : 'added'} tenant ${t.org}: ${describeTenant(out, t)}`);
     out.line(
       `running daemons pick it up at their next reconcile; check it now with: ftp-sync tenants test --org ${t.org}`,
     );
+  });
+}
+
+export async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise<void> {
+  const input = settingsInput(opts, 'update');
+  const config = await readConfig(opts.config);
+  if (!config.secretKey) {
+    throw new ConfigError(
+      'FTPSYNC_SECRET_KEY is not set: the passwords of onboarded tenants are stored encrypted with it (make one: openssl rand -hex 32)',
+    );
+  }
+  const password = opts.passwordStdin ? await readPassword('update') : undefined;
+  const out = stdout();
+  await withOps(config, async (ctx) => {
+    const current = await ctx.tenants.get(opts.org);
+    if (current?.origin === 'config') {
+      throw new CliError(
+        `tenant "${opts.org}" is defined in the configuration file: edit it there (tenants update changes onboarded tenants only)`,
+        { hint: 'ftp-sync tenants list' },
+      );
+    }
+    const t = await updateTenant(ctx, { ...input, org: opts.org, user: opts.user, password }).catch(
+      asUsageError('update'),
+    );
+    if (!t) throw new CliError(`no onboarded tenant "${opts.org}"`, { hint: 'ftp-sync tenants list' });
+    out.line(`updated tenant ${t.org}: ${describeTenant(out, t)}${password ? ' (new password)' : ''}`);
+    out.line('running daemons pick the change up within seconds, without a restart');
   });
 }
 

@@ -29,6 +29,13 @@ export interface TenantSummary {
   dirs: string[];
   pollInterval: number;
   maxConnections: number;
+  include: string[];
+  exclude: string[];
+  minFileAge: number;
+  maxFileSize: number;
+  afterSync: TenantConfig['afterSync'];
+  moveTo?: string;
+  metadata: TenantConfig['metadata'];
 }
 
 export function summarise(t: TenantConfig): TenantSummary {
@@ -43,6 +50,13 @@ export function summarise(t: TenantConfig): TenantSummary {
     dirs: t.dirs,
     pollInterval: t.pollInterval,
     maxConnections: t.maxConnections,
+    include: t.include,
+    exclude: t.exclude,
+    minFileAge: t.minFileAge,
+    maxFileSize: t.maxFileSize,
+    afterSync: t.afterSync,
+    ...(t.moveTo !== undefined && { moveTo: t.moveTo }),
+    metadata: t.metadata,
   };
 }
 
@@ -50,35 +64,119 @@ export async function listTenants(ctx: OpsContext): Promise<TenantSummary[]> {
   return (await ctx.tenants.list()).map(summarise);
 }
 
-export interface AddTenantInput {
-  org: string;
-  host: string;
+/**
+ * Per-tenant settings given as options (the CLI's flags), each as in the configuration file;
+ * `settings` is a partial tenant object the options are merged over.
+ */
+export interface TenantSettingsInput {
+  host?: string;
   port?: number;
   secure?: 'explicit' | 'implicit' | 'false';
-  user: string;
-  password: string;
-  dirs: string[];
+  dirs?: string[];
   include?: string[];
   exclude?: string[];
   maxConnections?: number;
   pollInterval?: string;
+  minFileAge?: string;
+  maxFileSize?: string;
+  enabled?: boolean;
+  afterSync?: 'keep' | 'delete' | 'move';
+  moveTo?: string;
+  defaultEmail?: string;
+  pattern?: string;
+  dateFormat?: string;
+  dateFromMtime?: boolean;
+  requireManifest?: boolean;
+  manifestWait?: string;
+  settings?: Record<string, unknown>;
+}
+
+export interface AddTenantInput extends TenantSettingsInput {
+  org: string;
+  host: string;
+  user: string;
+  password: string;
+  dirs: string[];
+}
+
+const defined = <T extends Record<string, unknown>>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+/** The options as a partial tenant object, over `input.settings`. */
+export function settingsPatch(input: TenantSettingsInput): Record<string, unknown> {
+  const base = input.settings ?? {};
+  const ftp = defined({
+    host: input.host,
+    port: input.port,
+    secure: input.secure === undefined ? undefined : input.secure === 'false' ? false : input.secure,
+  });
+  const metadata = defined({
+    defaultEmail: input.defaultEmail,
+    pattern: input.pattern,
+    dateFormat: input.dateFormat,
+    dateFromMtime: input.dateFromMtime,
+    requireManifest: input.requireManifest,
+    manifestWait: input.manifestWait,
+  });
+  const obj = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {});
+  return {
+    ...base,
+    ...(Object.keys(ftp).length && { ftp: { ...obj(base.ftp), ...ftp } }),
+    ...(Object.keys(metadata).length && { metadata: { ...obj(base.metadata), ...metadata } }),
+    ...defined({
+      dirs: input.dirs?.length ? input.dirs : undefined,
+      include: input.include?.length ? input.include : undefined,
+      exclude: input.exclude?.length ? input.exclude : undefined,
+      maxConnections: input.maxConnections,
+      pollInterval: input.pollInterval,
+      minFileAge: input.minFileAge,
+      maxFileSize: input.maxFileSize,
+      enabled: input.enabled,
+      afterSync: input.afterSync,
+      moveTo: input.moveTo,
+    }),
+  };
 }
 
 export async function addTenant(ctx: OpsContext, input: AddTenantInput): Promise<TenantSummary> {
+  const patch = settingsPatch(input);
   const tenant: Record<string, unknown> = {
+    ...patch,
     org: input.org,
-    ftp: {
-      host: input.host,
-      ...(input.port !== undefined && { port: input.port }),
-      secure: input.secure === 'false' ? false : (input.secure ?? 'explicit'),
-    },
-    dirs: input.dirs.length ? input.dirs : ['/'],
-    ...(input.include?.length && { include: input.include }),
-    ...(input.exclude?.length && { exclude: input.exclude }),
-    ...(input.maxConnections !== undefined && { maxConnections: input.maxConnections }),
-    ...(input.pollInterval !== undefined && { pollInterval: input.pollInterval }),
+    ...(!patch.sftp && { ftp: { secure: 'explicit', ...(patch.ftp as object) } }),
+    dirs: patch.dirs ?? ['/'],
   };
+  const before = await ctx.tenants.get(input.org);
   const t = await ctx.tenants.add({ tenant, user: input.user, password: input.password });
+  // New credentials (or a new server): the next poll logs in at once, not after the backoff.
+  if (before) await ctx.state.setHealth(t.org, 'ok');
+  return summarise(t);
+}
+
+export interface UpdateTenantInput extends TenantSettingsInput {
+  org: string;
+  user?: string;
+  password?: string;
+}
+
+/**
+ * Changes only the given settings of an onboarded tenant; keeps its password unless one is given.
+ * Undefined when there is no such onboarded tenant. Changed credentials or source end the poll
+ * backoff, so the next poll logs in at once.
+ */
+export async function updateTenant(
+  ctx: OpsContext,
+  input: UpdateTenantInput,
+): Promise<TenantSummary | undefined> {
+  const patch = settingsPatch(input);
+  const t = await ctx.tenants.update(
+    input.org,
+    patch,
+    defined({ user: input.user, password: input.password }),
+  );
+  if (!t) return undefined;
+  const sourceChanged = input.user !== undefined || input.password !== undefined || patch.ftp || patch.sftp;
+  if (sourceChanged) await ctx.state.setHealth(t.org, 'ok');
   return summarise(t);
 }
 
@@ -139,6 +237,8 @@ export async function testTenant(
       });
       // A poll syncs the other directories (the tenant is degraded); a test of the set-up fails.
       const missing = missingDirs.length > 0;
+      // It logs in and lists: the poll backoff of an unhealthy tenant ends, the next poll runs at once.
+      if (!missing) await ctx.state.setHealth(org, 'ok').catch(() => {});
       return {
         org,
         ok: !missing,

@@ -19,6 +19,21 @@ export interface TenantStore extends TenantDirectory {
   readonly credentials: CredentialProvider;
   /** Validates and stores a tenant (or replaces its settings and credentials). */
   add(input: OnboardInput): Promise<TenantConfig>;
+  /**
+   * Merges `patch` (a partial tenant object) into an onboarded tenant's stored settings and validates
+   * the result; keeps the stored user and password unless given. Undefined when no such onboarded
+   * tenant; throws ConfigError for a config-file tenant or an invalid result.
+   */
+  update(
+    org: string,
+    patch: Record<string, unknown>,
+    creds?: { user?: string; password?: string },
+  ): Promise<TenantConfig | undefined>;
+  /**
+   * The revision of an onboarded tenant's stored settings and credentials (changes at every add and
+   * update), as recently read (the store's cache); undefined for config-file tenants.
+   */
+  revision(org: string): Promise<string | undefined>;
   remove(org: string): Promise<boolean>;
   /** Only the onboarded ones. */
   onboarded(): Promise<TenantConfig[]>;
