@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
+import { makeRedisState } from '../src/adapters/redis-state.js';
 import { makeS3Store } from '../src/adapters/s3.js';
 import { buildProgram } from '../src/cli.js';
 import { parseConfig } from '../src/config.js';
@@ -350,6 +351,185 @@ describe('ftp-sync tenants', () => {
     const r = await cli(['tenants', 'test', '-c', config, '--org', 'nobody']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('ftp-sync: no tenant "nobody" (see: ftp-sync tenants list)\n');
+  });
+
+  const tenantJson = async (org: string) =>
+    (JSON.parse((await cli(['tenants', 'list', '-c', config, '--json'])).stdout) as TenantSummary[]).find(
+      (t) => t.org === org,
+    );
+
+  it('add takes every per-tenant option and --settings-json; list --json shows them', async () => {
+    const r = await cli(
+      [
+        'tenants',
+        'add',
+        '-c',
+        config,
+        '--org',
+        'gamma',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(ftp.port),
+        '--secure',
+        'false',
+        '--user',
+        'up',
+        '--password-stdin',
+        '--dir',
+        '/calls',
+        '--default-email',
+        'calls@gamma.example',
+        '--pattern',
+        '^(?<email>[^_]+)_',
+        '--date-format',
+        'DD/MM/YYYY',
+        '--date-from-mtime',
+        '--require-manifest',
+        '--manifest-wait',
+        '10m',
+        '--after-sync',
+        'move',
+        '--move-to',
+        '/archive/{path}',
+        '--poll-interval',
+        '2m',
+        '--min-file-age',
+        '30s',
+        '--max-connections',
+        '3',
+        '--max-file-size',
+        '1MiB',
+        '--disabled',
+        '--settings-json',
+        '{"metadata":{"columns":{"email":["agent_mail"]},"defaultEmail":"ignored@gamma.example"}}',
+      ],
+      { input: password },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^added tenant gamma: .*after sync move to \/archive\/\{path\}, disabled/);
+    expect(await tenantJson('gamma')).toMatchObject({
+      origin: 'onboarded',
+      enabled: false,
+      dirs: ['/calls'],
+      pollInterval: 120_000,
+      minFileAge: 30_000,
+      maxConnections: 3,
+      maxFileSize: 1024 * 1024,
+      afterSync: 'move',
+      moveTo: '/archive/{path}',
+      metadata: {
+        defaultEmail: 'calls@gamma.example',
+        pattern: '^(?<email>[^_]+)_',
+        dateFormat: 'DD/MM/YYYY',
+        dateFromMtime: true,
+        requireManifest: true,
+        manifestWait: 600_000,
+        columns: expect.objectContaining({ email: ['agent_mail'] }),
+      },
+    });
+  });
+
+  it('update changes only the given fields and keeps the password', async () => {
+    const r = await cli([
+      'tenants',
+      'update',
+      '-c',
+      config,
+      '--org',
+      'gamma',
+      '--after-sync',
+      'delete',
+      '--default-email',
+      'new@gamma.example',
+      '--no-require-manifest',
+      '--enabled',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^updated tenant gamma: .*after sync delete/);
+    const t = await tenantJson('gamma');
+    expect(t).toMatchObject({
+      enabled: true,
+      dirs: ['/calls'],
+      pollInterval: 120_000,
+      maxConnections: 3,
+      afterSync: 'delete',
+      metadata: {
+        defaultEmail: 'new@gamma.example',
+        pattern: '^(?<email>[^_]+)_',
+        dateFormat: 'DD/MM/YYYY',
+        requireManifest: false,
+        columns: expect.objectContaining({ email: ['agent_mail'] }),
+      },
+    });
+    // The stored password still logs in.
+    const test = await cli(['tenants', 'test', '-c', config, '--org', 'gamma']);
+    expect(test.code).toBe(0);
+  });
+
+  it('update refuses invalid settings naming the field (exit 2), and changes nothing', async () => {
+    const bad = await cli(['tenants', 'update', '-c', config, '--org', 'gamma', '--default-email', 'nope']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^ftp-sync: cannot update tenant: metadata\.defaultEmail: expected an email address/,
+    );
+    const json = await cli([
+      'tenants',
+      'update',
+      '-c',
+      config,
+      '--org',
+      'gamma',
+      '--settings-json',
+      '{"metadata":{"bogus":1}}',
+    ]);
+    expect(json.code).toBe(2);
+    expect(json.stderr).toContain('metadata');
+    expect((await tenantJson('gamma'))?.metadata.defaultEmail).toBe('new@gamma.example');
+    const unknown = await cli(['tenants', 'update', '-c', config, '--org', 'nobody', '--disabled']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('ftp-sync: no onboarded tenant "nobody" (see: ftp-sync tenants list)\n');
+  });
+
+  it('update refuses a tenant of the configuration file', async () => {
+    const withTenant = await writeConfig(dir.path, {
+      redis: { url: redisUrl(), prefix },
+      s3: { bucket: 'calls' },
+      vela: { enabled: false },
+      tenants: [{ org: 'filed', ftp: { host: '127.0.0.1', user: 'up', password: 'x' }, dirs: ['/'] }],
+    });
+    const r = await cli(['tenants', 'update', '-c', withTenant, '--org', 'filed', '--after-sync', 'delete']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ftp-sync: tenant "filed" is defined in the configuration file: edit it there/);
+  });
+
+  it('a passing tenants test, and new credentials given to update, end the poll backoff', async () => {
+    const state = makeRedisState(redis, prefix);
+    await state.setHealth('gamma', 'unhealthy', 'login refused', { poll: true });
+    await state.setHealth('gamma', 'unhealthy', 'login refused', { poll: true });
+    expect((await state.info('gamma')).pollFailures).toBe(2);
+    const test = await cli(['tenants', 'test', '-c', config, '--org', 'gamma']);
+    expect(test.code).toBe(0);
+    expect(await state.info('gamma')).toMatchObject({ health: 'ok', pollFailures: 0 });
+
+    const rotated = `${password}-2`;
+    ftp.setPassword('up', rotated);
+    try {
+      await state.setHealth('gamma', 'unhealthy', 'login refused', { poll: true });
+      const r = await cli(['tenants', 'update', '-c', config, '--org', 'gamma', '--password-stdin'], {
+        input: `${rotated}\n`,
+      });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('(new password)');
+      expect(await state.info('gamma')).toMatchObject({ health: 'ok', pollFailures: 0 });
+      expect((await cli(['tenants', 'test', '-c', config, '--org', 'gamma'])).code).toBe(0);
+    } finally {
+      ftp.setPassword('up', password);
+    }
+    expect((await cli(['tenants', 'remove', '-c', config, '--org', 'gamma'])).code).toBe(0);
   });
 
   it('removes the tenant and its credentials', async () => {
