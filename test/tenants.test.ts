@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/main.js';
 import { openOps } from '../src/ops/context.js';
 import { resync } from '../src/ops/resync.js';
-import { addTenant } from '../src/ops/tenants.js';
+import { addTenant, updateTenant } from '../src/ops/tenants.js';
 import { makeTestEnv, passwordOf, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { writeFileDeep } from './support/fs.js';
 import { listAll } from './support/s3.js';
@@ -264,5 +266,81 @@ describe('tenants, Vela allocation and call metadata', () => {
       await ops.close();
     }
     expect(daemon).toBeDefined();
+  });
+  it('a running daemon picks up tenants update (settings and a rotated password) without a restart; the backoff ends', async () => {
+    env = await makeTestEnv('update', { moreTenants: ['initech'], env: { FTPSYNC_SECRET_KEY: SECRET_KEY } });
+    const config = { ...env.config, tenants: env.config.tenants.filter((t) => t.org !== 'initech') };
+    await writeFileDeep(env.root, 'initech/calls/u1.wav', 900);
+    await env.start({ reconcileMs: 300, config });
+    const ops = openOps(config, env.logs.log);
+    try {
+      await addTenant(ops, {
+        org: 'initech',
+        host: '127.0.0.1',
+        port: env.ftp.port,
+        secure: 'false',
+        user: 'initech',
+        password: passwordOf('initech'),
+        dirs: ['/initech'],
+        pollInterval: '1s',
+        minFileAge: '1ms',
+        defaultEmail: 'first@initech.example',
+      });
+      await waitFor(
+        'u1 synced',
+        async () => (await env!.state.getSynced('initech', 'initech/calls/u1.wav')) ?? false,
+        20_000,
+      );
+      expect((await env.store.head('initech/initech/calls/u1.wav'))?.metadata).toMatchObject({
+        email: 'first@initech.example',
+      });
+
+      // The server's password changes: polls fail and back off.
+      env.ftp.setPassword('initech', 'rotated-Pa55-2');
+      await waitFor(
+        'polls failing',
+        async () => {
+          const info = await env!.state.info('initech');
+          return info.health === 'unhealthy' && info.pollFailures >= 2;
+        },
+        30_000,
+      );
+
+      // The operator gives the new password and new settings; no restart.
+      await updateTenant(ops, {
+        org: 'initech',
+        password: 'rotated-Pa55-2',
+        afterSync: 'delete',
+        defaultEmail: 'second@initech.example',
+      });
+      expect((await env.state.info('initech')).pollFailures).toBe(0);
+      await writeFileDeep(env.root, 'initech/calls/u2.wav', 900);
+      const started = Date.now();
+      await waitFor(
+        'u2 synced after the update',
+        async () => (await env!.state.getSynced('initech', 'initech/calls/u2.wav')) ?? false,
+        20_000,
+      );
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect((await env.state.info('initech')).health).toBe('ok');
+      expect((await env.store.head('initech/initech/calls/u2.wav'))?.metadata).toMatchObject({
+        email: 'second@initech.example',
+      });
+      // after-sync delete now applies: the synced source file goes.
+      await waitFor(
+        'u2 deleted on the server',
+        async () => {
+          try {
+            await stat(join(env!.root, 'initech/calls/u2.wav'));
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        20_000,
+      );
+    } finally {
+      await ops.close();
+    }
   });
 });
