@@ -88,6 +88,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     worker && s3
       ? startStaleUploadCleanup({
           abortStaleUploads: (p, age) => s3.abortStaleUploads(p, age),
+          abortRecorded: (age) => s3.abortRecorded({ olderThanMs: age }),
           prefixes: async () =>
             (await root.tenants().list()).map((t) => tenantPrefix(config.s3.keyTemplate, t.org)),
           olderThanMs: config.s3.staleUploadAge,
@@ -106,7 +107,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     close() {
       closing ??= (async () => {
         staleUploads?.close();
-        const results = await Promise.allSettled([poller?.close(), worker?.close()]);
+        const results: PromiseSettledResult<unknown>[] = await Promise.allSettled([
+          poller?.close(),
+          worker?.close(),
+        ]);
+        // Transfers finished or were handed back: any upload of ours still recorded is abandoned.
+        if (worker && s3) results.push(...(await Promise.allSettled([s3.abortRecorded({ mine: true })])));
         results.push(...(await Promise.allSettled([http?.close()])));
         for (const r of results) {
           if (r.status === 'rejected') log.error({ err: String(r.reason) }, 'error during shutdown');

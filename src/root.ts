@@ -11,6 +11,7 @@ import { makeRedis, type RedisClient } from './adapters/redis-client.js';
 import { makeRedisPollLocks } from './adapters/redis-lock.js';
 import { makeRedisState } from './adapters/redis-state.js';
 import { makeTenantStore } from './adapters/redis-tenants.js';
+import { makeRedisUploadRecords } from './adapters/redis-uploads.js';
 import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck, type VelaCallOutcome } from './adapters/vela.js';
@@ -24,6 +25,7 @@ import type { PollLocks } from './ports/locks.js';
 import type { ObjectStore } from './ports/object-store.js';
 import type { SyncStateStore } from './ports/sync-state.js';
 import type { TenantStore } from './ports/tenants.js';
+import type { UploadRecords } from './ports/upload-records.js';
 import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
 import { makeSyncJobs } from './queue/sync-jobs.js';
 import { makeCredentialCache } from './sync/credentials.js';
@@ -84,8 +86,16 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
   // A replica that dies frees its connection slots as soon as its jobs can run elsewhere.
   const budget = () =>
     once('budget', () => makeRedisBudget(redis(), prefix, { leaseMs: config.worker.lockDuration }));
+  // Open multipart uploads, recorded so a crash leaves nothing behind (see ports/upload-records.ts).
+  // A process's lease lives as long as a job lock: a worker gone that long has lost its jobs too.
+  const uploads = () =>
+    once('uploads', () => makeRedisUploadRecords(redis(), prefix, { leaseMs: config.worker.lockDuration }));
   const s3 = () =>
-    once('s3', () => (opts.store ? undefined : makeS3Store(config.s3, makeS3Client(config.s3, { log }))));
+    once('s3', () =>
+      opts.store
+        ? undefined
+        : makeS3Store(config.s3, makeS3Client(config.s3, { log }), { records: uploads(), log }),
+    );
   const syncQueue = () =>
     once('syncQueue', () => new Queue<SyncJobData, SyncResult>(SYNC_QUEUE, { connection: redis(), prefix }));
   const pollQueue = () =>
@@ -141,6 +151,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
         };
         await step('pool', (p: SessionPool) => p.closeAll());
         await step('budget', (b: ConnectionBudget) => b.close());
+        await step('uploads', (u: UploadRecords) => u.close());
         await step('syncQueue', (q: Queue) => q.close());
         await step('pollQueue', (q: Queue) => q.close());
         await step('redis', (r: RedisClient) => r.quit().catch(() => r.disconnect()));

@@ -8,15 +8,23 @@
  * ((queueSize + 1) × part size per upload), which is why they are not the default.
  */
 import { pipeline, type Readable, Transform } from 'node:stream';
-import { AbortMultipartUploadCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  type S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { PutOptions } from '../ports/object-store.js';
+import type { UploadRecords } from '../ports/upload-records.js';
 import { abortable } from './s3-client.js';
 import {
   ABORT_GRACE_MS,
   activityOf,
   encodeMetadata,
   partSizeFor,
+  quietly,
   S3IdleTimeoutError,
   safe,
   toAbortError,
@@ -26,18 +34,48 @@ import {
 /**
  * The client as lib-storage's `Upload` sees it: every request carries `signal` (so an abort stops
  * the parts in flight at once, not when they finish), except AbortMultipartUpload, which must still
- * go out after an abort. `onStart`/`onSettle` count the requests in flight.
+ * go out after an abort. `onStart`/`onSettle` count the requests in flight. The multipart upload is
+ * recorded in `records` once created, its confirmed parts counted, and forgotten once completed or
+ * aborted.
  */
-function scopedClient(client: S3Client, signal: AbortSignal, onStart: () => void, onSettle: () => void) {
+function scopedClient(
+  client: S3Client,
+  signal: AbortSignal,
+  onStart: () => void,
+  onSettle: () => void,
+  records: UploadRecords | undefined,
+) {
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop !== 'send') return Reflect.get(target, prop, receiver);
       return (command: Parameters<S3Client['send']>[0], options?: { abortSignal?: AbortSignal }) => {
         // biome-ignore lint/suspicious/noExplicitAny: the SDK's send overloads do not take a union
         const send = target.send.bind(target) as (c: typeof command, o?: object) => Promise<any>;
-        if (command instanceof AbortMultipartUploadCommand) return send(command, options);
+        if (command instanceof AbortMultipartUploadCommand) {
+          const id = command.input.UploadId;
+          return send(command, options).then(async (res) => {
+            if (id) await quietly(records?.remove(id));
+            return res;
+          });
+        }
         onStart();
-        return send(command, abortable(target, command, signal)).finally(onSettle);
+        return send(command, abortable(target, command, signal))
+          .then(async (res) => {
+            if (command instanceof CreateMultipartUploadCommand && res.UploadId) {
+              const { Bucket = '', Key = '' } = command.input;
+              await quietly(
+                records?.add({ uploadId: res.UploadId, bucket: Bucket, key: Key, startedAt: Date.now() }),
+              );
+            } else if (command instanceof UploadPartCommand && command.input.UploadId) {
+              const body = command.input.Body;
+              const n = command.input.ContentLength ?? (body instanceof Uint8Array ? body.byteLength : 0);
+              await quietly(records?.progress(command.input.UploadId, n));
+            } else if (command instanceof CompleteMultipartUploadCommand && command.input.UploadId) {
+              await quietly(records?.remove(command.input.UploadId));
+            }
+            return res;
+          })
+          .finally(onSettle);
       };
     },
   });
@@ -84,6 +122,7 @@ export async function putBufferedParts(
         inflight--;
         progress();
       },
+      t.records,
     ),
     params: {
       Bucket: t.bucket,

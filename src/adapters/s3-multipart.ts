@@ -13,6 +13,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { PutOptions } from '../ports/object-store.js';
+import type { UploadRecords } from '../ports/upload-records.js';
 import { abortable, TunedS3Client } from './s3-client.js';
 
 const MiB = 1024 * 1024;
@@ -44,6 +45,13 @@ export interface UploadTarget {
   client: S3Client;
   bucket: string;
   idleTimeoutMs: number;
+  /** Where open multipart uploads are recorded (crash safety); none: not recorded. */
+  records?: UploadRecords;
+}
+
+/** Best effort: Redis failing must not fail an upload (the record is a safety net, not a step). */
+export async function quietly(p: Promise<unknown> | undefined): Promise<void> {
+  await p?.catch(() => {});
 }
 
 /** The reason an AbortSignal carries, as an Error (BullMQ's cancel passes a string). */
@@ -66,11 +74,17 @@ export function activityOf(client: S3Client): (() => number) | undefined {
   return client instanceof TunedS3Client ? () => client.bytesMoved() : undefined;
 }
 
-/** Best effort, bounded: a store that does not answer leaves the upload to the stale-upload cleanup. */
+/**
+ * Best effort, bounded: a store that does not answer (or refuses) leaves the upload recorded, for
+ * the stale-upload cleanup.
+ */
 async function abortUpload(t: UploadTarget, key: string, UploadId: string) {
   const command = new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: key, UploadId });
   const timeout = AbortSignal.timeout(ABORT_GRACE_MS);
-  await t.client.send(command, abortable(t.client, command, timeout)).catch(() => {});
+  await t.client
+    .send(command, abortable(t.client, command, timeout))
+    .then(() => quietly(t.records?.remove(UploadId)))
+    .catch(() => {});
 }
 
 /**
@@ -148,6 +162,9 @@ export async function putStreamedParts(
     });
     const created = await client.send(create, abortable(client, create, requests.signal));
     uploadId = created.UploadId;
+    if (uploadId) {
+      await quietly(t.records?.add({ uploadId, bucket: Bucket, key, startedAt: Date.now() }));
+    }
     const uploads: Promise<{ ETag?: string; PartNumber: number }>[] = [];
     const answered = new Set<number>(); // part numbers the store confirmed
     const startPart = (length: number) => {
@@ -164,8 +181,9 @@ export async function putStreamedParts(
       });
       const sending = client
         .send(command, abortable(client, command, requests.signal))
-        .then((res) => {
+        .then(async (res) => {
           answered.add(PartNumber);
+          if (uploadId) await quietly(t.records?.progress(uploadId, length));
           return { ETag: res.ETag, PartNumber };
         })
         .finally(settled);
@@ -241,6 +259,7 @@ export async function putStreamedParts(
       MultipartUpload: { Parts: parts },
     });
     const res = await client.send(complete, abortable(client, complete, requests.signal));
+    await quietly(t.records?.remove(uploadId as string));
     return { etag: res.ETag };
   } catch (err) {
     const cause = failure ?? (err as Error);

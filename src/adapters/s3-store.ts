@@ -21,7 +21,9 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
 import type { ObjectHead, ObjectStore, PutOptions } from '../ports/object-store.js';
+import type { UploadRecords } from '../ports/upload-records.js';
 import { abortable, makeS3Client } from './s3-client.js';
 import { encodeMetadata, putStreamedParts, safe, toAbortError, type UploadTarget } from './s3-multipart.js';
 import { putBufferedParts } from './s3-multipart-buffered.js';
@@ -37,6 +39,14 @@ export interface S3Store extends ObjectStore {
    * or `'unsupported'` when the store has no ListMultipartUploads (s3rver answers 501).
    */
   abortStaleUploads(prefix: string, olderThanMs: number): Promise<number | 'unsupported'>;
+  /**
+   * Aborts, by id, the recorded multipart uploads of this bucket that are `mine` (this process's:
+   * shutdown), or whose owner is gone or that are older than `olderThanMs` (start-up and hourly
+   * cleanup). Works on stores that cannot list uploads. A store that refuses to abort (405) is
+   * warned about once, with the count and bytes left, and those records are dropped. Returns how
+   * many were aborted; 0 without a record store.
+   */
+  abortRecorded(which: { mine: true } | { olderThanMs: number }): Promise<number>;
   /** Cheap reachability probe for /readyz. */
   ping(): Promise<void>;
 }
@@ -45,12 +55,29 @@ const isNotImplemented = (err: unknown) =>
   err instanceof S3ServiceException &&
   (err.$metadata.httpStatusCode === 501 || err.name === 'NotImplemented');
 
+const isRefused = (err: unknown) =>
+  err instanceof S3ServiceException &&
+  (err.$metadata.httpStatusCode === 405 || err.name === 'MethodNotAllowed' || err.name === 'NotImplemented');
+
 const isNotFound = (err: unknown) =>
   err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound');
 
-export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(cfg)): S3Store {
+export interface S3StoreOptions {
+  /** Where open multipart uploads are recorded, so they can be aborted by id after a crash. */
+  records?: UploadRecords;
+  /** For the one warning when the store refuses to abort uploads. */
+  log?: Logger;
+}
+
+export function makeS3Store(
+  cfg: Config['s3'],
+  client: S3Client = makeS3Client(cfg),
+  opts: S3StoreOptions = {},
+): S3Store {
   const Bucket = cfg.bucket;
-  const target: UploadTarget = { client, bucket: Bucket, idleTimeoutMs: cfg.idleTimeout };
+  const { records } = opts;
+  const target: UploadTarget = { client, bucket: Bucket, idleTimeoutMs: cfg.idleTimeout, records };
+  let warnedRefused = false;
 
   /** One PutObject of an in-memory body: the SDK retries it (5xx, throttling, resets, clock skew). */
   async function putBuffer(key: string, body: Buffer, opts: PutOptions) {
@@ -190,6 +217,44 @@ export function makeS3Store(cfg: Config['s3'], client: S3Client = makeS3Client(c
         KeyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
         UploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
       } while (KeyMarker);
+      return aborted;
+    },
+    async abortRecorded(which) {
+      if (!records) return 0;
+      let aborted = 0;
+      let refused = 0;
+      let bytesLeft = 0;
+      for (const r of await records.list()) {
+        if (r.bucket !== Bucket) continue;
+        const take =
+          'mine' in which
+            ? r.owner === records.owner
+            : r.owner !== records.owner &&
+              (Date.now() - r.startedAt > which.olderThanMs || !(await records.alive(r.owner)));
+        if (!take) continue;
+        try {
+          await client.send(new AbortMultipartUploadCommand({ Bucket, Key: r.key, UploadId: r.uploadId }));
+          aborted++;
+        } catch (err) {
+          if (isNotFound(err) || (err instanceof S3ServiceException && err.name === 'NoSuchUpload')) {
+            // Completed or aborted already (the record outlived it): nothing left.
+          } else if (isRefused(err)) {
+            refused++;
+            bytesLeft += r.bytes;
+          } else {
+            continue; // kept: the next pass tries again
+          }
+        }
+        await records.remove(r.uploadId);
+      }
+      if (refused > 0 && !warnedRefused) {
+        // Said once per store: it will not start aborting later, and retrying would only repeat it.
+        warnedRefused = true;
+        opts.log?.warn(
+          { uploads: refused, bytesLeft },
+          'the object store refuses to abort multipart uploads (405): their parts stay on it; rely on a lifecycle rule',
+        );
+      }
       return aborted;
     },
     async ping() {

@@ -1,7 +1,9 @@
 /**
  * Crash safety: a worker killed in the middle of a multipart upload leaves the upload open in S3
  * (its parts are billed and invisible). The worker role aborts our own stale ones — under each
- * tenant's key prefix, older than `s3.staleUploadAge` — once an hour. An S3 lifecycle rule
+ * tenant's key prefix, older than `s3.staleUploadAge` — once an hour, and first soon after start.
+ * Each pass also aborts, by id, the uploads recorded when they were created whose process is gone
+ * (or older than the age): that covers stores that cannot list uploads. An S3 lifecycle rule
  * (AbortIncompleteMultipartUpload) is the recommended second net.
  */
 import { toError } from '../errors.js';
@@ -10,6 +12,11 @@ import type { Logger } from '../log.js';
 export interface StaleUploadCleanupDeps {
   /** Aborts uploads under `prefix` older than `olderThanMs`; `'unsupported'` when the store cannot list them. */
   abortStaleUploads(prefix: string, olderThanMs: number): Promise<number | 'unsupported'>;
+  /**
+   * Aborts the recorded uploads whose owner is gone or older than `olderThanMs`; resolves with how
+   * many. Optional: without it only listing is used.
+   */
+  abortRecorded?(olderThanMs: number): Promise<number>;
   /** Every tenant's key prefix (`acme/` for the template `{org}/{path}`). */
   prefixes(): Promise<string[]>;
   olderThanMs: number;
@@ -32,8 +39,17 @@ export function startStaleUploadCleanup(deps: StaleUploadCleanupDeps): StaleUplo
   let running: Promise<number> | undefined;
 
   async function pass(): Promise<number> {
-    if (unsupported) return 0;
     let total = 0;
+    if (deps.abortRecorded) {
+      try {
+        const n = await deps.abortRecorded(deps.olderThanMs);
+        if (n > 0) log.info({ aborted: n }, 'aborted multipart uploads left open by a process that is gone');
+        total += n;
+      } catch (err) {
+        log.warn({ err: toError(err).message }, 'recorded upload cleanup failed; next pass in an hour');
+      }
+    }
+    if (unsupported) return total;
     for (const prefix of await deps.prefixes()) {
       try {
         const n = await deps.abortStaleUploads(prefix, deps.olderThanMs);
@@ -41,7 +57,7 @@ export function startStaleUploadCleanup(deps: StaleUploadCleanupDeps): StaleUplo
           // Said once per process: the store will not start listing uploads later.
           unsupported = true;
           log.warn(
-            'the object store does not list multipart uploads (501): stale uploads are not cleaned up; rely on a lifecycle rule',
+            'the object store does not list multipart uploads (501): only the uploads recorded in Redis are cleaned up; rely on a lifecycle rule too',
           );
           return total;
         }
