@@ -1,21 +1,31 @@
 /**
  * Crash safety, the clean-up half: multipart uploads a crashed worker left open are aborted by the
  * worker role (our tenants' prefixes only, older than `s3.staleUploadAge`); a store that cannot list
- * multipart uploads (s3rver answers 501) gets one warning and no more attempts.
+ * multipart uploads (s3rver answers 501) gets one warning and no more attempts. Uploads recorded in
+ * Redis when created are aborted by id once their process is gone, also where listing is 501.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PassThrough, Readable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeRedisUploadRecords } from '../src/adapters/redis-uploads.js';
 import { makeS3Store } from '../src/adapters/s3.js';
 import { parseConfig } from '../src/config.js';
+import type { UploadRecords } from '../src/ports/upload-records.js';
 import { startStaleUploadCleanup } from '../src/sync/stale-uploads.js';
 import { captureLog } from './support/daemon.js';
-import { s3Client, startS3 } from './support/s3.js';
+import { redisUrl, uniquePrefix } from './support/env.js';
+import { type S3TestServer, s3Client, startS3 } from './support/s3.js';
+import { waitFor } from './support/wait.js';
 
 const DAY = 86_400_000;
 
-function s3Config(endpoint: string, bucket = 'calls') {
-  return parseConfig({ s3: { bucket, endpoint, forcePathStyle: true }, vela: { enabled: false } }).s3;
+function s3Config(endpoint: string, bucket = 'calls', multipartUpload: 'stream' | 'buffer' = 'stream') {
+  return parseConfig({
+    s3: { bucket, endpoint, forcePathStyle: true, multipartUpload },
+    vela: { enabled: false },
+  }).s3;
 }
 
 /** ListMultipartUploads in two pages and AbortMultipartUpload, as S3 answers them. */
@@ -124,5 +134,146 @@ describe('stale multipart uploads', () => {
     } finally {
       cleanup.close();
     }
+  });
+});
+
+describe('recorded multipart uploads (Redis + s3rver, which answers 501 to ListMultipartUploads)', () => {
+  const MiB = 1024 * 1024;
+  let s3: S3TestServer;
+  let redis: Redis;
+  let prefix: string;
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  beforeAll(async () => {
+    s3 = await startS3();
+    redis = new Redis(redisUrl());
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await s3.stop();
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const records = (owner: string) => {
+    const r = makeRedisUploadRecords(redis, prefix, { leaseMs: 300, owner });
+    cleanups.push(() => r.close());
+    return r;
+  };
+
+  /**
+   * A process that dies mid upload: a multipart upload whose body never ends (`sent` bytes of its
+   * declared 64 MiB written), made through its own client, recorded under `owner`. `die()` stops
+   * its lease, as a kill -9 would; the upload is neither completed nor aborted.
+   */
+  async function dyingUpload(owner: string, key: string, sent: number) {
+    const rec = records(owner);
+    const client = s3Client(s3.endpoint);
+    const store = makeS3Store(s3Config(s3.endpoint, s3.bucket), client, { records: rec });
+    const body = new PassThrough();
+    body.write(Buffer.alloc(sent, 7));
+    const put = store.put(key, body, { size: 64 * MiB, metadata: {} });
+    put.catch(() => {});
+    cleanups.push(async () => {
+      body.destroy();
+      await put.catch(() => {});
+      client.destroy();
+    });
+    const mine = async () => (await rec.list()).find((r) => r.key === key && r.owner === owner);
+    const parts = Math.floor(sent / (8 * MiB)) * 8 * MiB;
+    await waitFor('the upload recorded', async () => ((await mine())?.bytes ?? -1) >= parts);
+    const found = await mine();
+    if (!found) throw new Error('not recorded');
+    return { uploadId: found.uploadId, die: () => rec.close() };
+  }
+
+  it("a dead process's upload is aborted by id by a fresh process's start-up cleanup; a live one's is not", async () => {
+    prefix = uniquePrefix('mpu');
+    const dead = await dyingUpload('replica-a', 'acme/big.wav', MiB);
+    const fresh = records('replica-b');
+    const store = makeS3Store(s3Config(s3.endpoint, s3.bucket), s3.client, { records: fresh });
+    // Still alive (its lease is renewed): left alone.
+    expect(await store.abortRecorded({ olderThanMs: DAY })).toBe(0);
+    await dead.die();
+    const logs = captureLog();
+    const cleanup = startStaleUploadCleanup({
+      abortStaleUploads: (p, age) => store.abortStaleUploads(p, age),
+      abortRecorded: (age) => store.abortRecorded({ olderThanMs: age }),
+      prefixes: async () => ['acme/'],
+      olderThanMs: DAY,
+      firstAfterMs: 3_600_000,
+      log: logs.log,
+    });
+    try {
+      const before = s3.requests().length;
+      expect(await cleanup.runOnce()).toBe(1);
+      const seen = s3.requests().slice(before);
+      expect(
+        seen.filter((r) => r.method === 'GET' && /[?&]uploads/.test(r.path)).map((r) => r.status),
+      ).toEqual([501]);
+      expect(
+        seen.filter(
+          (r) => r.method === 'DELETE' && r.path.includes(`uploadId=${encodeURIComponent(dead.uploadId)}`),
+        ),
+      ).toHaveLength(1);
+      expect(await fresh.list()).toEqual([]);
+      expect(logs.text()).toMatch(/aborted multipart uploads left open by a process that is gone/);
+    } finally {
+      cleanup.close();
+    }
+  });
+
+  it.each(['stream', 'buffer'] as const)('a completed upload (%s parts) leaves no record', async (mode) => {
+    prefix = uniquePrefix('mpu');
+    const rec: UploadRecords = records('replica-c');
+    const calls: string[] = [];
+    const spy: UploadRecords = {
+      ...rec,
+      owner: rec.owner,
+      add(r) {
+        calls.push('add');
+        return rec.add(r);
+      },
+      progress(id, n) {
+        calls.push(`progress ${n}`);
+        return rec.progress(id, n);
+      },
+      remove(id) {
+        calls.push('remove');
+        return rec.remove(id);
+      },
+    };
+    const store = makeS3Store(s3Config(s3.endpoint, s3.bucket, mode), s3.client, { records: spy });
+    const size = 9 * MiB;
+    const before = s3.requests().length;
+    await store.put(`acme/${mode}.wav`, Readable.from([Buffer.alloc(size, 1)]), { size, metadata: {} });
+    // It was a multipart upload (so it was recorded), and nothing is left of it.
+    expect(
+      s3
+        .requests()
+        .slice(before)
+        .some((r) => r.method === 'POST' && /[?&]uploads/.test(r.path)),
+    ).toBe(true);
+    expect(calls.sort()).toEqual(['add', `progress ${MiB}`, `progress ${8 * MiB}`, 'remove']);
+    expect(await rec.list()).toEqual([]);
+    expect(await redis.exists(`${prefix}:uploads`, `${prefix}:uploads:bytes`)).toBe(0);
+  });
+
+  it('a store that refuses to abort (405): warned once with the count and bytes left, records dropped', async () => {
+    prefix = uniquePrefix('mpu');
+    const one = await dyingUpload('replica-d', 'acme/one.wav', 9 * MiB); // one 8 MiB part confirmed
+    const two = await dyingUpload('replica-e', 'acme/two.wav', MiB);
+    await one.die();
+    const logs = captureLog();
+    const fresh = records('replica-f');
+    const store = makeS3Store(s3Config(s3.endpoint, s3.bucket), s3.client, { records: fresh, log: logs.log });
+    s3.proxy.failNext(1, 405, { code: 'MethodNotAllowed' });
+    expect(await store.abortRecorded({ olderThanMs: DAY })).toBe(0);
+    await two.die();
+    s3.proxy.failNext(1, 405, { code: 'MethodNotAllowed' });
+    expect(await store.abortRecorded({ olderThanMs: DAY })).toBe(0);
+    const warned = logs.lines.filter((l) => /refuses to abort multipart uploads/.test(l));
+    expect(warned).toHaveLength(1);
+    expect(JSON.parse(warned[0] ?? '{}')).toMatchObject({ uploads: 1, bytesLeft: 8 * MiB });
+    expect(await fresh.list()).toEqual([]);
   });
 });
