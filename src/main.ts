@@ -92,6 +92,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
           prefixes: async () =>
             (await root.tenants().list()).map((t) => tenantPrefix(config.s3.keyTemplate, t.org)),
           olderThanMs: config.s3.staleUploadAge,
+          // A replica killed just before this one started keeps its lease (see root.ts) for up to
+          // `worker.lockDuration`: the first pass comes after that, so its uploads count as gone.
+          firstAfterMs: Math.max(5_000, config.worker.lockDuration + 1_000),
           log,
         })
       : undefined;
