@@ -183,7 +183,7 @@ describe('recorded multipart uploads (Redis + s3rver, which answers 501 to ListM
     await waitFor('the upload recorded', async () => ((await mine())?.bytes ?? -1) >= parts);
     const found = await mine();
     if (!found) throw new Error('not recorded');
-    return { uploadId: found.uploadId, die: () => rec.close() };
+    return { uploadId: found.uploadId, store, records: rec, die: () => rec.close() };
   }
 
   it("a dead process's upload is aborted by id by a fresh process's start-up cleanup; a live one's is not", async () => {
@@ -220,6 +220,20 @@ describe('recorded multipart uploads (Redis + s3rver, which answers 501 to ListM
     } finally {
       cleanup.close();
     }
+  });
+
+  it('on shutdown a process aborts its own uploads still open, and only those', async () => {
+    prefix = uniquePrefix('mpu');
+    const mine = await dyingUpload('replica-g', 'acme/mine.wav', MiB);
+    const other = await dyingUpload('replica-h', 'acme/other.wav', MiB);
+    const before = s3.requests().length;
+    expect(await mine.store.abortRecorded({ mine: true })).toBe(1);
+    const deletes = s3
+      .requests()
+      .slice(before)
+      .filter((r) => r.method === 'DELETE');
+    expect(deletes.map((r) => r.path)).toEqual([expect.stringContaining(`uploadId=${mine.uploadId}`)]);
+    expect((await mine.records.list()).map((r) => r.uploadId)).toEqual([other.uploadId]);
   });
 
   it.each(['stream', 'buffer'] as const)('a completed upload (%s parts) leaves no record', async (mode) => {
