@@ -118,6 +118,7 @@ describe('ftp-sync program', () => {
       'tenants list',
       'tenants remove',
       'tenants test',
+      'tenants update',
     ]);
     for (const [name, cmd] of commands) {
       let help = '';
