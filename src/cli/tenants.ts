@@ -49,32 +49,17 @@ export async function tenantsListCommand(opts: { config?: string; json?: boolean
     out.line(line);
 }
 
-/** The per-tenant options `tenants add` and `tenants update` share (commander's names). */
-export interface TenantSettingsOptions {
+/**
+ * The per-tenant options `tenants add` and `tenants update` share: the operation's settings under
+ * commander's names (`--dir` → `dir`, `--disabled`, `--settings-json`, `--password-stdin`).
+ */
+export interface TenantSettingsOptions extends Omit<TenantSettingsInput, 'dirs' | 'settings'> {
   config?: string;
   org: string;
-  host?: string;
-  port?: number;
-  secure?: 'explicit' | 'implicit' | 'false';
   user?: string;
   passwordStdin?: boolean;
   dir?: string[];
-  include?: string[];
-  exclude?: string[];
-  maxConnections?: number;
-  pollInterval?: string;
-  minFileAge?: string;
-  maxFileSize?: string;
   disabled?: boolean;
-  enabled?: boolean;
-  afterSync?: 'keep' | 'delete' | 'move';
-  moveTo?: string;
-  defaultEmail?: string;
-  pattern?: string;
-  dateFormat?: string;
-  dateFromMtime?: boolean;
-  requireManifest?: boolean;
-  manifestWait?: string;
   settingsJson?: string;
 }
 
