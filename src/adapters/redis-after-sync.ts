@@ -10,7 +10,7 @@
  * newer version recorded meanwhile is never cleared or marked by an actor working on the old one.
  */
 import type { AfterSyncStore, PendingAction, Version } from '../ports/after-sync.js';
-import type { RedisClient } from './redis-client.js';
+import { type LuaScript, luaScript, type RedisClient } from './redis-client.js';
 import { stateKey } from './redis-keys.js';
 
 /** Shared head of the scripts: KEYS[1] the hash; ARGV path, size, mtime. `rec` is nil unless same version. */
@@ -22,43 +22,43 @@ if not ok or tostring(rec.size) ~= ARGV[2] or rec.mtime ~= ARGV[3] then return f
 `;
 
 /** ARGV 4: now, 5: claim ms. */
-const CLAIM = `${SAME}
+const CLAIM = luaScript(`${SAME}
 if rec.claimedUntil and tonumber(rec.claimedUntil) > tonumber(ARGV[4]) then return false end
 rec.claimedUntil = tonumber(ARGV[4]) + tonumber(ARGV[5])
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], ARGV[1], out)
-return out`;
+return out`);
 
-const FINISH = `${SAME}
+const FINISH = luaScript(`${SAME}
 redis.call('HDEL', KEYS[1], ARGV[1])
-return 1`;
+return 1`);
 
 /** ARGV 4: error, 5: now, 6: next. */
-const FAIL = `${SAME}
+const FAIL = luaScript(`${SAME}
 rec.attempts = (tonumber(rec.attempts) or 0) + 1
 rec.lastError = ARGV[4]
 rec.lastErrorAt = tonumber(ARGV[5])
 rec.next = tonumber(ARGV[6])
 rec.claimedUntil = nil
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-return 1`;
+return 1`);
 
 /** ARGV 4: next. */
-const UNCLAIM = `${SAME}
+const UNCLAIM = luaScript(`${SAME}
 rec.next = tonumber(ARGV[4])
 rec.claimedUntil = nil
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-return 1`;
+return 1`);
 
 /** ARGV 4: the new entry's JSON. The same version already there is kept (its attempts and backoff). */
-const RECORD = `
+const RECORD = luaScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then
   local ok, rec = pcall(cjson.decode, v)
   if ok and tostring(rec.size) == ARGV[2] and rec.mtime == ARGV[3] then return 0 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-return 1`;
+return 1`);
 
 function parse(v: string | null | undefined): PendingAction | undefined {
   if (!v) return undefined;
@@ -71,8 +71,8 @@ function parse(v: string | null | undefined): PendingAction | undefined {
 
 export function makeRedisAfterSyncStore(redis: RedisClient, prefix: string): AfterSyncStore {
   const k = (org: string) => stateKey(prefix, org, 'cleanup');
-  const run = (script: string, org: string, path: string, v: Version, ...rest: (string | number)[]) =>
-    redis.eval(script, 1, k(org), path, String(v.size), v.mtime, ...rest);
+  const run = (script: LuaScript, org: string, path: string, v: Version, ...rest: (string | number)[]) =>
+    script(redis, [k(org)], [path, String(v.size), v.mtime, ...rest]);
   const all = async (org: string) =>
     Object.values(await redis.hgetall(k(org)))
       .map(parse)

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConnectionBudget } from '../ports/budget.js';
-import type { RedisClient } from './redis-client.js';
+import { luaScript, type RedisClient } from './redis-client.js';
 import { stateKey } from './redis-keys.js';
 
 /** Redis's clock in ms, then expired leases dropped and the effective limit (or -pause) computed. */
@@ -30,7 +30,7 @@ local free = limit - redis.call('ZCARD', KEYS[1])
  * KEYS: leases, lowered limit, wanted flag, pause. ARGV: limit, lease ms, lease id, wanted ms.
  * Returns 1 (taken), 0 (no slot), or -ms (logins paused after 421s for that long).
  */
-const ACQUIRE = `${PRELUDE}
+const ACQUIRE = luaScript(`${PRELUDE}
 if pause > 0 then return -pause end
 if free > 0 then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
@@ -38,22 +38,22 @@ if free > 0 then
   return 1
 end
 redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
-return 0`;
+return 0`);
 
 /** As ACQUIRE, without taking: the free slots (≥ 0), or -ms of pause. ARGV: limit, wanted ms. */
-const ROOM = `${PRELUDE}
+const ROOM = luaScript(`${PRELUDE}
 if pause > 0 then return -pause end
 if free <= 0 then redis.call('SET', KEYS[3], 1, 'PX', ARGV[2]) return 0 end
-return free`;
+return free`);
 
 /** KEYS: leases. The leases held now, on Redis's clock. */
-const IN_USE = `
+const IN_USE = luaScript(`
 local t = redis.call('TIME')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-return redis.call('ZCARD', KEYS[1])`;
+return redis.call('ZCARD', KEYS[1])`);
 
 /** KEYS: the tenant's leases key once per lease. ARGV: lease ids…, lease ms. Returns the ids lost. */
-const RENEW = `
+const RENEW = luaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -65,15 +65,15 @@ for i = 1, #ARGV - 1 do
   end
 end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[#ARGV]) * 2)
-return lost`;
+return lost`);
 
 /** KEYS: pause, 421 count. ARGV: base ms, max ms. Returns the pause set. */
-const REFUSED = `
+const REFUSED = luaScript(`
 local n = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 4)
 local pause = math.min(tonumber(ARGV[2]), tonumber(ARGV[1]) * 2 ^ (n - 1))
 redis.call('SET', KEYS[1], 1, 'PX', math.floor(pause))
-return math.floor(pause)`;
+return math.floor(pause)`);
 
 /** How long a refused acquire marks its tenant as wanted. */
 const WANTED_MS = 2_000;
@@ -104,9 +104,11 @@ export function makeRedisBudget(
     for (const [lease, org] of held) byOrg.set(org, [...(byOrg.get(org) ?? []), lease]);
     for (const [org, ls] of byOrg) {
       const slots = k(org).slots;
-      const lost = (await redis
-        .eval(RENEW, ls.length, ...ls.map(() => slots), ...ls, leaseMs)
-        .catch(() => [])) as string[];
+      const lost = (await RENEW(
+        redis,
+        ls.map(() => slots),
+        [...ls, leaseMs],
+      ).catch(() => [])) as string[];
       for (const lease of lost) {
         held.delete(lease);
         lostLeases.add(lease);
@@ -121,17 +123,10 @@ export function makeRedisBudget(
       const lease = randomUUID();
       const key = k(org);
       const res = Number(
-        await redis.eval(
-          ACQUIRE,
-          4,
-          key.slots,
-          key.lowered,
-          key.wanted,
-          key.pause,
-          limit,
-          leaseMs,
-          lease,
-          WANTED_MS,
+        await ACQUIRE(
+          redis,
+          [key.slots, key.lowered, key.wanted, key.pause],
+          [limit, leaseMs, lease, WANTED_MS],
         ),
       );
       if (res < 0) return { pausedMs: -res };
@@ -141,9 +136,7 @@ export function makeRedisBudget(
     },
     async room(org, limit) {
       const key = k(org);
-      return Number(
-        await redis.eval(ROOM, 4, key.slots, key.lowered, key.wanted, key.pause, limit, WANTED_MS),
-      );
+      return Number(await ROOM(redis, [key.slots, key.lowered, key.wanted, key.pause], [limit, WANTED_MS]));
     },
     async release(org, lease) {
       held.delete(lease);
@@ -152,7 +145,7 @@ export function makeRedisBudget(
     },
     lost: (lease) => lostLeases.has(lease),
     async inUse(org) {
-      return Number(await redis.eval(IN_USE, 1, k(org).slots));
+      return Number(await IN_USE(redis, [k(org).slots]));
     },
     async wanted(orgs) {
       // One command per tenant (a cluster pipeline may not span slots); they share one round trip.
@@ -162,9 +155,7 @@ export function makeRedisBudget(
     async lower(org, to, forMs) {
       const key = k(org);
       await redis.set(key.lowered, Math.max(1, to), 'PX', forMs);
-      const pausedMs = Number(
-        await redis.eval(REFUSED, 2, key.pause, key.refusals, PAUSE_BASE_MS, PAUSE_MAX_MS),
-      );
+      const pausedMs = Number(await REFUSED(redis, [key.pause, key.refusals], [PAUSE_BASE_MS, PAUSE_MAX_MS]));
       return { pausedMs };
     },
     async loggedIn(org) {

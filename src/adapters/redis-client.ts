@@ -10,6 +10,7 @@
  * - A tenant's sync state, connection leases and poll lock are `<prefix without braces>:{<org>}:…`
  *   (see `stateKey`): one slot per tenant, so tenants spread over the cluster's masters.
  */
+import { createHash } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
@@ -86,4 +87,28 @@ export function makeRedisClient(cfg: RedisConnectionConfig, overrides: RedisOpti
 export function makeRedis(cfg: string | RedisConnectionConfig): RedisClient {
   // BullMQ requires maxRetriesPerRequest: null; commands wait through a Redis outage instead of failing.
   return makeRedisClient(typeof cfg === 'string' ? { url: cfg } : cfg);
+}
+
+/** A Lua script run by `EVALSHA`: its source crosses the wire once per server, not once per call. */
+export type LuaScript = (
+  redis: RedisClient,
+  keys: readonly string[],
+  args?: readonly (string | number)[],
+) => Promise<unknown>;
+
+/**
+ * `source` as a script called by its SHA-1. A server that does not know it yet (first call, a
+ * restart, `SCRIPT FLUSH`, another cluster master) answers NOSCRIPT and gets one `EVAL` instead,
+ * which also loads it there. Per-file scripts go this way: the source is most of a call's bytes.
+ */
+export function luaScript(source: string): LuaScript {
+  const sha = createHash('sha1').update(source).digest('hex');
+  return async (redis, keys, args = []) => {
+    try {
+      return await redis.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(source, keys.length, ...keys, ...args);
+    }
+  };
 }

@@ -22,7 +22,7 @@ import type {
   Version,
 } from '../ports/sync-state.js';
 import { METADATA_SOURCES, type MetadataSource, type ParkedRecord, type SyncRecord } from '../types.js';
-import type { RedisClient } from './redis-client.js';
+import { luaScript, type RedisClient } from './redis-client.js';
 import { stateKey } from './redis-keys.js';
 import { makePollNotes } from './redis-poll-notes.js';
 
@@ -35,7 +35,7 @@ const CHUNK = 1000;
  * health, reason, the number of other call records pending since then, 1 when the job's own version
  * is a pending (unsettled) call record, then the manifest row of each ref (false where there is none).
  */
-const JOB_CHECK = `
+const JOB_CHECK = luaScript(`
 local out = { redis.call('HGET', KEYS[1], ARGV[1]) }
 local h = redis.call('HMGET', KEYS[2], 'health', 'reason')
 out[2] = h[1]
@@ -46,14 +46,14 @@ if own >= tonumber(ARGV[3]) then pending = pending - 1 end
 out[4] = pending
 out[5] = own > 0 and 1 or 0
 for i = 4, #ARGV do out[i + 2] = redis.call('HGET', KEYS[3], ARGV[i]) end
-return out`;
+return out`);
 
 /**
  * KEYS: synced, seen, parked, info (one tenant's, one slot). ARGV: path, SyncRecord JSON, size,
  * mtime. The same version marked twice (a job run again after its worker lost its lock, or a HEAD
  * that found it already there) is counted once.
  */
-const MARK_SYNCED = `
+const MARK_SYNCED = luaScript(`
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -65,7 +65,7 @@ end
 redis.call('HINCRBY', KEYS[4], 'files', 1)
 redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[3])
 if ARGV[5] then redis.call('HINCRBY', KEYS[4], 'meta:' .. ARGV[5], 1) end
-return 1`;
+return 1`);
 
 /**
  * One call-record version in the pending set. Settled marks stay (score 0) until the version leaves
@@ -116,17 +116,10 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     },
     async jobCheck(org, path, { manifestRefs: refs = [], pendingSince = 1, version } = {}) {
       // One script over the tenant's keys (one slot, on a cluster too): a single command per job.
-      const res = (await redis.eval(
-        JOB_CHECK,
-        4,
-        k(org, 'synced'),
-        k(org, 'info'),
-        k(org, 'manifest'),
-        k(org, 'manifests-pending'),
-        path,
-        version ? member(version) : '',
-        pendingSince,
-        ...refs,
+      const res = (await JOB_CHECK(
+        redis,
+        [k(org, 'synced'), k(org, 'info'), k(org, 'manifest'), k(org, 'manifests-pending')],
+        [path, version ? member(version) : '', pendingSince, ...refs],
       )) as (string | number | null | false)[];
       const str = (v: string | number | null | false | undefined) => (typeof v === 'string' ? v : null);
       const synced = parse<SyncRecord>(str(res[0]));
@@ -153,18 +146,10 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async markSynced(org, path, rec, source) {
       // One script, not a MULTI of five commands: the same atomicity for a third of the client's work
       // (it runs once per file).
-      await redis.eval(
-        MARK_SYNCED,
-        4,
-        k(org, 'synced'),
-        k(org, 'seen'),
-        k(org, 'parked'),
-        k(org, 'info'),
-        path,
-        JSON.stringify(rec),
-        rec.size,
-        rec.mtime,
-        ...(source ? [source] : []),
+      await MARK_SYNCED(
+        redis,
+        [k(org, 'synced'), k(org, 'seen'), k(org, 'parked'), k(org, 'info')],
+        [path, JSON.stringify(rec), rec.size, rec.mtime, ...(source ? [source] : [])],
       );
     },
     async recountSource(org, from, to) {
