@@ -108,6 +108,35 @@ async function loginConfig(
   };
 }
 
+/** Logs `client` in with `config` and opens its SFTP subsystem; `lastError` says why a close came. */
+async function openSftpChannel(
+  client: ssh2.Client,
+  config: ConnectConfig,
+  host: string,
+  timeoutMs: number,
+  lastError: () => Error | undefined,
+): Promise<SFTPWrapper> {
+  await new Promise<void>((resolve, reject) => {
+    const onClose = () => reject(lastError() ?? new Error('connection closed during login'));
+    client.once('error', reject);
+    client.once('close', onClose);
+    client.once('ready', () => {
+      client.off('error', reject);
+      client.off('close', onClose);
+      resolve();
+    });
+    client.connect(config);
+  });
+  return new Promise<SFTPWrapper>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no SFTP subsystem within the timeout')), timeoutMs);
+    client.sftp((err, channel) => {
+      clearTimeout(timer);
+      if (err) reject(new TenantError(`${host} offers no SFTP subsystem: ${err.message}`, { cause: err }));
+      else resolve(channel);
+    });
+  });
+}
+
 /** Connects and logs in. Throws `TenantError` for a bad login, host key or key file; other errors are transient. */
 export async function connectSftp(
   tenant: TenantConfig,
@@ -144,25 +173,7 @@ export async function connectSftp(
   let sftp: SFTPWrapper;
   try {
     const config = await loginConfig(cfg, creds, timeoutMs, onHostKey);
-    await new Promise<void>((resolve, reject) => {
-      const onClose = () => reject(lastError ?? new Error('connection closed during login'));
-      client.once('error', reject);
-      client.once('close', onClose);
-      client.once('ready', () => {
-        client.off('error', reject);
-        client.off('close', onClose);
-        resolve();
-      });
-      client.connect(config);
-    });
-    sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no SFTP subsystem within the timeout')), timeoutMs);
-      client.sftp((err, channel) => {
-        clearTimeout(timer);
-        if (err) reject(new TenantError(`${host} offers no SFTP subsystem: ${err.message}`, { cause: err }));
-        else resolve(channel);
-      });
-    });
+    sftp = await openSftpChannel(client, config, host, timeoutMs, () => lastError);
   } catch (err) {
     client.destroy();
     throw hostKeyError ?? classifySftpConnectError(err, cfg.host);
@@ -216,50 +227,6 @@ export async function connectSftp(
     }
   };
 
-  /** Reads the file at `handle` from offset 0 to end of file into `dest`, READ_AHEAD reads in flight. */
-  async function pump(handle: Buffer, remotePath: string, dest: Writable, signal?: AbortSignal) {
-    let destError: Error | undefined;
-    const onDestError = (err: Error) => {
-      destError ??= err;
-    };
-    dest.on('error', onDestError);
-    const inflight: Promise<Buffer>[] = [];
-    const read = (offset: number) => {
-      const p = call<Buffer>(`read ${remotePath}`, (cb) =>
-        sftp.read(handle, Buffer.allocUnsafe(CHUNK), 0, CHUNK, offset, (err, n, buf) =>
-          cb(err, buf?.subarray(0, n) as Buffer),
-        ),
-      );
-      p.catch(() => {}); // awaited in order below; a dropped one must not become an unhandled rejection
-      return p;
-    };
-    try {
-      let next = 0;
-      for (;;) {
-        while (inflight.length < READ_AHEAD) {
-          inflight.push(read(next));
-          next += CHUNK;
-        }
-        const chunk = await inflight.shift()!;
-        if (signal?.aborted) throw toError(signal.reason ?? new Error('aborted'));
-        if (destError) throw destError;
-        if (chunk.length === 0) break; // end of file
-        if (chunk.length < CHUNK) {
-          // A short read: the reads in flight start after a gap. Drop them and go on from here (at the
-          // end of a file the next read answers end of file).
-          next -= (inflight.length + 1) * CHUNK - chunk.length;
-          inflight.length = 0;
-        }
-        if (!dest.write(chunk)) await drained(dest, signal);
-        if (destError) throw destError;
-      }
-      await finished(dest);
-      if (destError) throw destError;
-    } finally {
-      dest.off('error', onDestError);
-    }
-  }
-
   return {
     get healthy() {
       return !broken && !closed;
@@ -277,7 +244,13 @@ export async function connectSftp(
         try {
           const handle = await call<Buffer>(`open ${remotePath}`, (cb) => sftp.open(remotePath, 'r', cb));
           try {
-            await pump(handle, remotePath, dest, signal);
+            const read = (offset: number) =>
+              call<Buffer>(`read ${remotePath}`, (cb) =>
+                sftp.read(handle, Buffer.allocUnsafe(CHUNK), 0, CHUNK, offset, (err, n, buf) =>
+                  cb(err, buf?.subarray(0, n) as Buffer),
+                ),
+              );
+            await readAhead(read, dest, signal);
           } finally {
             if (!broken && !closed) {
               await call<void>(`close ${remotePath}`, (cb) =>
@@ -326,6 +299,53 @@ export async function connectSftp(
       client.end();
     },
   };
+}
+
+/**
+ * Copies a file from offset 0 to its end into `dest` with READ_AHEAD reads of CHUNK bytes in flight,
+ * written in order; `read(offset)` is one SFTP read (an empty chunk is end of file).
+ */
+async function readAhead(
+  read: (offset: number) => Promise<Buffer>,
+  dest: Writable,
+  signal?: AbortSignal,
+): Promise<void> {
+  let destError: Error | undefined;
+  const onDestError = (err: Error) => {
+    destError ??= err;
+  };
+  dest.on('error', onDestError);
+  const inflight: Promise<Buffer>[] = [];
+  const start = (offset: number) => {
+    const p = read(offset);
+    p.catch(() => {}); // awaited in order below; a dropped one must not become an unhandled rejection
+    return p;
+  };
+  try {
+    let next = 0;
+    for (;;) {
+      while (inflight.length < READ_AHEAD) {
+        inflight.push(start(next));
+        next += CHUNK;
+      }
+      const chunk = await inflight.shift()!;
+      if (signal?.aborted) throw toError(signal.reason ?? new Error('aborted'));
+      if (destError) throw destError;
+      if (chunk.length === 0) break; // end of file
+      if (chunk.length < CHUNK) {
+        // A short read: the reads in flight start after a gap. Drop them and go on from here (at the
+        // end of a file the next read answers end of file).
+        next -= (inflight.length + 1) * CHUNK - chunk.length;
+        inflight.length = 0;
+      }
+      if (!dest.write(chunk)) await drained(dest, signal);
+      if (destError) throw destError;
+    }
+    await finished(dest);
+    if (destError) throw destError;
+  } finally {
+    dest.off('error', onDestError);
+  }
 }
 
 /** Waits for `dest` to drain; fails when it errors or closes first, or on abort. */
