@@ -105,6 +105,25 @@ export function rgwClient(rgw: Rgw, overrides: S3ClientConfig = {}): S3Client {
   });
 }
 
+/** Which of the daemons `rgw.sh` started (pids in DIR/pids: mon, osd, radosgw) are gone. */
+function deadDaemons(dir: string): string[] {
+  let pids: string[];
+  try {
+    pids = readFileSync(join(dir, 'pids'), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+  const names = ['ceph-mon', 'ceph-osd', 'radosgw'];
+  return pids.flatMap((pid, i) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z') ? [names[i] ?? pid] : [];
+    } catch {
+      return [names[i] ?? pid];
+    }
+  });
+}
+
 /** The last lines of each daemon's log, for a start that failed. */
 function logTails(dir: string): string {
   const files = ['setup.log', 'mon.a.log', 'osd.0.log', 'client.rgw.log', 'mon.out', 'osd.out', 'rgw.out'];
@@ -202,6 +221,9 @@ async function startOnce(opts: { bucket?: string }): Promise<Rgw> {
         const e = err as Error & { $metadata?: { httpStatusCode?: number } };
         last = `${e.name}${e.$metadata?.httpStatusCode ? ` (${e.$metadata.httpStatusCode})` : ''}: ${e.message}`;
       }
+      const dead = deadDaemons(dir.path);
+      if (dead.length)
+        return await fail(`${dead.join(', ')} exited during the start; last S3 error: ${last}`);
       if (Date.now() - started > START_TIMEOUT_MS) {
         return await fail(`no signed S3 answer within ${START_TIMEOUT_MS / 1000} s; last error: ${last}`);
       }
