@@ -47,8 +47,19 @@ function processesMentioning(text: string): number[] {
 
 const fsidOf = (dir: string) => readFileSync(join(dir, 'ceph.conf'), 'utf8').match(/^fsid = (.*)$/m)?.[1];
 
-const rgwDirs = () =>
-  new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('ftp-sync-rgw-') || d.startsWith('rgw-owner-')));
+/** The directory of the gateway at `endpoint` (other files may start gateways at the same time). */
+function dirOf(endpoint: string): string | undefined {
+  const port = new URL(endpoint).port;
+  for (const d of readdirSync(tmpdir()).filter((name) => name.startsWith('ftp-sync-rgw-'))) {
+    try {
+      const conf = readFileSync(join(tmpdir(), d, 'ceph.conf'), 'utf8');
+      if (conf.includes(`endpoint=127.0.0.1:${port}\n`)) return join(tmpdir(), d);
+    } catch {
+      // not written yet, or removed meanwhile
+    }
+  }
+  return undefined;
+}
 
 describe.skipIf(!haveRgw())('RADOS Gateway harness', () => {
   let rgw: Rgw;
@@ -57,10 +68,9 @@ describe.skipIf(!haveRgw())('RADOS Gateway harness', () => {
   let firstDir = '';
   beforeAll(async () => {
     const t0 = Date.now();
-    const before = rgwDirs();
     rgw = await startRgw({ bucket: BUCKET });
     startMs = Date.now() - t0;
-    firstDir = join(tmpdir(), [...rgwDirs()].find((d) => !before.has(d)) ?? 'none');
+    firstDir = dirOf(rgw.endpoint) ?? 'none';
     console.log(`rgw: signed S3 answered ${(startMs / 1000).toFixed(1)} s after the start`);
     client = rgwClient(rgw);
   }, 120_000);
@@ -153,11 +163,10 @@ describe.skipIf(!haveRgw())('RADOS Gateway harness', () => {
   });
 
   it('a second gateway runs beside the first, apart; stop() kills its daemons and removes its directory', async () => {
-    const before = rgwDirs();
     const second = await startRgw();
-    const dir = [...rgwDirs()].find((d) => !before.has(d));
-    expect(dir, 'the second gateway has a directory of its own').toBeDefined();
-    const path = join(tmpdir(), dir ?? '');
+    const path = dirOf(second.endpoint) ?? 'none';
+    expect(path, 'the second gateway has a directory of its own').not.toBe('none');
+    expect(path).not.toBe(firstDir);
     expect(second.endpoint).not.toBe(rgw.endpoint);
     expect(second.accessKeyId).not.toBe(rgw.accessKeyId);
     const c2 = rgwClient(second);
