@@ -1,9 +1,11 @@
 /**
  * S3 unreachable (every connection reset) for a minute in the middle of a run: the SDK's own retries
  * are exhausted within seconds, so the jobs fail and are retried with backoff (2 s, 4 s, … full
- * jitter) for the whole minute without running out of attempts.
+ * jitter) for the whole minute without running out of attempts. Against s3rver and against a RADOS
+ * Gateway (one for the file), where the store's own listing counts the uploads left open.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
 import { type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
 
 const OUTAGE_MS = 60_000;
@@ -14,11 +16,11 @@ afterEach(async () => {
   env = undefined;
 });
 
-describe('S3 unreachable', () => {
+function s3DownCase(rgw: () => Rgw | undefined) {
   it('S3 unreachable for a minute: jobs retry, everything ends intact, written once', {
     timeout: 300_000,
   }, async () => {
-    env = await makeFaultEnv('s3-down');
+    env = await makeFaultEnv('s3-down', { rgw: rgw() });
     const d = await midRun(env);
     const t0 = Date.now();
     env.s3.proxy.down(OUTAGE_MS);
@@ -38,4 +40,19 @@ describe('S3 unreachable', () => {
     await env.verify({ openUploads: 1 });
     console.log(`s3-down: synced ${((ms - OUTAGE_MS) / 1000).toFixed(1)} s after the store came back`);
   });
+}
+
+describe('S3 unreachable (s3rver)', () => {
+  s3DownCase(() => undefined);
+});
+
+describe.skipIf(!haveRgw())('S3 unreachable (RADOS Gateway)', () => {
+  let rgw: Rgw | undefined;
+  beforeAll(async () => {
+    rgw = await startRgw();
+  }, 120_000);
+  afterAll(async () => {
+    await rgw?.stop();
+  });
+  s3DownCase(() => rgw);
 });

@@ -2,9 +2,12 @@
  * S3 faults against a real daemon process, injected by the proxy in front of s3rver in the middle of
  * a run (while a multipart upload is under way and new files keep coming): 503 for 20 seconds, and a
  * store that stops answering. Jobs retry with backoff; nothing is marked synced early; every object
- * ends up intact and written once.
+ * ends up intact and written once. The same cases run with a RADOS Gateway behind the proxy (one for
+ * the file, test/support/rgw.ts), where the multipart uploads left open are also counted by the
+ * store's own listing.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
 import { type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
 
 let env: FaultEnv | undefined;
@@ -13,9 +16,10 @@ afterEach(async () => {
   env = undefined;
 });
 
-describe('S3 faults in the middle of a run', () => {
+/** The cases, against s3rver or (when `rgw` gives one) a RADOS Gateway. */
+function s3FaultCases(rgw: () => Rgw | undefined) {
   it('S3 answering 503 for 20 seconds: jobs retry with backoff, everything ends intact, written once', async () => {
-    env = await makeFaultEnv('s3-503');
+    env = await makeFaultEnv('s3-503', { rgw: rgw() });
     const d = await midRun(env);
     const t0 = Date.now();
     env.s3.proxy.failFor(20_000, 503);
@@ -31,7 +35,7 @@ describe('S3 faults in the middle of a run', () => {
   });
 
   it('S3 that stops answering for 15 seconds: the upload is aborted after s3.idleTimeout and retried, no worker hangs', async () => {
-    env = await makeFaultEnv('s3-stall');
+    env = await makeFaultEnv('s3-stall', { rgw: rgw() });
     const d = await midRun(env, { s3: { idleTimeout: '3s' } });
     env.s3.proxy.stall(15_000);
     for (let i = 0; i < 3; i++) await env.write(`calls/during-${i}.wav`, 30_000 + i);
@@ -41,4 +45,19 @@ describe('S3 faults in the middle of a run', () => {
     expect(retried.map((l) => String(l.err)).join('\n')).toMatch(/no progress|timed out|Timeout/i);
     await env.verify({ openUploads: 'abort-failed' });
   });
+}
+
+describe('S3 faults in the middle of a run (s3rver)', () => {
+  s3FaultCases(() => undefined);
+});
+
+describe.skipIf(!haveRgw())('S3 faults in the middle of a run (RADOS Gateway)', () => {
+  let rgw: Rgw | undefined;
+  beforeAll(async () => {
+    rgw = await startRgw();
+  }, 120_000);
+  afterAll(async () => {
+    await rgw?.stop();
+  });
+  s3FaultCases(() => rgw);
 });
