@@ -1,7 +1,7 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /** The main suite (`npm test`). Slow suites have their own configs and npm scripts. */
-export const SLOW_SUITES = ['test/faults/**', 'test/interop/**', 'test/scale/**'];
+export const SLOW_SUITES = ['test/faults/**', 'test/interop/**', 'test/rgw/**', 'test/scale/**'];
 
 export default defineConfig({
   test: {

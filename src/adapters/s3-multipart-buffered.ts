@@ -103,10 +103,19 @@ export async function putBufferedParts(
   };
   const activity = activityOf(t.client);
   let seen = activity?.();
+  // The body must be exactly `opts.size` bytes: one that ends early (or runs long) fails the upload,
+  // which is then aborted, instead of completing a truncated object.
+  let bytes = 0;
   const counted = new Transform({
-    transform(chunk, _enc, cb) {
+    transform(chunk: Buffer, _enc, cb) {
       progress();
+      bytes += chunk.length;
+      if (bytes > opts.size) return cb(new Error(`${key}: the body is longer than its ${opts.size} bytes`));
       cb(null, chunk);
+    },
+    flush(cb) {
+      if (bytes < opts.size) return cb(new Error(`${key}: the body ended ${opts.size - bytes} bytes short`));
+      cb();
     },
   });
   pipeline(body, counted, () => {});

@@ -10,11 +10,11 @@ import { describeObjectStoreConformance, describeObjectStoreResilience } from '.
 
 const S3RVER = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
-async function s3Fixture() {
+async function s3Fixture(multipartUpload: 'stream' | 'buffer' = 'stream') {
   const s3 = await startS3();
   const cfg = parseConfig(
     {
-      s3: { bucket: s3.bucket, endpoint: s3.endpoint, forcePathStyle: true },
+      s3: { bucket: s3.bucket, endpoint: s3.endpoint, forcePathStyle: true, multipartUpload },
       vela: { enabled: false },
     },
     {},
@@ -35,10 +35,13 @@ async function s3Fixture() {
   };
 }
 
-describeObjectStoreConformance('S3 adapter on s3rver', s3Fixture);
+describeObjectStoreConformance('S3 adapter on s3rver', () => s3Fixture('stream'));
+describeObjectStoreConformance('S3 adapter on s3rver (s3.multipartUpload: buffer)', () =>
+  s3Fixture('buffer'),
+);
 describeObjectStoreConformance('in-memory fake', async () => ({
   store: makeMemoryObjectStore(),
   listPageSize: 7,
   async stop() {},
 }));
-describeObjectStoreResilience('S3 adapter through the fault proxy', s3Fixture);
+describeObjectStoreResilience('S3 adapter through the fault proxy', () => s3Fixture());

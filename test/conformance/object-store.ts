@@ -17,6 +17,11 @@ export interface ObjectStoreFixture {
    * the server cannot page (the suite then lists fewer entries than one page).
    */
   listPageSize: number | undefined;
+  /**
+   * Keys of the multipart uploads open under `prefix`, as the store lists them; absent when it cannot
+   * (s3rver answers 501, the fake has none). With it, the suite checks a failed upload was aborted.
+   */
+  openUploads?(prefix: string): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -115,6 +120,7 @@ export function describeObjectStoreConformance(name: string, setup: () => Promis
         contentType: 'audio/wav',
       });
       expect(sha256(await readAll(await fx.store.get('acme/big.wav')))).toBe(sha256(body));
+      if (fx.openUploads) expect(await fx.openUploads('acme/big')).toEqual([]);
     }, 60_000);
 
     it('a stream body that fails midway leaves no object (invariant 1)', async () => {
@@ -125,6 +131,7 @@ export function describeObjectStoreConformance(name: string, setup: () => Promis
       setTimeout(() => body.destroy(new Error('the source broke')), 50);
       await expect(put).rejects.toThrow();
       expect(await fx.store.head('acme/broken.wav')).toBeUndefined();
+      if (fx.openUploads) expect(await fx.openUploads('acme/broken')).toEqual([]);
     }, 60_000);
 
     it('a stream body shorter than its declared size leaves no object', async () => {
@@ -133,6 +140,7 @@ export function describeObjectStoreConformance(name: string, setup: () => Promis
         fx.store.put('acme/short.wav', streamOf(body), { size: 10 * MiB, metadata: {} }),
       ).rejects.toThrow(/short/);
       expect(await fx.store.head('acme/short.wav')).toBeUndefined();
+      if (fx.openUploads) expect(await fx.openUploads('acme/short')).toEqual([]);
     }, 60_000);
 
     it('replaceMetadata replaces the metadata and keeps the body and the content type', async () => {

@@ -30,7 +30,8 @@ import {
   writeConfigFile,
 } from '../support/process.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
-import { getObjectBuffer, listAll, type S3TestServer, startS3 } from '../support/s3.js';
+import type { Rgw } from '../support/rgw.js';
+import { getObjectBuffer, listAll, type S3TestServer, s3Env, startS3 } from '../support/s3.js';
 
 export const MB = 1024 * 1024;
 export const USER = 'acme';
@@ -42,6 +43,11 @@ export interface FaultEnvOptions {
   dedicatedRedis?: boolean;
   vela?: boolean;
   faults?: FtpFaults;
+  /**
+   * S3 is this RADOS Gateway (a bucket of its own, behind a fault proxy of its own) instead of
+   * s3rver; the file starts one in `beforeAll` (test/support/rgw.ts).
+   */
+  rgw?: Rgw;
 }
 
 export type Role = 'all' | 'poller' | 'worker';
@@ -113,7 +119,7 @@ export async function makeFaultEnv(name: string, opts: FaultEnvOptions = {}): Pr
   const users = { [USER]: PASSWORD };
   let ftp = await startFtpServer({ root, users, faults: opts.faults });
   await writeFileDeep(root, '.keep', '');
-  const s3 = await startS3();
+  const s3 = await startS3({ rgw: opts.rgw });
   const redisServer = opts.dedicatedRedis ? await startRedis() : undefined;
   const url = redisServer?.url ?? redisUrl();
   const prefix = uniquePrefix(name);
@@ -190,7 +196,7 @@ export async function makeFaultEnv(name: string, opts: FaultEnvOptions = {}): Pr
         merge(baseConfig(), overrides),
         `config-${++configs}.yaml`,
       );
-      const proc = spawnDaemon({ config: file, role, name });
+      const proc = spawnDaemon({ config: file, role, name, env: s3Env(s3) });
       spawned.push(proc);
       await started(proc);
       return proc;

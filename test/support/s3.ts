@@ -2,10 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { Agent, createServer, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { finished, pipeline, Transform } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { sdkLogger } from '../../src/adapters/s3.js';
 import { tempDir } from './fs.js';
+import type { Rgw } from './rgw.js';
 
 /*
  * s3rver 3.7 with @aws-sdk/client-s3 3.x (checked in test/harness.test.ts):
@@ -68,11 +75,15 @@ export interface FaultProxy {
 }
 
 export interface S3TestServer {
+  /** What is behind the proxy: s3rver in this process, or a RADOS Gateway (./rgw.ts). */
+  backend: 's3rver' | 'rgw';
   /** The fault proxy's URL: point the code under test here. Its requests are logged and faulted. */
   endpoint: string;
-  /** s3rver itself, bypassing the proxy. */
+  /** s3rver (or the RADOS Gateway) itself, bypassing the proxy. */
   directEndpoint: string;
   bucket: string;
+  /** The keys the store accepts (s3rver: `S3RVER`/`S3RVER`; RGW: its user's). */
+  credentials: { accessKeyId: string; secretAccessKey: string };
   /** A client of `endpoint`: its requests go through the proxy, so they are faulted and logged. */
   client: S3Client;
   /** A client of s3rver itself, for arranging and asserting without faults and without being logged. */
@@ -92,7 +103,7 @@ export function s3Client(endpoint: string, overrides: S3ClientConfig = {}): S3Cl
     endpoint,
     forcePathStyle: true,
     region: 'us-east-1',
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    credentials: { ...S3RVER_CREDENTIALS },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // As the daemon's client (src/adapters/s3.ts): the SDK's notice of a failed streamed request is
@@ -102,8 +113,30 @@ export function s3Client(endpoint: string, overrides: S3ClientConfig = {}): S3Cl
   });
 }
 
-/** Starts s3rver (files in a temp dir, silent) with one bucket, behind a fault proxy. */
-export async function startS3(opts: { bucket?: string } = {}): Promise<S3TestServer> {
+/** s3rver's fixed keys (any other signature is refused). */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/**
+ * The environment a daemon process needs to sign for `s3` (the SDK reads the standard chain):
+ * `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`.
+ */
+export function s3Env(s3: Pick<S3TestServer, 'credentials'>): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+  };
+}
+
+/**
+ * Starts s3rver (files in a temp dir, silent) with one bucket, behind a fault proxy. With `rgw`, the
+ * proxy fronts that running RADOS Gateway instead (started once per test file by `startRgw`), the
+ * bucket is created on it (default: a fresh `calls-<hex>`, so environments sharing one gateway keep
+ * apart), and `stop()` closes only the proxy and the clients. Against RGW the proxy forwards
+ * AbortMultipartUpload (s3rver's 405 is answered by the proxy itself, see above).
+ */
+export async function startS3(opts: { bucket?: string; rgw?: Rgw } = {}): Promise<S3TestServer> {
+  if (opts.rgw) return startS3OnRgw(opts.rgw, opts.bucket ?? `calls-${randomBytes(4).toString('hex')}`);
   const bucket = opts.bucket ?? 'calls';
   const dir = await tempDir('s3rver');
   const s3rver = new S3rver({
@@ -123,6 +156,8 @@ export async function startS3(opts: { bucket?: string } = {}): Promise<S3TestSer
 
   let stopping: Promise<void> | undefined;
   return {
+    backend: 's3rver',
+    credentials: { ...S3RVER_CREDENTIALS },
     endpoint,
     directEndpoint,
     bucket,
@@ -137,6 +172,35 @@ export async function startS3(opts: { bucket?: string } = {}): Promise<S3TestSer
         await proxy.close();
         await s3rver.close();
         await dir.cleanup();
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function startS3OnRgw(rgw: Rgw, bucket: string): Promise<S3TestServer> {
+  const credentials = { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey };
+  const directClient = s3Client(rgw.endpoint, { credentials, region: rgw.region });
+  await directClient.send(new CreateBucketCommand({ Bucket: bucket }));
+  const proxy = await startFaultProxy(Number(new URL(rgw.endpoint).port), { answerAborts: false });
+  const endpoint = `http://127.0.0.1:${proxy.port}`;
+  const client = s3Client(endpoint, { credentials, region: rgw.region });
+  let stopping: Promise<void> | undefined;
+  return {
+    backend: 'rgw',
+    credentials,
+    endpoint,
+    directEndpoint: rgw.endpoint,
+    bucket,
+    client,
+    directClient,
+    proxy: proxy.faults,
+    requests: () => [...proxy.log],
+    stop() {
+      stopping ??= (async () => {
+        client.destroy();
+        directClient.destroy();
+        await proxy.close();
       })();
       return stopping;
     },
@@ -191,7 +255,14 @@ function isAbortMultipart(req: IncomingMessage): boolean {
   return req.method === 'DELETE' && /[?&]uploadId=/.test(req.url ?? '');
 }
 
-async function startFaultProxy(upstreamPort: number) {
+/**
+ * `answerAborts`: AbortMultipartUpload gets 204 from the proxy itself instead of reaching the store
+ * (for s3rver, which answers 405).
+ */
+async function startFaultProxy(
+  upstreamPort: number,
+  opts: { answerAborts: boolean } = { answerAborts: true },
+) {
   const agent = new Agent({ keepAlive: true });
   const log: S3Request[] = [];
   const sockets = new Set<Socket>();
@@ -248,7 +319,7 @@ async function startFaultProxy(upstreamPort: number) {
     if (fault) {
       return answer(fault.status, errorBody(fault.status, entry.path, fault.reply.code), fault.reply.headers);
     }
-    if (isAbortMultipart(req)) return answer(204);
+    if (opts.answerAborts && isAbortMultipart(req)) return answer(204);
 
     const upstream = request(
       {
