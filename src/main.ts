@@ -97,7 +97,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
       : undefined;
   const worker = role === 'all' || role === 'worker' ? workerRole(root, metrics, afterSync) : undefined;
   let api: Awaited<ReturnType<typeof apiRole>> | undefined;
-  if (role === 'all' || role === 'api') {
+  if (role === 'api' || (role === 'all' && config.api.enabled)) {
     try {
       api = await apiRole(root, metrics);
     } catch (err) {

@@ -340,6 +340,19 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     expect((await call(other, 'globex')).status).toBe(200);
   });
 
+  it('role all serves the API only when api.enabled (on once an api: section is given)', async () => {
+    const off = await env.start({
+      role: 'all',
+      config: { ...env.config, api: { ...env.config.api, enabled: false } },
+    });
+    expect(off.api).toBeUndefined();
+    await off.close();
+    const on = await env.start({ role: 'all', config: env.config, s3Credentials: S3RVER });
+    expect(on.api?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await fetch(`${on.api!.url}/healthz`)).status).toBe(200);
+    await on.close();
+  });
+
   it('an upload never made is dropped from pending once expired, and counted', async () => {
     const pending = makeRedisPendingUploads(env.redis, env.prefix);
     let clock = Date.now();

@@ -193,8 +193,17 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /** The upload API (role `api`): presigned POSTs for customers' applications (README, "Upload API"). */
-  api: z
-    .strictObject({
+  api: z.preprocess(
+    // A section given turns the API on in role `all`; without one, only `--role api` starts it.
+    (v) =>
+      v === undefined
+        ? { enabled: false }
+        : v && typeof v === 'object' && !('enabled' in v)
+          ? { ...v, enabled: true }
+          : v,
+    z.strictObject({
+      /** Part of role `all` (role `api` always serves it). Default: true when the section is given. */
+      enabled: bool(),
       host: str().default('127.0.0.1'),
       port: int(0, 65535).default(8080),
       /**
@@ -214,8 +223,8 @@ export const configSchema = z.strictObject({
       sweepInterval: duration({ why: 'the sweep would run without a pause' }).prefault('30s'),
       /** The largest request body accepted (JSON, form or query). */
       maxBodySize: size().prefault('16KiB'),
-    })
-    .prefault({}),
+    }),
+  ),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
