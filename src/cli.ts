@@ -154,7 +154,10 @@ ${examples(
     .addOption(configOption())
     .addOption(orgOption())
     .option('--json', 'print {"token": …}')
-    .addHelpText('after', examples('TOKEN=$(ftp-sync tokens create --org acme | tail -n 1)'))
+    .addHelpText(
+      'after',
+      examples('ftp-sync tokens create --org acme', 'TOKEN=$(ftp-sync tokens create --org acme | tail -n 1)'),
+    )
     .action(tokensCreateCommand);
   tokens
     .command('list')
@@ -162,6 +165,7 @@ ${examples(
     .addOption(configOption())
     .option('--org <id>', 'only this org')
     .option('--json', 'print as JSON')
+    .addHelpText('after', examples('ftp-sync tokens list', 'ftp-sync tokens list --org acme --json'))
     .action(tokensListCommand);
   tokens
     .command('revoke')
@@ -169,6 +173,7 @@ ${examples(
     .addOption(configOption())
     .addOption(orgOption())
     .requiredOption('--id <id>', 'the token id (tokens list)')
+    .addHelpText('after', examples('ftp-sync tokens revoke --org acme --id Zk3xQ0aB1cD'))
     .action(tokensRevokeCommand);
 
   const tenants = program
