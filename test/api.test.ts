@@ -353,6 +353,26 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     await on.close();
   });
 
+  it('temporary credentials add x-amz-security-token, pinned in the policy; static ones do not', async () => {
+    const s3 = { bucket: 'calls', region: 'eu-west-1', endpoint: 'http://127.0.0.1:1', forcePathStyle: true };
+    const input = {
+      key: 'acme/api/x/a.wav',
+      maxSize: 10,
+      expiresAt: new Date(Date.now() + 60_000),
+      metadata: {},
+    };
+    const temp = await makeS3Presigner(s3, async () => ({ ...S3RVER, sessionToken: 'sess-tok' })).presign(
+      input,
+    );
+    expect(temp.fields['x-amz-security-token']).toBe('sess-tok');
+    const policy = JSON.parse(Buffer.from(temp.fields.policy!, 'base64').toString('utf8'));
+    expect(policy.conditions).toContainEqual({ 'x-amz-security-token': 'sess-tok' });
+    expect(temp.fields['x-amz-credential']).toMatch(/^S3RVER\/\d{8}\/eu-west-1\/s3\/aws4_request$/);
+    expect(temp.url).toBe('http://127.0.0.1:1/calls');
+    const fixed = await makeS3Presigner(s3, async () => S3RVER).presign(input);
+    expect(fixed.fields).not.toHaveProperty('x-amz-security-token');
+  });
+
   it('an upload never made is dropped from pending once expired, and counted', async () => {
     const pending = makeRedisPendingUploads(env.redis, env.prefix);
     let clock = Date.now();
