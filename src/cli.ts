@@ -18,6 +18,7 @@ import {
   tenantsTestCommand,
   tenantsUpdateCommand,
 } from './cli/tenants.js';
+import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './cli/tokens.js';
 import { ConfigError } from './config.js';
 import { toError } from './errors.js';
 
@@ -64,12 +65,16 @@ ${examples('ftp-sync config check -c config/ftp-sync.yaml', 'ftp-sync status', '
     .addOption(configOption())
     .addOption(
       new Option('--role <role>', 'which roles this process runs')
-        .choices(['all', 'poller', 'worker'])
+        .choices(['all', 'poller', 'worker', 'api'])
         .default('all'),
     )
     .addHelpText(
       'after',
-      examples('ftp-sync start --config config/ftp-sync.yaml', 'ftp-sync start --role worker'),
+      examples(
+        'ftp-sync start --config config/ftp-sync.yaml',
+        'ftp-sync start --role worker',
+        'ftp-sync start --role api    # the upload API only (api: host, port in the configuration)',
+      ),
     )
     .action(startCommand);
 
@@ -136,6 +141,40 @@ ${examples(
 )}`,
     )
     .action(resyncCommand);
+
+  const tokens = program
+    .command('tokens')
+    .description('upload API tokens per org (stored as hashes; an org with a token can use the API)')
+    .addHelpText('after', examples('ftp-sync tokens create --org acme', 'ftp-sync tokens list --org acme'));
+  tokens
+    .command('create')
+    .description(
+      'make a token for the org (registering it for the API); printed once, alone on the last line',
+    )
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--json', 'print {"token": …}')
+    .addHelpText(
+      'after',
+      examples('ftp-sync tokens create --org acme', 'TOKEN=$(ftp-sync tokens create --org acme | tail -n 1)'),
+    )
+    .action(tokensCreateCommand);
+  tokens
+    .command('list')
+    .description("tokens' ids, orgs and creation times (never a token)")
+    .addOption(configOption())
+    .option('--org <id>', 'only this org')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', examples('ftp-sync tokens list', 'ftp-sync tokens list --org acme --json'))
+    .action(tokensListCommand);
+  tokens
+    .command('revoke')
+    .description('revoke one token of the org (its requests get 401 at once)')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .requiredOption('--id <id>', 'the token id (tokens list)')
+    .addHelpText('after', examples('ftp-sync tokens revoke --org acme --id Zk3xQ0aB1cD'))
+    .action(tokensRevokeCommand);
 
   const tenants = program
     .command('tenants')

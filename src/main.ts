@@ -5,9 +5,12 @@
  */
 import type { Queue } from 'bullmq';
 import type { Config, TenantConfig } from './config.js';
+import type { ApiServer } from './http/api.js';
 import type { AdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
 import { type Metrics, makeMetrics } from './metrics.js';
+import { makeUploadService, type UploadService } from './ops/uploads.js';
+import type { ArchiveIntake } from './ports/api.js';
 import type { ObjectStore } from './ports/object-store.js';
 import { type Poller, startPoller } from './queue/poller.js';
 import { type SyncWorker, startSyncWorker } from './queue/worker.js';
@@ -19,7 +22,7 @@ import { tenantPrefix } from './sync/key.js';
 import { startStaleUploadCleanup } from './sync/stale-uploads.js';
 import type { SyncJobData } from './types.js';
 
-export type Role = 'all' | 'poller' | 'worker';
+export type Role = 'all' | 'poller' | 'worker' | 'api';
 
 export interface Daemon {
   readonly poller?: Poller;
@@ -29,6 +32,8 @@ export interface Daemon {
   readonly metrics: Metrics;
   /** The admin HTTP server (health, metrics, dashboard), when `http.enabled`. */
   readonly http?: { readonly url: string };
+  /** The upload API (roles `api` and `all`). */
+  readonly api?: { readonly url: string; readonly uploads: UploadService };
   close(): Promise<void>;
 }
 
@@ -42,12 +47,21 @@ export interface DaemonOptions {
   poolIdleMs?: number;
   /** Override the first retry delay of a failed after-sync action (tests; default 30 s). */
   afterSyncBackoffMs?: number;
+  /** S3 credentials for the upload API's presigner instead of the AWS chain (tests). */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Where archives uploaded through the API go (the zip-batch pipeline). */
+  archives?: ArchiveIntake;
 }
 
 export async function startDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const role = opts.role ?? 'all';
   const log = opts.log;
-  const root = makeRoot(config, log, { store: opts.store, poolIdleMs: opts.poolIdleMs });
+  const root = makeRoot(config, log, {
+    store: opts.store,
+    poolIdleMs: opts.poolIdleMs,
+    s3Credentials: opts.s3Credentials,
+    archives: opts.archives,
+  });
   try {
     await root.tenants().verifyKey();
   } catch (err) {
@@ -82,6 +96,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
       ? pollerRole(root, opts, metrics, afterSync, warnInsecure)
       : undefined;
   const worker = role === 'all' || role === 'worker' ? workerRole(root, metrics, afterSync) : undefined;
+  let api: Awaited<ReturnType<typeof apiRole>> | undefined;
+  if (role === 'api' || (role === 'all' && config.api.enabled)) {
+    try {
+      api = await apiRole(root, metrics);
+    } catch (err) {
+      await Promise.allSettled([poller?.close(), worker?.close(), http?.close()]);
+      await root.close();
+      throw err;
+    }
+  }
   // Crash safety: multipart uploads left open by a worker that died are aborted (hourly, our prefixes only).
   const s3 = root.s3();
   const staleUploads =
@@ -107,9 +131,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     syncQueue: root.syncQueue(),
     metrics,
     http: http && { url: http.url },
+    api: api && { url: api.server.url, uploads: api.uploads },
     close() {
       closing ??= (async () => {
         staleUploads?.close();
+        await api?.close().catch((err) => log.error({ err: String(err) }, 'error during shutdown'));
         const results: PromiseSettledResult<unknown>[] = await Promise.allSettled([
           poller?.close(),
           worker?.close(),
@@ -263,4 +289,57 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       onOutcome: (org, outcome, bytes, ms) => metrics.recordOutcome(org, outcome, bytes, ms),
     },
   );
+}
+
+/**
+ * The upload API: its HTTP server and the sweep that turns uploaded objects into calls. Every replica
+ * sweeps; a pending upload is recorded by exactly one (the one whose claim takes it).
+ */
+async function apiRole(root: Root, metrics: Metrics) {
+  const { config, log } = root;
+  const uploads = makeUploadService({
+    allocation: root.allocation((c) => metrics.recordVelaCall(c)),
+    presigner: root.presigner(),
+    pending: root.pendingUploads(),
+    tokens: root.apiTokens(),
+    state: root.state(),
+    store: root.store(),
+    archives: root.archives(),
+    keyTemplate: config.s3.keyTemplate,
+    maxUploadSize: config.api.maxUploadSize,
+    expiryMs: config.api.presignExpiry,
+    log,
+    onEvent: (org, event, bytes) => metrics.recordApiUpload(org, event, bytes),
+  });
+  const { startApiServer } = await import('./http/api.js');
+  const server: ApiServer = await startApiServer({
+    host: config.api.host,
+    port: config.api.port,
+    publicUrl: config.api.publicUrl,
+    maxBodyBytes: config.api.maxBodySize,
+    tokens: root.apiTokens(),
+    rateLimiter: root.rateLimiter(),
+    uploads,
+    log,
+    onRequest: (r) => metrics.recordApiRequest(r),
+  });
+  let sweeping: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    sweeping ??= uploads
+      .sweep()
+      .catch((err) => log.error({ err: String(err) }, 'upload api: sweep failed'))
+      .finally(() => {
+        sweeping = undefined;
+      });
+  }, config.api.sweepInterval);
+  timer.unref();
+  return {
+    server,
+    uploads,
+    async close() {
+      clearInterval(timer);
+      await server.close();
+      await sweeping;
+    },
+  };
 }

@@ -70,7 +70,22 @@ export interface Metrics {
   recordMetadataUpdate(org: string): void;
   /** One attempt of an after-sync action (sync/after-sync.ts `onOutcome`). */
   recordAfterSync(org: string, action: string, outcome: string): void;
+  /** One answered upload API request (http/api.ts `onRequest`); `code` is `ok` or the error code. */
+  recordApiRequest(r: { route: string; code: string; ms: number }): void;
+  /** An upload API event of an org (ops/uploads.ts `onEvent`); a completed upload counts as a synced call. */
+  recordApiUpload(org: string, event: string, bytes?: number): void;
 }
+
+/** Upload API events (ops/uploads.ts `UploadEvent`); anything else is counted as `other`. */
+const API_UPLOAD_EVENTS = new Set([
+  'signed',
+  'completed',
+  'expired',
+  'too-large',
+  'exceeded',
+  'vela-unavailable',
+]);
+const API_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** How an after-sync attempt ended (sync/after-sync.ts); anything else is counted as `other`. */
 const AFTER_SYNC_OUTCOMES = ['done', 'gone', 'changed', 'failed'] as const;
@@ -94,7 +109,7 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
 
   const filesSynced = new Counter({
     name: 'ftpsync_files_synced_total',
-    help: 'Sync jobs that ended with the version in S3, by outcome (uploaded, already-in-s3, already-synced, superseded).',
+    help: 'Calls that ended in S3, by outcome: sync jobs (uploaded, already-in-s3, already-synced, superseded) and upload API uploads (api-upload).',
     labelNames: ['org', 'outcome'],
     registers,
   });
@@ -163,6 +178,25 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'ftpsync_after_sync_actions_total',
     help: 'After-sync attempts on source files by action (delete, move) and outcome: done, gone (already not on the server), changed (a new version there: kept), failed (retried with backoff).',
     labelNames: ['org', 'action', 'outcome'],
+    registers,
+  });
+  const apiRequests = new Counter({
+    name: 'ftpsync_api_requests_total',
+    help: 'Upload API requests answered, by route (upload, complete) and code (ok or the error code).',
+    labelNames: ['route', 'code'],
+    registers,
+  });
+  const apiDuration = new Histogram({
+    name: 'ftpsync_api_request_duration_seconds',
+    help: 'Time to answer an upload API request (Vela check and signature included), by route.',
+    labelNames: ['route'],
+    buckets: API_SECONDS,
+    registers,
+  });
+  const apiUploads = new Counter({
+    name: 'ftpsync_api_uploads_total',
+    help: 'Upload API uploads by outcome: signed, completed (a call), expired (never uploaded), too-large (deleted), exceeded (allocation: nothing signed), vela-unavailable.',
+    labelNames: ['org', 'outcome'],
     registers,
   });
   const velaDuration = new Histogram({
@@ -309,6 +343,22 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     },
     recordMetadataUpdate(org) {
       safe(() => metadataUpdates.inc({ org }));
+    },
+    recordApiRequest(r) {
+      safe(() => {
+        apiRequests.inc({ route: r.route, code: r.code });
+        apiDuration.observe({ route: r.route }, r.ms / 1000);
+      });
+    },
+    recordApiUpload(org, event, bytes) {
+      safe(() => {
+        apiUploads.inc({ org, outcome: API_UPLOAD_EVENTS.has(event) ? event : 'other' });
+        // An uploaded call counts like one synced from FTP.
+        if (event === 'completed') {
+          filesSynced.inc({ org, outcome: 'api-upload' });
+          bytesSynced.inc({ org }, bytes ?? 0);
+        }
+      });
     },
   };
 }

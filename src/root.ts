@@ -4,8 +4,11 @@
  * use, so a command builds only what it needs (`status` never touches FTP credentials or S3), and
  * `close()` closes exactly what was built, in order, even when one close fails.
  */
+
+import type { AwsCredentialIdentity } from '@smithy/types';
 import { Queue } from 'bullmq';
 import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
+import { makeRedisApiTokens, makeRedisPendingUploads, makeRedisRateLimiter } from './adapters/redis-api.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedis, type RedisClient } from './adapters/redis-client.js';
 import { makeRedisPollLocks } from './adapters/redis-lock.js';
@@ -13,12 +16,14 @@ import { makeRedisState } from './adapters/redis-state.js';
 import { makeTenantStore } from './adapters/redis-tenants.js';
 import { makeRedisUploadRecords } from './adapters/redis-uploads.js';
 import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
+import { makeS3Presigner } from './adapters/s3-presign.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck, type VelaCallOutcome } from './adapters/vela.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
+import type { ApiTokenStore, ArchiveIntake, PendingUploads, Presigner, RateLimiter } from './ports/api.js';
 import type { ConnectionBudget } from './ports/budget.js';
 import type { SyncJobs } from './ports/jobs.js';
 import type { PollLocks } from './ports/locks.js';
@@ -47,6 +52,10 @@ export interface RootOptions {
   poolIdleMs?: number;
   /** Onboarded tenants are re-read at most this often (0: every time, for short-lived commands). */
   tenantCacheMs?: number;
+  /** S3 credentials for the presigner instead of the standard AWS chain (tests). */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Where archives uploaded through the API go (the zip-batch pipeline); default: logged and left in S3. */
+  archives?: ArchiveIntake;
 }
 
 export interface Root {
@@ -66,6 +75,12 @@ export interface Root {
     onCall?: (call: { org: string; outcome: VelaCallOutcome; ms: number }) => void,
   ): AllocationCheck | undefined;
   pollLocks(): PollLocks;
+  /** Upload API: tokens per org, pending uploads, the per-org rate limit, the presigner, archives. */
+  apiTokens(): ApiTokenStore;
+  pendingUploads(): PendingUploads;
+  rateLimiter(): RateLimiter;
+  presigner(): Presigner;
+  archives(): ArchiveIntake;
   syncQueue(): Queue<SyncJobData, SyncResult>;
   pollQueue(): Queue<PollJobData>;
   jobs(): SyncJobs;
@@ -136,6 +151,38 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
           : undefined,
       ),
     pollLocks: () => once('pollLocks', () => makeRedisPollLocks(redis(), prefix, POLL_LOCK_MS)),
+    apiTokens: () => once('apiTokens', () => makeRedisApiTokens(redis(), prefix)),
+    pendingUploads: () => once('pendingUploads', () => makeRedisPendingUploads(redis(), prefix)),
+    rateLimiter: () =>
+      once('rateLimiter', () => makeRedisRateLimiter(redis(), prefix, { limit: config.api.rateLimit })),
+    presigner: () =>
+      once('presigner', () => {
+        // The credentials of the daemon's S3 client (the standard AWS chain), refreshed by the SDK.
+        const fixed = opts.s3Credentials;
+        const credentials: () => Promise<AwsCredentialIdentity> = fixed
+          ? async () => fixed
+          : (() => {
+              const client = makeS3Client(config.s3, { log });
+              built.set('presignClient', client);
+              return () => client.config.credentials();
+            })();
+        return makeS3Presigner(config.s3, credentials);
+      }),
+    // THE HOOK for the zip-batch pipeline: pass `archives` (or build it here) so that a zip uploaded
+    // through the API is expanded like one imported from the command line.
+    archives: () =>
+      once(
+        'archives',
+        () =>
+          opts.archives ?? {
+            async onArchiveUploaded(a) {
+              log.warn(
+                { org: a.org, key: a.key, size: a.size },
+                'archive uploaded through the API: no batch pipeline wired, left in S3',
+              );
+            },
+          },
+      ),
     syncQueue,
     pollQueue,
     jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config)),
@@ -154,6 +201,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
         await step('uploads', (u: UploadRecords) => u.close());
         await step('syncQueue', (q: Queue) => q.close());
         await step('pollQueue', (q: Queue) => q.close());
+        await step('presignClient', (c: { destroy(): void }) => c.destroy());
         await step('redis', (r: RedisClient) => r.quit().catch(() => r.disconnect()));
       })();
       return closing;

@@ -58,15 +58,16 @@ export interface Version {
 /**
  * Where a call's metadata came from: a manifest row, the file name pattern, the tenant's defaults;
  * `partial` when only one of email and date is known, `none` when neither is (metadata is optional:
- * such a call is still checked with Vela and uploaded).
+ * such a call is still checked with Vela and uploaded); `api` when the upload API's caller gave it.
  */
-export type MetadataSource = 'manifest' | 'pattern' | 'defaults' | 'partial' | 'none';
+export type MetadataSource = 'manifest' | 'pattern' | 'defaults' | 'partial' | 'api' | 'none';
 
 export const METADATA_SOURCES: readonly MetadataSource[] = [
   'manifest',
   'pattern',
   'defaults',
   'partial',
+  'api',
   'none',
 ];
 

@@ -119,6 +119,9 @@ describe('ftp-sync program', () => {
       'tenants remove',
       'tenants test',
       'tenants update',
+      'tokens create',
+      'tokens list',
+      'tokens revoke',
     ]);
     for (const [name, cmd] of commands) {
       let help = '';

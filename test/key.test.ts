@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { PermanentError } from '../src/errors.js';
+import { uploadRequestSchema } from '../src/http/api-schemas.js';
 import { objectKey, safeRelativePath, tenantPrefix } from '../src/sync/key.js';
 
 const T = '{org}/{path}';
@@ -120,6 +121,53 @@ describe('object keys (invariant 4: a key never leaves its tenant prefix)', () =
         }
         expect(key.startsWith(tenantPrefix(t, b))).toBe(false);
       }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('upload API keys (invariant 4 for presigned POSTs)', () => {
+  it("property: a filename the API accepts yields a key in the org's api/<id>/ folder, ending with that one name", () => {
+    const filename = uploadRequestSchema.shape.filename;
+    const hostile = fc.constantFrom(
+      '..',
+      '.',
+      '%2e%2e',
+      '\uff0e\uff0e',
+      '\u202e',
+      'a/b',
+      'a\\b',
+      '\u0000',
+      'e\u0301',
+      ' ',
+    );
+    const name = fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 30 }),
+      hostile,
+      fc.array(hostile).map((a) => a.join('')),
+    );
+    fc.assert(
+      fc.property(
+        name,
+        fc.uuid(),
+        fc.constantFrom('{org}/{path}', 'calls/{org}/{path}'),
+        fc.constantFrom('acme', 'b-2'),
+        (n, id, template, org) => {
+          if (!filename.safeParse(n).success) return; // the API answers 400 naming filename
+          let key: string;
+          try {
+            key = objectKey(template, org, `api/${id}/${n}`);
+          } catch (err) {
+            expect(err).toBeInstanceOf(PermanentError); // also a 400 naming filename
+            return;
+          }
+          const folder = `${tenantPrefix(template, org)}api/${id}/`;
+          expect(key.startsWith(folder)).toBe(true);
+          const last = key.slice(folder.length);
+          expect(last).not.toContain('/');
+          expect(['', '.', '..']).not.toContain(last.normalize('NFKC'));
+        },
+      ),
       { numRuns: 3000 },
     );
   });

@@ -192,6 +192,39 @@ export const configSchema = z.strictObject({
       token: z.string().optional(),
     })
     .prefault({}),
+  /** The upload API (role `api`): presigned POSTs for customers' applications (README, "Upload API"). */
+  api: z.preprocess(
+    // A section given turns the API on in role `all`; without one, only `--role api` starts it.
+    (v) =>
+      v === undefined
+        ? { enabled: false }
+        : v && typeof v === 'object' && !('enabled' in v)
+          ? { ...v, enabled: true }
+          : v,
+    z.strictObject({
+      /** Part of role `all` (role `api` always serves it). Default: true when the section is given. */
+      enabled: bool(),
+      host: str().default('127.0.0.1'),
+      port: int(0, 65535).default(8080),
+      /**
+       * The base URL clients reach this server at, for the docs page and the OpenAPI `servers`
+       * (behind a proxy); default: the listening address.
+       */
+      publicUrl: z.url({ error: (iss) => `expected a URL, got ${got(iss.input)}` }).optional(),
+      /** Presign requests per org and minute, across all replicas (counted in Redis). */
+      rateLimit: int(1, 1_000_000).default(600),
+      /** The largest upload a presigned POST allows (its `content-length-range`). */
+      maxUploadSize: size().prefault('3GiB'),
+      /** How long a presigned POST stays valid. */
+      presignExpiry: duration({ why: 'every presigned POST would be expired when handed out' }).prefault(
+        '15m',
+      ),
+      /** How often pending uploads are looked for in the store (one listing per org with pending uploads). */
+      sweepInterval: duration({ why: 'the sweep would run without a pause' }).prefault('30s'),
+      /** The largest request body accepted (JSON, form or query). */
+      maxBodySize: size().prefault('16KiB'),
+    }),
+  ),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -6,6 +6,7 @@ import type { Config, TenantConfig } from '../config.js';
 import { NoSlotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AfterSyncStore } from '../ports/after-sync.js';
+import type { ApiTokenStore } from '../ports/api.js';
 import type { SyncJobs } from '../ports/jobs.js';
 import type { SyncStateStore } from '../ports/sync-state.js';
 import type { TenantStore } from '../ports/tenants.js';
@@ -18,6 +19,8 @@ export interface OpsContext {
   /** Pending after-sync actions (status). */
   readonly afterSync: AfterSyncStore;
   readonly tenants: TenantStore;
+  /** Upload API tokens and the orgs registered for the API. */
+  readonly apiTokens: ApiTokenStore;
   readonly jobs: SyncJobs;
   /** Sessions for `tenants test` and `resync`, inside each tenant's connection budget. */
   readonly pool: SessionPool;
@@ -51,6 +54,9 @@ export function openOps(from: Root | Config, log?: Logger, opts: RootOptions = {
     },
     get jobs() {
       return root.jobs();
+    },
+    get apiTokens() {
+      return root.apiTokens();
     },
     get pool() {
       return root.pool();

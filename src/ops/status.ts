@@ -10,7 +10,8 @@ import type { OpsContext } from './context.js';
 
 export interface TenantStatus {
   org: string;
-  origin: 'config' | 'onboarded';
+  /** `api`: an org registered for the upload API only (a token, no FTP source). */
+  origin: 'config' | 'onboarded' | 'api';
   enabled: boolean;
   /**
    * `degraded`: the last poll worked but did not find some configured directories (`missingDirs`,
@@ -76,7 +77,13 @@ async function countByOrg(ctx: OpsContext, states: JobState[]): Promise<Map<stri
 }
 
 export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): Promise<Status> {
-  const all = await ctx.tenants.list();
+  const sources = await ctx.tenants.list();
+  // Orgs that use only the upload API have no source: their calls are counted all the same.
+  const known = new Set(sources.map((t) => t.org));
+  const apiOnly = (await ctx.apiTokens.orgs())
+    .filter((org) => !known.has(org))
+    .map((org) => ({ org, origin: 'api' as const, enabled: true, afterSync: 'keep' as const }));
+  const all = [...sources, ...apiOnly];
   const tenants = opts.org ? all.filter((t) => t.org === opts.org) : all;
   if (opts.org && !tenants.length) throw new Error(`no tenant "${opts.org}" (see: ftp-sync tenants list)`);
   // Sync jobs wait in BullMQ's `prioritized` set (see queue/enqueue.ts), older ones in `wait`.

@@ -132,7 +132,7 @@ export function describeSyncStateConformance(
         await s.markSynced(org, 'a.wav', rec(120, 'm2'), 'manifest');
         info = await s.info(org);
         expect([info.files, info.bytes]).toEqual([3, 320]);
-        expect(info.bySource).toEqual({ manifest: 2, pattern: 1, defaults: 0, partial: 0, none: 0 });
+        expect(info.bySource).toEqual({ manifest: 2, pattern: 1, defaults: 0, partial: 0, api: 0, none: 0 });
       });
 
       it('counts by metadata source only when one is given', async () => {
@@ -143,7 +143,7 @@ export function describeSyncStateConformance(
         await s.markSynced(org, 'd.wav', rec(1, 'm'), 'partial');
         const info = await s.info(org);
         expect([info.files, info.bytes]).toEqual([4, 25]);
-        expect(info.bySource).toEqual({ manifest: 0, pattern: 0, defaults: 1, partial: 1, none: 1 });
+        expect(info.bySource).toEqual({ manifest: 0, pattern: 0, defaults: 1, partial: 1, api: 0, none: 1 });
       });
 
       it('unparks the path and forgets its seen record, and only that path', async () => {
@@ -184,7 +184,7 @@ export function describeSyncStateConformance(
         expect((await s.info(org)).bySource).toMatchObject({ manifest: 2 });
         await s.recountSource(org, 'defaults', 'manifest');
         const info = await s.info(org);
-        expect(info.bySource).toEqual({ manifest: 3, pattern: 0, defaults: 0, partial: 0, none: 0 });
+        expect(info.bySource).toEqual({ manifest: 3, pattern: 0, defaults: 0, partial: 0, api: 0, none: 0 });
         expect(info.files).toBe(1);
       });
     });
@@ -448,7 +448,7 @@ export function describeSyncStateConformance(
           lastErrorAt: undefined,
           pollFailures: 0,
           lastFailureAt: undefined,
-          bySource: { manifest: 0, pattern: 0, defaults: 0, partial: 0, none: 0 },
+          bySource: { manifest: 0, pattern: 0, defaults: 0, partial: 0, api: 0, none: 0 },
         });
       });
 

@@ -1,0 +1,61 @@
+/**
+ * `ftp-sync tokens create | list | revoke`: upload API tokens. A token is printed once, by `create`,
+ * alone on the last line (or as `{"token": …}` with `--json`); only its hash is stored.
+ */
+import { createToken, listTokens, revokeToken } from '../ops/tokens.js';
+import { CliError, json, readConfig, stdout, withOps } from './common.js';
+import { table } from './render.js';
+
+const asCli = (err: unknown) => new CliError((err as Error).message);
+
+export async function tokensCreateCommand(opts: {
+  config?: string;
+  org: string;
+  json?: boolean;
+}): Promise<void> {
+  const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
+  const { token, info } = await withOps(config, (ctx) => createToken(ctx, opts.org)).catch((err) => {
+    throw err instanceof CliError ? err : asCli(err);
+  });
+  const out = stdout();
+  if (opts.json) {
+    out.line(JSON.stringify({ token }));
+    return;
+  }
+  out.line(`created token ${info.id} for org ${info.org}; it is shown only now:`);
+  out.line(token);
+}
+
+export async function tokensListCommand(opts: {
+  config?: string;
+  org?: string;
+  json?: boolean;
+}): Promise<void> {
+  const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
+  const tokens = await withOps(config, (ctx) => listTokens(ctx, opts.org)).catch((err) => {
+    throw err instanceof CliError ? err : asCli(err);
+  });
+  const out = stdout();
+  const rows = tokens.map((t) => ({ id: t.id, org: t.org, createdAt: new Date(t.createdAt).toISOString() }));
+  if (opts.json) {
+    out.line(json(rows));
+    return;
+  }
+  if (!rows.length) {
+    out.line(`no tokens${opts.org ? ` for org ${opts.org}` : ''} (ftp-sync tokens create --org ID)`);
+    return;
+  }
+  for (const line of table([
+    ['ID', 'ORG', 'CREATED'].map(out.style.bold),
+    ...rows.map((r) => [r.id, r.org, r.createdAt]),
+  ]))
+    out.line(line);
+}
+
+export async function tokensRevokeCommand(opts: { config?: string; org: string; id: string }): Promise<void> {
+  const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
+  await withOps(config, (ctx) => revokeToken(ctx, opts.org, opts.id)).catch((err) => {
+    throw err instanceof CliError ? err : asCli(err);
+  });
+  stdout().line(`revoked token ${opts.id} of org ${opts.org}`);
+}
