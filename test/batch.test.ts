@@ -1,0 +1,205 @@
+/**
+ * Zip batches against real servers (s3rver behind the fault proxy, redis-server, the Vela stand-in)
+ * with archives made by real tools: Info-ZIP `zip`, Python's `zipfile` (seekable, and streaming to a
+ * pipe, which writes data descriptors), `7z`, `zip -fz` (zip64), a macOS-style `__MACOSX/` archive,
+ * and a set of bad archives, each with the outcome and reason its report must give.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeRedisBatchStore } from '../src/adapters/redis-batches.js';
+import { makeRedis, type RedisClient } from '../src/adapters/redis-client.js';
+import { makeRedisState } from '../src/adapters/redis-state.js';
+import { makeS3Client, makeS3Store } from '../src/adapters/s3.js';
+import { makeVelaAllocationCheck } from '../src/adapters/vela.js';
+import { parseConfig } from '../src/config.js';
+import { makeLogger } from '../src/log.js';
+import type { BatchStore, EntryRecord } from '../src/ports/batches.js';
+import type { ObjectStore } from '../src/ports/object-store.js';
+import type { TenantDirectory } from '../src/ports/tenants.js';
+import { batchId } from '../src/queue/batch-jobs.js';
+import { startVelaStandin, type VelaStandin } from '../src/standin/vela-standin.js';
+import { DEFAULT_BATCH_LIMITS } from '../src/sync/batch/entries.js';
+import { type BatchDeps, type BatchRun, reportKey, runBatch } from '../src/sync/batch/expand.js';
+import { makeCallCheck, makeManifestIndexer } from '../src/sync/calls.js';
+import { objectKey } from '../src/sync/key.js';
+import { redisUrl, uniquePrefix } from './support/env.js';
+import { type TempDir, tempDir, writeFileDeep } from './support/fs.js';
+import { getObjectBuffer, type S3TestServer, startS3 } from './support/s3.js';
+
+const log = makeLogger({ level: 'silent' });
+const S3RVER = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+const TOKEN = 'batch-test-token';
+
+let s3: S3TestServer;
+let vela: VelaStandin;
+let redis: RedisClient;
+let dir: TempDir;
+let store: ObjectStore;
+let batches: BatchStore;
+let deps: BatchDeps;
+let template: string;
+
+const sh = (cmd: string, cwd: string) => execFileSync('bash', ['-c', cmd], { cwd, stdio: 'pipe' });
+
+beforeAll(async () => {
+  [s3, vela, dir] = await Promise.all([
+    startS3(),
+    startVelaStandin({
+      token: TOKEN,
+      allocations: { acme: { status: 'within' }, full: { status: 'exceeded' } },
+    }),
+    tempDir('batch'),
+  ]);
+  const prefix = uniquePrefix('batch');
+  const config = parseConfig(
+    {
+      redis: { url: redisUrl(), prefix },
+      s3: { bucket: s3.bucket, endpoint: s3.endpoint, forcePathStyle: true },
+      vela: { url: vela.url, token: TOKEN },
+      tenants: ['acme', 'full'].map((org) => ({ org, ftp: { host: '127.0.0.1', user: 'u', password: 'p' } })),
+    },
+    {},
+  );
+  template = config.s3.keyTemplate;
+  redis = makeRedis(config.redis);
+  const state = makeRedisState(redis, prefix);
+  store = makeS3Store(config.s3, makeS3Client(config.s3, { credentials: S3RVER }));
+  batches = makeRedisBatchStore(redis, prefix);
+  const tenants: TenantDirectory = {
+    list: async () => config.tenants,
+    get: async (org) => config.tenants.find((t) => t.org === org),
+  };
+  deps = {
+    tenants,
+    state,
+    store,
+    batches,
+    keyTemplate: template,
+    limits: () => DEFAULT_BATCH_LIMITS,
+    callCheck: makeCallCheck({
+      state,
+      allocation: makeVelaAllocationCheck({ url: vela.url, token: TOKEN, timeoutMs: 5000 }),
+      allocationRecheckMs: 60_000,
+    }),
+    afterUpload: makeManifestIndexer({ state, store, log, release: async () => {} }),
+    // Recordings above 64 KiB go up as multipart uploads (completed only after the CRC matched).
+    bufferBytes: 64 * 1024,
+    log,
+  };
+}, 60_000);
+
+afterAll(async () => {
+  redis?.disconnect();
+  await Promise.allSettled([s3?.stop(), vela?.close(), dir?.cleanup()]);
+});
+
+/** A folder of call data: three recordings (random, so no two folders share bytes) and their CSV. */
+async function callData(name: string) {
+  const root = join(dir.path, name);
+  const files: Record<string, Buffer> = {
+    'calls/a.wav': randomBytes(300 * 1024),
+    'calls/b.wav': randomBytes(20 * 1024),
+    'calls/sub/c.wav': Buffer.concat([randomBytes(50 * 1024), Buffer.alloc(200 * 1024, 7)]),
+    'calls/calls.csv': Buffer.from(
+      `file,email,date_of_call\na.wav,ann@acme.example,2024-03-05\nsub/c.wav,cy@acme.example,2024-03-07\nother-${name}.wav,o@acme.example,2024-01-01\n`,
+    ),
+  };
+  for (const [p, b] of Object.entries(files)) await writeFileDeep(root, p, b);
+  return { root, files };
+}
+
+/** Puts a local archive into S3 under the tenant's key for `path` and expands it. */
+async function importArchive(org: string, file: string, path: string): Promise<BatchRun> {
+  const key = objectKey(template, org, path);
+  const body = await readFile(file);
+  await store.put(key, body, { size: body.length, metadata: { org } });
+  const head = await store.head(key);
+  return runBatch(deps, { id: batchId(org, key, head?.etag ?? ''), org, key, path, via: 'cli' });
+}
+
+const byName = (entries: EntryRecord[]) => Object.fromEntries(entries.map((e) => [e.name, e]));
+
+async function reportOf(run: BatchRun) {
+  const json = await getObjectBuffer(s3.directClient, s3.bucket, reportKey(run.record.key));
+  return JSON.parse(json.toString()) as { batch: typeof run.record; entries: EntryRecord[] };
+}
+
+async function expectAllArrived(org: string, path: string, files: Record<string, Buffer>) {
+  for (const [name, body] of Object.entries(files)) {
+    const key = objectKey(template, org, `${path}/${name}`);
+    const got = await getObjectBuffer(s3.directClient, s3.bucket, key);
+    expect(got.equals(body), `${name} byte-identical`).toBe(true);
+  }
+  const a = await store.head(objectKey(template, org, `${path}/calls/a.wav`));
+  expect(a?.metadata).toMatchObject({
+    email: 'ann@acme.example',
+    'date-of-call': '2024-03-05',
+    'metadata-source': 'manifest',
+  });
+  const c = await store.head(objectKey(template, org, `${path}/calls/sub/c.wav`));
+  expect(c?.metadata).toMatchObject({ email: 'cy@acme.example', 'metadata-source': 'manifest' });
+}
+
+const PY_WRITE = `
+import sys, os, zipfile
+out, root, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+target = sys.stdout.buffer if out == '-' else out
+with zipfile.ZipFile(target, 'w', zipfile.ZIP_DEFLATED) as z:
+    for d, _, fs in os.walk(root):
+        for f in sorted(fs):
+            p = os.path.join(d, f)
+            z.write(p, os.path.relpath(p, root), compress_type=zipfile.ZIP_STORED if mode == 'stored' else zipfile.ZIP_DEFLATED)
+`;
+
+describe('archives made by real tools: every entry arrives byte-identical, with the archive’s call records', () => {
+  const tools: [string, (root: string, out: string) => void][] = [
+    ['Info-ZIP zip', (root, out) => sh(`zip -qr ${out} calls`, root)],
+    ['Python zipfile', (root, out) => sh(`python3 -c "$PY" ${out} . deflated`, root)],
+    // Writing to a pipe (not seekable): sizes and CRCs go in data descriptors after each entry.
+    [
+      'a streaming writer (data descriptors)',
+      (root, out) => sh(`python3 -c "$PY" - . stored | cat > ${out}`, root),
+    ],
+    ['7z', (root, out) => sh(`7z a -tzip -bd -bso0 ${out} calls`, root)],
+    ['zip -fz (zip64)', (root, out) => sh(`zip -qr -fz ${out} calls`, root)],
+  ];
+  for (const [tool, make] of tools) {
+    it(tool, async () => {
+      const name = tool.replace(/\W+/g, '-');
+      const { root, files } = await callData(name);
+      const out = join(dir.path, `${name}.zip`);
+      process.env.PY = PY_WRITE;
+      make(root, out);
+      if (tool.includes('streaming')) {
+        // The proof that this archive does use data descriptors (general purpose bit 3).
+        expect((await readFile(out)).readUInt16LE(6) & 8).toBe(8);
+      }
+      if (tool.includes('zip64'))
+        expect((await readFile(out)).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06]))).toBe(true);
+      const run = await importArchive('acme', out, `drop/${name}.zip`);
+      expect(run.record).toMatchObject({ state: 'done', counts: { synced: 4, rejected: 0, parked: 0 } });
+      await expectAllArrived('acme', `drop/${name}.zip`, files);
+      // The central directory is read once: one GET for the tail, then a header and a data GET per entry.
+      expect(run.record.rangeGets).toBeLessThanOrEqual(2 + 2 * run.record.entries);
+      expect((await reportOf(run)).batch.counts.synced).toBe(4);
+    });
+  }
+
+  it('a macOS archive: __MACOSX/, ._ files and .DS_Store ignored, the rest synced', async () => {
+    const { root, files } = await callData('mac');
+    await writeFileDeep(root, '__MACOSX/calls/._a.wav', randomBytes(100));
+    await writeFileDeep(root, 'calls/._b.wav', randomBytes(100));
+    await writeFileDeep(root, 'calls/.DS_Store', randomBytes(100));
+    const out = join(dir.path, 'mac.zip');
+    sh(`zip -qr ${out} calls __MACOSX`, root);
+    const run = await importArchive('acme', out, 'drop/mac.zip');
+    expect(run.record.counts).toMatchObject({ synced: 4, rejected: 0 });
+    const entries = byName(await batches.entries(run.record.id));
+    for (const n of ['__MACOSX/calls/._a.wav', 'calls/._b.wav', 'calls/.DS_Store'])
+      expect(entries[n]?.outcome).toBe('ignored');
+    await expectAllArrived('acme', 'drop/mac.zip', files);
+  });
+});
