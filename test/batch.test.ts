@@ -203,3 +203,147 @@ describe('archives made by real tools: every entry arrives byte-identical, with 
     await expectAllArrived('acme', 'drop/mac.zip', files);
   });
 });
+
+/** Writes archives with Python's zipfile; `spec` is Python code run with `z` open for writing. */
+const pyZip = (out: string, spec: string) =>
+  sh(
+    `python3 - <<'PY'\nimport zipfile, os\nz = zipfile.ZipFile(${JSON.stringify(out)}, 'w', zipfile.ZIP_DEFLATED)\n${spec}\nz.close()\nPY`,
+    dir.path,
+  );
+
+describe('bad archives: each entry or batch with its outcome and reason in the report', () => {
+  it('one archive of bad entries: each rejected with its reason, the good ones synced, no partial object', async () => {
+    const good = randomBytes(100 * 1024);
+    await writeFile(join(dir.path, 'good.wav'), good);
+    await symlink('good.wav', join(dir.path, 'link.wav'));
+    const inner = join(dir.path, 'inner.zip');
+    sh('zip -q inner.zip good.wav', dir.path);
+    const enc = join(dir.path, 'enc.zip');
+    sh('zip -q -P secret enc.zip good.wav', dir.path);
+    const links = join(dir.path, 'links.zip');
+    sh('zip -q -y links.zip link.wav', dir.path);
+    const out = join(dir.path, 'bad-entries.zip');
+    pyZip(
+      out,
+      `
+good = open('good.wav', 'rb').read()
+z.writestr('ok/good.wav', good)
+z.writestr('ok/notes.txt', b'hello')
+z.writestr('../evil.wav', b'x' * 10)
+z.writestr('/abs.wav', b'x' * 11)
+z.writestr('C:/drive.wav', b'x' * 12)
+z.writestr('dir\\\\back.wav', b'x' * 13)
+z.writestr(zipfile.ZipInfo('bomb.wav'), b'\\0' * (20 * 1024 * 1024), compress_type=zipfile.ZIP_DEFLATED)
+z.writestr('Dup.wav', os.urandom(100))
+z.writestr('dup.wav', os.urandom(100))
+z.writestr('bz.wav', os.urandom(1000), compress_type=zipfile.ZIP_BZIP2)
+z.writestr('nested/inner.zip', open('inner.zip', 'rb').read(), compress_type=zipfile.ZIP_STORED)
+z.writestr('crc.wav', os.urandom(200 * 1024), compress_type=zipfile.ZIP_STORED)
+z.writestr('crc-small.csv', b'file,email,date\\n' + os.urandom(20).hex().encode(), compress_type=zipfile.ZIP_STORED)
+# Entries copied raw from archives of other tools: an encrypted one (zip -P) and a symlink (zip -y).
+for src in ('enc.zip', 'links.zip'):
+    with zipfile.ZipFile(src) as s:
+        info = s.infolist()[0]
+        raw = open(src, 'rb').read()
+        start = info.header_offset + 30 + len(info.filename.encode()) + int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], 'little')
+        info.filename = ('encrypted.wav' if src == 'enc.zip' else 'symlink.wav')
+        info.orig_filename = info.filename
+        z.fp.seek(z.start_dir)
+        info.header_offset = z.fp.tell()
+        z.fp.write(info.FileHeader())
+        z.fp.write(raw[start:start + info.compress_size])
+        z.filelist.append(info); z.NameToInfo[info.filename] = info
+        z.start_dir = z.fp.tell()
+`,
+    );
+    // Flip one byte in the data of each stored "crc" entry: its CRC-32 no longer matches.
+    const bytes = await readFile(out);
+    for (const name of ['crc.wav', 'crc-small.csv']) {
+      const at = bytes.indexOf(Buffer.from(name)) + name.length + 5; // the local header's name, then the data
+      bytes[at] = (bytes[at] as number) ^ 0xff;
+    }
+    await writeFile(out, bytes);
+
+    const run = await importArchive('acme', out, 'drop/bad-entries.zip');
+    const report = await reportOf(run);
+    const e = byName(report.entries);
+    const expected: Record<string, [string, string?, RegExp?]> = {
+      'ok/good.wav': ['synced'],
+      'ok/notes.txt': ['ignored', undefined, /not call data/],
+      '../evil.wav': ['rejected', 'unsafe-name', /\.\./],
+      '/abs.wav': ['rejected', 'unsafe-name', /absolute path/],
+      'C:/drive.wav': ['rejected', 'unsafe-name', /drive letter/],
+      'dir\\back.wav': ['rejected', 'unsafe-name', /backslash/],
+      'bomb.wav': ['rejected', 'zip-bomb', /ratio above 100:1/],
+      'Dup.wav': ['rejected', 'duplicate-name', /same name/],
+      'dup.wav': ['rejected', 'duplicate-name', /same name/],
+      'bz.wav': ['rejected', 'unsupported-method', /bzip2/],
+      'nested/inner.zip': ['rejected', 'nested-archive', /not expanded/],
+      'crc.wav': ['rejected', 'corrupt', /CRC-32 mismatch/],
+      'crc-small.csv': ['rejected', 'corrupt', /CRC-32 mismatch/],
+      'encrypted.wav': ['rejected', 'encrypted', /encrypted/],
+      'symlink.wav': ['rejected', 'symlink', /symbolic link/],
+    };
+    for (const [name, [outcome, reason, detail]] of Object.entries(expected)) {
+      expect(e[name], name).toMatchObject({ outcome, ...(reason && { reason }) });
+      if (detail) expect(e[name]?.detail, name).toMatch(detail);
+    }
+    expect(report.entries).toHaveLength(Object.keys(expected).length);
+    expect(report.batch).toMatchObject({ state: 'done', counts: { synced: 1, ignored: 1, rejected: 13 } });
+    const got = await getObjectBuffer(
+      s3.directClient,
+      s3.bucket,
+      objectKey(template, 'acme', 'drop/bad-entries.zip/ok/good.wav'),
+    );
+    expect(got.equals(good)).toBe(true);
+    // Only the good entry became an object: no partial object of the corrupt ones (a multipart
+    // upload for crc.wav, one buffered PutObject for crc-small.csv), nothing for the others.
+    const keys: string[] = [];
+    const under = `${objectKey(template, 'acme', 'drop/bad-entries.zip')}/`;
+    for await (const o of store.list(under)) keys.push(o.key);
+    expect(keys).toEqual([objectKey(template, 'acme', 'drop/bad-entries.zip/ok/good.wav')]);
+  });
+
+  const whole: [string, (out: string) => unknown, RegExp][] = [
+    [
+      'a truncated archive',
+      async (out) => {
+        sh(`zip -q ${out} good.wav`, dir.path);
+        const b = await readFile(out);
+        await writeFile(out, b.subarray(0, b.length - 40));
+      },
+      /not a readable zip archive/,
+    ],
+    [
+      'a bad central directory',
+      async (out) => {
+        sh(`zip -q ${out} good.wav`, dir.path);
+        const b = await readFile(out);
+        const cd = b.lastIndexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+        b[cd] = 0; // the central directory record's signature
+        await writeFile(out, b);
+      },
+      /bad central directory/,
+    ],
+    ['an empty zip', (out) => pyZip(out, ''), /empty archive/],
+    ['a non-zip with a .zip name', (out) => writeFile(out, randomBytes(5000)), /not a readable zip archive/],
+    [
+      '10,001 entries',
+      (out) => pyZip(out, "for i in range(10001): z.writestr(f'r/{i}.csv', b'')"),
+      /10001 entries, more than the limit of 10000/,
+    ],
+  ];
+  for (const [what, make, reason] of whole) {
+    it(`${what}: the batch fails with a clear reason, nothing is expanded`, async () => {
+      const name = what.replace(/\W+/g, '-');
+      const out = join(dir.path, `${name}.zip`);
+      await make(out);
+      const run = await importArchive('acme', out, `drop/${name}.zip`);
+      expect(run.record.state).toBe('failed');
+      expect(run.record.reason).toMatch(reason);
+      const report = await reportOf(run);
+      expect(report.batch.reason).toMatch(reason);
+      expect(report.entries).toEqual([]);
+    });
+  }
+});

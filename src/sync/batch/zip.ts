@@ -217,7 +217,8 @@ export async function openZip(
   try {
     for await (const e of zip.eachEntry()) {
       const nameRaw = e.fileName as unknown as Buffer;
-      const name = yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, nameRaw, e.extraFields, false);
+      // strict: a backslash is kept (and the name refused), not read as a separator.
+      const name = yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, nameRaw, e.extraFields, true);
       raw.push(e);
       entries.push({
         index: entries.length,
