@@ -347,3 +347,74 @@ for src in ('enc.zip', 'links.zip'):
     });
   }
 });
+
+/** Requests that write an object (PUT, multipart POSTs) under `part`, reports aside. */
+const writes = (part: string) =>
+  s3.requests().filter((r) => {
+    const path = r.path.split('?')[0] as string;
+    return (r.method === 'PUT' || r.method === 'POST') && path.includes(part) && !path.endsWith('.json');
+  }).length;
+
+describe('the call pipeline: allocation, exactly once, duplicates', () => {
+  it('a tenant over its allocation: its recordings parked (visible), another tenant’s archive all synced', async () => {
+    const full = await callData('alloc-full');
+    const ok = await callData('alloc-ok');
+    sh('zip -qr ../alloc-full.zip calls', full.root);
+    sh('zip -qr ../alloc-ok.zip calls', ok.root);
+    const [parked, synced] = await Promise.all([
+      importArchive('full', join(dir.path, 'alloc-full.zip'), 'in/alloc.zip'),
+      importArchive('acme', join(dir.path, 'alloc-ok.zip'), 'in/alloc.zip'),
+    ]);
+    expect(parked.record).toMatchObject({ state: 'parked', counts: { parked: 3, synced: 1 } });
+    expect(parked.parked).toBe(true);
+    for (const e of (await batches.entries(parked.record.id)).filter((x) => x.name.endsWith('.wav'))) {
+      expect(e).toMatchObject({ outcome: 'parked', reason: 'allocation-exceeded' });
+      expect(await store.head(objectKey(template, 'full', `in/alloc.zip/${e.name}`))).toBeUndefined();
+    }
+    const visible = await deps.state.parked('full');
+    expect(visible.map((p) => p.path).sort()).toEqual(
+      ['calls/a.wav', 'calls/b.wav', 'calls/sub/c.wav'].map((n) => `in/alloc.zip/${n}`),
+    );
+    expect(synced.record).toMatchObject({ state: 'done', counts: { synced: 4 } });
+    await expectAllArrived('acme', 'in/alloc.zip', ok.files);
+  });
+
+  it('the same archive again uploads nothing; its bytes in another archive are reported duplicates', async () => {
+    const { root } = await callData('twice');
+    sh('zip -qr ../twice.zip calls', root);
+    const file = join(dir.path, 'twice.zip');
+    const first = await importArchive('acme', file, 'in/twice.zip');
+    expect(first.record.counts.synced).toBe(4);
+    const puts = () => writes('in/twice.zip');
+    const before = puts();
+    // Same key, same bytes: the same batch, resumed: every entry already has its outcome.
+    const again = await importArchive('acme', file, 'in/twice.zip');
+    expect(again.record.id).toBe(first.record.id);
+    expect(again.record.counts.synced).toBe(4);
+    // The archive itself is put again by this test (as an operator would); no entry is.
+    expect(puts() - before).toBe(1);
+    // Another archive holding the same files: duplicates, not uploaded.
+    const other = await importArchive('acme', file, 'in/copy-of-twice.zip');
+    expect(other.record.counts).toMatchObject({ duplicate: 4, synced: 0 });
+    const e = byName(await batches.entries(other.record.id));
+    expect(e['calls/a.wav']).toMatchObject({
+      outcome: 'duplicate',
+      key: objectKey(template, 'acme', 'in/twice.zip/calls/a.wav'),
+    });
+    expect(await store.head(objectKey(template, 'acme', 'in/copy-of-twice.zip/calls/a.wav'))).toBeUndefined();
+  });
+
+  it('a run that died after an upload, before its outcome: resumed without a second write', async () => {
+    const { root } = await callData('resume');
+    sh('zip -qr ../resume.zip calls', root);
+    const run = await importArchive('acme', join(dir.path, 'resume.zip'), 'in/resume.zip');
+    // As if the process died right after the uploads: outcomes and sync state gone, objects in S3.
+    await redis.del(...(await redis.keys(`*batch:${run.record.id}`)));
+    for (const n of ['calls/a.wav', 'calls/b.wav', 'calls/sub/c.wav', 'calls/calls.csv'])
+      await deps.state.forgetSynced('acme', [`in/resume.zip/${n}`]);
+    const before = writes('in/resume.zip/');
+    const again = await runBatch(deps, { ...run.record, via: 'cli' });
+    expect(again.record.counts.synced).toBe(4);
+    expect(writes('in/resume.zip/')).toBe(before);
+  });
+});
