@@ -6,6 +6,7 @@
  */
 import { Queue } from 'bullmq';
 import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
+import { makeRedisBatchStore } from './adapters/redis-batches.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedis, type RedisClient } from './adapters/redis-client.js';
 import { makeRedisPollLocks } from './adapters/redis-lock.js';
@@ -19,6 +20,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
+import type { BatchStore } from './ports/batches.js';
 import type { ConnectionBudget } from './ports/budget.js';
 import type { SyncJobs } from './ports/jobs.js';
 import type { PollLocks } from './ports/locks.js';
@@ -26,8 +28,10 @@ import type { ObjectStore } from './ports/object-store.js';
 import type { SyncStateStore } from './ports/sync-state.js';
 import type { TenantStore } from './ports/tenants.js';
 import type { UploadRecords } from './ports/upload-records.js';
+import { BATCH_QUEUE } from './queue/batch-jobs.js';
 import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
 import { makeSyncJobs } from './queue/sync-jobs.js';
+import type { BatchJobData } from './sync/batch/expand.js';
 import { makeCredentialCache } from './sync/credentials.js';
 import { makeSessionPool, type SessionPool } from './sync/pool.js';
 import type { PollJobData, SyncJobData, SyncResult } from './types.js';
@@ -69,6 +73,9 @@ export interface Root {
   syncQueue(): Queue<SyncJobData, SyncResult>;
   pollQueue(): Queue<PollJobData>;
   jobs(): SyncJobs;
+  /** Zip batches: their records and entry outcomes, and the queue of batch jobs. */
+  batches(): BatchStore;
+  batchQueue(): Queue<BatchJobData>;
   close(): Promise<void>;
 }
 
@@ -139,6 +146,9 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
     syncQueue,
     pollQueue,
     jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config)),
+    batches: () => once('batches', () => makeRedisBatchStore(redis(), prefix)),
+    batchQueue: () =>
+      once('batchQueue', () => new Queue<BatchJobData>(BATCH_QUEUE, { connection: redis(), prefix })),
     close() {
       closing ??= (async () => {
         const step = async (name: string, fn: (v: never) => unknown) => {
@@ -154,6 +164,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
         await step('uploads', (u: UploadRecords) => u.close());
         await step('syncQueue', (q: Queue) => q.close());
         await step('pollQueue', (q: Queue) => q.close());
+        await step('batchQueue', (q: Queue) => q.close());
         await step('redis', (r: RedisClient) => r.quit().catch(() => r.disconnect()));
       })();
       return closing;

@@ -7,6 +7,8 @@ import type { AfterSyncAction } from '../sync/move-target.js';
 import { bool, duration, got, int, size, str } from './fields.js';
 import {
   afterSyncSchema,
+  archivesSchema,
+  batchLimitsSchema,
   DEFAULT_INCLUDE,
   type FtpConfig,
   type MetadataConfig,
@@ -156,6 +158,10 @@ export const configSchema = z.strictObject({
       afterSync: afterSyncSchema().default('keep'),
       /** The default `moveTo` of tenants with `afterSync: move`. */
       moveTo: moveToSchema().optional(),
+      /** What happens to a `.zip` on a source: `expand` (synced, then expanded), `keep`, `ignore`. */
+      archives: archivesSchema().default('expand'),
+      /** Zip batch safety limits (README: Batch upload). */
+      batch: batchLimitsSchema.prefault({}),
     })
     .prefault({}),
   worker: z
@@ -224,6 +230,10 @@ export interface TenantConfig {
   afterSync: AfterSyncAction;
   /** The target template when `afterSync` is `move` (validated at load). */
   moveTo?: string;
+  /** A `.zip` on the source: synced and expanded, synced only, or not synced. */
+  archives: 'expand' | 'keep' | 'ignore';
+  /** Zip batch limits (defaults.batch with the tenant's own over them). */
+  batch: z.output<typeof batchLimitsSchema>;
   /** Where the credentials come from: `config` (inline) or `redis` (onboarded at run time). */
   origin: 'config' | 'onboarded';
 }
@@ -249,6 +259,13 @@ export function resolveTenant(
     source: { kind: ftp ? 'ftp' : 'sftp', host: endpoint.host, port: endpoint.port, user: endpoint.user },
     ...(ftp ? { ftp } : { sftp }),
     include: t.include ?? DEFAULT_INCLUDE,
+    // `archives: ignore`: a zip is not even synced.
+    exclude: (t.archives ?? defaults.archives) === 'ignore' ? [...t.exclude, '**/*.zip'] : t.exclude,
+    archives: t.archives ?? defaults.archives,
+    batch: {
+      ...defaults.batch,
+      ...Object.fromEntries(Object.entries(t.batch ?? {}).filter(([, v]) => v !== undefined)),
+    },
     pollInterval: t.pollInterval ?? defaults.pollInterval,
     minFileAge: t.minFileAge ?? defaults.minFileAge,
     maxConnections: t.maxConnections ?? defaults.maxConnections,
