@@ -84,7 +84,7 @@ describe('zip batches in the daemon', () => {
     expect(b).toMatchObject({ state: 'done', via: 'cli', counts: { duplicate: 3 } });
     const [one] = await batchStatus(root, { id: rec.id });
     // Info-ZIP adds the directory `calls/` as an entry of its own: ignored.
-    expect(one?.entries?.map((e) => [e.name, e.outcome])).toEqual([
+    expect(one?.entries?.map((e) => [e.name, e.outcome]).sort()).toEqual([
       ['calls/', 'ignored'],
       ['calls/a.wav', 'duplicate'],
       ['calls/b.wav', 'duplicate'],
