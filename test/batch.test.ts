@@ -216,11 +216,8 @@ describe('bad archives: each entry or batch with its outcome and reason in the r
     const good = randomBytes(100 * 1024);
     await writeFile(join(dir.path, 'good.wav'), good);
     await symlink('good.wav', join(dir.path, 'link.wav'));
-    const inner = join(dir.path, 'inner.zip');
     sh('zip -q inner.zip good.wav', dir.path);
-    const enc = join(dir.path, 'enc.zip');
     sh('zip -q -P secret enc.zip good.wav', dir.path);
-    const links = join(dir.path, 'links.zip');
     sh('zip -q -y links.zip link.wav', dir.path);
     const out = join(dir.path, 'bad-entries.zip');
     pyZip(
