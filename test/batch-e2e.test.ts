@@ -14,6 +14,7 @@ import { makeRoot, type Root } from '../src/root.js';
 import { captureLog, makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { writeFileDeep } from './support/fs.js';
 import { getObjectBuffer } from './support/s3.js';
+import { hasSshd, type SshdServer, startSshd } from './support/sshd.js';
 import { waitFor } from './support/wait.js';
 
 describe('zip batches in the daemon', () => {
@@ -90,5 +91,53 @@ describe('zip batches in the daemon', () => {
       ['calls/b.wav', 'duplicate'],
       ['calls/calls.csv', 'duplicate'],
     ]);
+  }, 120_000);
+});
+
+describe.skipIf(!hasSshd())('a zip dropped on an SFTP tenant', () => {
+  let server: SshdServer;
+  let env: TestEnv;
+  let root: Root;
+
+  beforeAll(async () => {
+    server = await startSshd();
+    const src = join(server.root, '..', 'zipsrc');
+    await writeFileDeep(src, 'calls/x.wav', randomBytes(80_000));
+    await writeFileDeep(server.root, 'calls/.keep', '');
+    execFileSync('zip', ['-qr', join(server.root, 'calls', 'sftp-export.zip'), 'calls'], { cwd: src });
+    env = await makeTestEnv('batch-sftp', {
+      tenant: {
+        ftp: undefined,
+        sftp: {
+          host: '127.0.0.1',
+          port: server.port,
+          user: server.user,
+          password: server.password,
+          hostKeyFingerprint: server.hostKeyFingerprint,
+        },
+        dirs: [`${server.root}/calls`],
+      },
+    });
+    root = makeRoot(env.config, captureLog('silent').log, { tenantCacheMs: 0, store: env.store });
+  }, 120_000);
+
+  afterAll(async () => {
+    await root?.close();
+    await env?.stop();
+    await server?.stop();
+  });
+
+  it('is synced, then expanded', async () => {
+    const daemon = await env.start();
+    await daemon.poller!.pollNow('acme');
+    await daemon.poller!.pollNow('acme');
+    expect((await waitIdle(daemon.syncQueue)).failed).toBe(0);
+    const status = await waitFor('a batch', async () => {
+      const list = await batchStatus(root, { org: 'acme' });
+      return list.find((b) => ['done', 'failed'].includes(b.batch.state));
+    });
+    expect(status?.batch).toMatchObject({ state: 'done', via: 'source', counts: { synced: 1 } });
+    const prefix = `acme/${server.root.slice(1)}/calls/sftp-export.zip/`;
+    expect(await env.store.head(`${prefix}calls/x.wav`)).toMatchObject({ size: 80_000 });
   }, 120_000);
 });
