@@ -15,6 +15,7 @@ import { captureLog, makeTestEnv, type TestEnv, waitIdle } from './support/daemo
 import { writeFileDeep } from './support/fs.js';
 import { getObjectBuffer } from './support/s3.js';
 import { hasSshd, type SshdServer, startSshd } from './support/sshd.js';
+import { hasVsftpd, startVsftpd, type VsftpdServer } from './support/vsftpd.js';
 import { waitFor } from './support/wait.js';
 
 describe('zip batches in the daemon', () => {
@@ -139,5 +140,49 @@ describe.skipIf(!hasSshd())('a zip dropped on an SFTP tenant', () => {
     expect(status?.batch).toMatchObject({ state: 'done', via: 'source', counts: { synced: 1 } });
     const prefix = `acme/${server.root.slice(1)}/calls/sftp-export.zip/`;
     expect(await env.store.head(`${prefix}calls/x.wav`)).toMatchObject({ size: 80_000 });
+  }, 120_000);
+});
+
+describe.skipIf(!hasVsftpd() && !process.env.CI)('a zip dropped on a vsftpd tenant', () => {
+  let env: TestEnv;
+  let vsftpd: VsftpdServer;
+  let root: Root;
+
+  afterAll(async () => {
+    await root?.close();
+    await env?.stop();
+    await vsftpd?.stop();
+  });
+
+  it('is synced, then expanded', async () => {
+    env = await makeTestEnv('batch-vsftpd');
+    const src = join(env.root, '..', `${env.prefix}-vsrc`);
+    const body = randomBytes(60_000);
+    await writeFileDeep(src, 'calls/v.wav', body);
+    await writeFileDeep(env.root, 'in/.keep', '');
+    execFileSync('zip', ['-qr', join(env.root, 'in', 'vs.zip'), 'calls'], { cwd: src });
+    vsftpd = await startVsftpd({ root: env.root });
+    const [tenant] = env.config.tenants;
+    const config = {
+      ...env.config,
+      tenants: [
+        {
+          ...tenant!,
+          ftp: { ...tenant!.ftp!, port: vsftpd.port, user: vsftpd.user, password: vsftpd.password },
+        },
+      ],
+    };
+    const daemon = await env.start({ config });
+    root = makeRoot(config, captureLog('silent').log, { tenantCacheMs: 0, store: env.store });
+    await daemon.poller!.pollNow('acme');
+    await daemon.poller!.pollNow('acme');
+    expect((await waitIdle(daemon.syncQueue)).failed).toBe(0);
+    const status = await waitFor('a batch', async () => {
+      const list = await batchStatus(root, { org: 'acme' });
+      return list.find((b) => ['done', 'failed'].includes(b.batch.state));
+    });
+    expect(status?.batch).toMatchObject({ state: 'done', via: 'source', counts: { synced: 1 } });
+    const got = await getObjectBuffer(env.s3.client, env.s3.bucket, 'acme/in/vs.zip/calls/v.wav');
+    expect(got.equals(body)).toBe(true);
   }, 120_000);
 });
