@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
+import { BATCH_EXIT, batchImportCommand, batchStatusCommand } from './cli/batch.js';
 import { CliError, collect, configOption, parseDurationArg, parseIntArg } from './cli/common.js';
 import { configCheckCommand } from './cli/config-check.js';
 import { RESYNC_EXIT, resyncCommand } from './cli/resync.js';
@@ -261,6 +262,43 @@ missing-directory, timeout, tenant or other.
 ${examples('ftp-sync tenants test --org acme', 'ftp-sync tenants test --org acme --json')}`,
     )
     .action(tenantsTestCommand);
+
+  const batch = program
+    .command('batch')
+    .description('zip batches: import an archive, see what became of each entry');
+  batch
+    .command('import')
+    .description('upload a zip (or use one already in S3) and queue its expansion; then follow it')
+    .argument('<file>', 'a local .zip, or s3://<bucket>/<key> of one already in the configured bucket')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--no-wait', 'queue and exit without following the batch')
+    .addHelpText(
+      'after',
+      `
+A running worker (ftp-sync start) expands the archive; import uploads it, queues it and, unless
+--no-wait, follows it until every entry has an outcome.
+
+Exit codes:
+  ${BATCH_EXIT.ok}    every entry synced, a duplicate or ignored
+  ${BATCH_EXIT.failed}    the archive was refused, or some entries were rejected (see batch status)
+  2    configuration error
+  ${BATCH_EXIT.parked}    some recordings were parked (allocation exceeded); the worker retries them
+${examples('ftp-sync batch import --org acme export-2024-03.zip', 'ftp-sync batch import --org acme s3://calls/acme/uploads/export.zip')}`,
+    )
+    .action(batchImportCommand);
+  batch
+    .command('status')
+    .description('batches (newest first) with counts by outcome; one batch with each entry and its reason')
+    .argument('[id]', 'a batch id (b-<org>-<hash>)')
+    .addOption(configOption())
+    .option('--org <id>', 'only this tenant')
+    .option('--json', 'print as JSON')
+    .addHelpText(
+      'after',
+      examples('ftp-sync batch status --org acme', 'ftp-sync batch status b-acme-0123456789abcdef --json'),
+    )
+    .action(batchStatusCommand);
 
   oneLineErrors(program);
   return program;

@@ -9,9 +9,11 @@ import type { ApiServer } from './http/api.js';
 import type { AdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
 import { type Metrics, makeMetrics } from './metrics.js';
+import { enqueueBatch } from './ops/batch.js';
 import { makeUploadService, type UploadService } from './ops/uploads.js';
 import type { ArchiveIntake } from './ports/api.js';
 import type { ObjectStore } from './ports/object-store.js';
+import { startBatchWorker } from './queue/batch-worker.js';
 import { type Poller, startPoller } from './queue/poller.js';
 import { type SyncWorker, startSyncWorker } from './queue/worker.js';
 import { makeRoot, type Root } from './root.js';
@@ -206,8 +208,8 @@ async function startHttp(root: Root, metrics: Metrics): Promise<AdminHttp | unde
       // A store given by a test counts as reachable.
       s3: s3 ? () => s3.ping() : async () => {},
     },
-    // The dashboard shows both queues whatever the role.
-    queues: [root.syncQueue(), root.pollQueue()],
+    // The dashboard shows every queue whatever the role.
+    queues: [root.syncQueue(), root.pollQueue(), root.batchQueue()],
     log,
   });
 }
@@ -254,7 +256,42 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
   const state = root.state();
   const store = root.store();
   const jobs = root.jobs();
-  return startSyncWorker(
+  const callCheck = makeCallCheck({
+    state,
+    allocation: root.allocation((c) => metrics.recordVelaCall(c)),
+    allocationRecheckMs: config.defaults.allocationRecheck,
+  });
+  const indexer = makeManifestIndexer({
+    state,
+    store,
+    log,
+    release: async (_org, ids) => void (await jobs.release(ids)),
+    onMetadataUpdate: (org) => metrics.recordMetadataUpdate(org),
+  });
+  // Zip batches: the same call check and indexer, one archive per batch job (README: Batch upload).
+  const batches = startBatchWorker(
+    {
+      tenants: root.callTenants(),
+      state,
+      store,
+      batches: root.batches(),
+      keyTemplate: config.s3.keyTemplate,
+      limits: (t) => t.batch,
+      callCheck,
+      afterUpload: indexer,
+      onEntry: (org, outcome) => metrics.recordBatchEntry(org, outcome),
+      log,
+    },
+    {
+      connection: root.redis(),
+      prefix: config.redis.prefix,
+      concurrency: 1,
+      lockDuration: config.worker.lockDuration,
+      stalledInterval: config.worker.stalledInterval,
+      allocationRecheckMs: config.defaults.allocationRecheck,
+    },
+  );
+  const sync = startSyncWorker(
     {
       tenants: root.tenants(),
       state,
@@ -262,18 +299,14 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       pool: root.pool(),
       keyTemplate: config.s3.keyTemplate,
       multipartThreshold: config.s3.multipartThreshold,
-      callCheck: makeCallCheck({
-        state,
-        allocation: root.allocation((c) => metrics.recordVelaCall(c)),
-        allocationRecheckMs: config.defaults.allocationRecheck,
-      }),
-      afterUpload: makeManifestIndexer({
-        state,
-        store,
-        log,
-        release: async (_org, ids) => void (await jobs.release(ids)),
-        onMetadataUpdate: (org) => metrics.recordMetadataUpdate(org),
-      }),
+      callCheck,
+      // A zip synced from a source is expanded after it is in S3 (per tenant `archives`).
+      afterUpload: async (tenant, job, key, body, metadata) => {
+        await indexer(tenant, job, key, body, metadata);
+        if (tenant.archives === 'expand' && /\.zip$/i.test(job.path)) {
+          await enqueueBatch(root, { org: tenant.org, key, path: job.path, via: 'source' });
+        }
+      },
       afterSync,
       log,
     },
@@ -289,6 +322,12 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       onOutcome: (org, outcome, bytes, ms) => metrics.recordOutcome(org, outcome, bytes, ms),
     },
   );
+  return {
+    worker: sync.worker,
+    close: async () => {
+      await Promise.all([sync.close(), batches.close()]);
+    },
+  };
 }
 
 /**

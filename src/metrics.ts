@@ -60,6 +60,8 @@ export interface Metrics {
   render(): Promise<string>;
   /** A sync job ended (worker `onOutcome`): a synced outcome, `parked`, `failed` or `retry`. */
   recordOutcome(org: string, outcome: string, bytes: number, ms: number): void;
+  /** One entry of a zip batch got its outcome (batch worker `onEntry`). */
+  recordBatchEntry(org: string, outcome: string): void;
   /** A tenant-level error (bad login, TLS, missing directory): worker `onTenantError`. */
   recordTenantError(org: string): void;
   /** A poll ended (poller `onPoll`). */
@@ -123,6 +125,12 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'ftpsync_sync_failures_total',
     help: 'Failed sync job attempts: failed (for good), retry (will be retried), tenant (tenant-level error).',
     labelNames: ['org', 'reason'],
+    registers,
+  });
+  const batchEntries = new Counter({
+    name: 'ftpsync_batch_entries_total',
+    help: 'Entries of zip batches by outcome (synced, duplicate, parked, rejected, ignored).',
+    labelNames: ['org', 'outcome'],
     registers,
   });
   const metadataUpdates = new Counter({
@@ -298,6 +306,9 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     registry,
     contentType: registry.contentType,
     render: () => registry.metrics(),
+    recordBatchEntry(org, outcome) {
+      safe(() => batchEntries.inc({ org, outcome }));
+    },
     recordOutcome(org, outcome, bytes, ms) {
       safe(() => {
         if (SYNCED.has(outcome)) {

@@ -9,6 +9,7 @@ import type { AwsCredentialIdentity } from '@smithy/types';
 import { Queue } from 'bullmq';
 import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
 import { makeRedisApiTokens, makeRedisPendingUploads, makeRedisRateLimiter } from './adapters/redis-api.js';
+import { makeRedisBatchStore } from './adapters/redis-batches.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedis, type RedisClient } from './adapters/redis-client.js';
 import { makeRedisPollLocks } from './adapters/redis-lock.js';
@@ -19,20 +20,23 @@ import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
 import { makeS3Presigner } from './adapters/s3-presign.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck, type VelaCallOutcome } from './adapters/vela.js';
-import type { Config } from './config.js';
+import { apiOnlyTenant, type Config } from './config.js';
 import type { Logger } from './log.js';
 import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
 import type { ApiTokenStore, ArchiveIntake, PendingUploads, Presigner, RateLimiter } from './ports/api.js';
+import type { BatchStore } from './ports/batches.js';
 import type { ConnectionBudget } from './ports/budget.js';
 import type { SyncJobs } from './ports/jobs.js';
 import type { PollLocks } from './ports/locks.js';
 import type { ObjectStore } from './ports/object-store.js';
 import type { SyncStateStore } from './ports/sync-state.js';
-import type { TenantStore } from './ports/tenants.js';
+import type { TenantDirectory, TenantStore } from './ports/tenants.js';
 import type { UploadRecords } from './ports/upload-records.js';
+import { BATCH_QUEUE } from './queue/batch-jobs.js';
 import { POLL_QUEUE, SYNC_QUEUE } from './queue/jobs.js';
 import { makeSyncJobs } from './queue/sync-jobs.js';
+import type { BatchJobData } from './sync/batch/expand.js';
 import { makeCredentialCache } from './sync/credentials.js';
 import { makeSessionPool, type SessionPool } from './sync/pool.js';
 import type { PollJobData, SyncJobData, SyncResult } from './types.js';
@@ -81,9 +85,14 @@ export interface Root {
   rateLimiter(): RateLimiter;
   presigner(): Presigner;
   archives(): ArchiveIntake;
+  /** The tenants a call can belong to: configured and onboarded ones, and orgs of the upload API only. */
+  callTenants(): TenantDirectory;
   syncQueue(): Queue<SyncJobData, SyncResult>;
   pollQueue(): Queue<PollJobData>;
   jobs(): SyncJobs;
+  /** Zip batches: their records and entry outcomes, and the queue of batch jobs. */
+  batches(): BatchStore;
+  batchQueue(): Queue<BatchJobData>;
   close(): Promise<void>;
 }
 
@@ -117,7 +126,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
     once('pollQueue', () => new Queue<PollJobData>(POLL_QUEUE, { connection: redis(), prefix }));
   let closing: Promise<void> | undefined;
 
-  return {
+  const root: Root = {
     config,
     log,
     redis,
@@ -168,24 +177,36 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
             })();
         return makeS3Presigner(config.s3, credentials);
       }),
-    // THE HOOK for the zip-batch pipeline: pass `archives` (or build it here) so that a zip uploaded
-    // through the API is expanded like one imported from the command line.
+    // A zip uploaded through the API is queued as a batch, like one imported from the command line.
     archives: () =>
       once(
         'archives',
-        () =>
+        (): ArchiveIntake =>
           opts.archives ?? {
             async onArchiveUploaded(a) {
-              log.warn(
-                { org: a.org, key: a.key, size: a.size },
-                'archive uploaded through the API: no batch pipeline wired, left in S3',
+              const { enqueueBatch } = await import('./ops/batch.js');
+              const batch = await enqueueBatch(root, { org: a.org, key: a.key, path: a.path, via: 'api' });
+              log.info(
+                { org: a.org, key: a.key, batch: batch.id },
+                'upload api: archive queued for expansion',
               );
             },
           },
       ),
+    callTenants: () =>
+      once('callTenants', (): TenantDirectory => {
+        // API-only orgs (registered by `tokens create`, no source) take the defaults' call settings.
+        const get = async (org: string) =>
+          (await tenants().get(org)) ??
+          ((await root.apiTokens().orgs()).includes(org) ? apiOnlyTenant(org, config.defaults) : undefined);
+        return { list: () => tenants().list(), get };
+      }),
     syncQueue,
     pollQueue,
     jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config)),
+    batches: () => once('batches', () => makeRedisBatchStore(redis(), prefix)),
+    batchQueue: () =>
+      once('batchQueue', () => new Queue<BatchJobData>(BATCH_QUEUE, { connection: redis(), prefix })),
     close() {
       closing ??= (async () => {
         const step = async (name: string, fn: (v: never) => unknown) => {
@@ -202,9 +223,11 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
         await step('syncQueue', (q: Queue) => q.close());
         await step('pollQueue', (q: Queue) => q.close());
         await step('presignClient', (c: { destroy(): void }) => c.destroy());
+        await step('batchQueue', (q: Queue) => q.close());
         await step('redis', (r: RedisClient) => r.quit().catch(() => r.disconnect()));
       })();
       return closing;
     },
   };
+  return root;
 }

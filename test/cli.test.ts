@@ -110,6 +110,8 @@ describe('ftp-sync program', () => {
   it('can be imported without running, and every command has examples in its help', () => {
     const commands = leaves(buildProgram());
     expect(commands.map(([name]) => name).sort()).toEqual([
+      'batch import',
+      'batch status',
       'config check',
       'resync',
       'start',

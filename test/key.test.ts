@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { PermanentError } from '../src/errors.js';
 import { uploadRequestSchema } from '../src/http/api-schemas.js';
+import { DEFAULT_BATCH_LIMITS, planEntries } from '../src/sync/batch/entries.js';
 import { objectKey, safeRelativePath, tenantPrefix } from '../src/sync/key.js';
 
 const T = '{org}/{path}';
@@ -90,6 +91,66 @@ describe('object keys (invariant 4: a key never leaves its tenant prefix)', () =
         // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
         expect(/[\u0000-\u001f\u007f]/.test(key)).toBe(false);
         expect(Buffer.byteLength(key)).toBeLessThanOrEqual(1024);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('property: a zip entry name either is rejected or yields a key inside its archive’s folder of the tenant', () => {
+    const hostile = fc.constantFrom(
+      '..',
+      '.',
+      '',
+      '\\',
+      'C:',
+      'c:',
+      '/',
+      '\u0000',
+      '\u202e',
+      '\uff0e\uff0e',
+      '\u2025',
+      'a',
+      'é',
+    );
+    const segment = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 10 }), hostile);
+    const name = fc
+      .array(segment, { minLength: 1, maxLength: 6 })
+      .map((s) => `${s.join('/')}`)
+      .chain((n) => fc.constantFrom(`${n}.wav`, `${n}.csv`, n));
+    fc.assert(
+      fc.property(name, (n) => {
+        const [d] = planEntries(
+          [
+            {
+              index: 0,
+              name: n,
+              compressedSize: 10,
+              uncompressedSize: 10,
+              compressionMethod: 0,
+              encrypted: false,
+              symlink: false,
+              localHeaderOffset: 0,
+              nameLength: Buffer.byteLength(n),
+            },
+          ],
+          DEFAULT_BATCH_LIMITS,
+        ).decisions;
+        if (d?.action !== 'expand') return;
+        // Accepted by the plan: never absolute, no drive letter, no backslash, no dot segment …
+        expect(n.startsWith('/') || /^[A-Za-z]:/.test(n) || n.includes('\\')).toBe(false);
+        // … and its key (or the key check's refusal) stays in the archive's folder of the tenant.
+        let key: string;
+        try {
+          key = objectKey(T, 'acme', `drop/x.zip/${n}`);
+        } catch (err) {
+          expect(err).toBeInstanceOf(PermanentError);
+          return;
+        }
+        expect(key.startsWith('acme/drop/x.zip/')).toBe(true);
+        for (const seg of key.split('/')) {
+          for (const part of seg.normalize('NFKC').split(/[\\/]/))
+            expect(['.', '..', '']).not.toContain(part);
+        }
       }),
       { numRuns: 3000 },
     );

@@ -171,6 +171,20 @@ export function makeS3Store(
       const res = await client.send(new GetObjectCommand({ Bucket, Key: key }));
       return res.Body as Readable;
     },
+    async getRange(key, start, end) {
+      if (!(end > start && start >= 0)) throw new RangeError(`${key}: bad range ${start}-${end}`);
+      // HTTP ranges are inclusive at both ends.
+      const res = await client.send(
+        new GetObjectCommand({ Bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
+      );
+      if (res.ContentLength !== undefined && res.ContentLength !== end - start) {
+        (res.Body as Readable).destroy();
+        throw new Error(
+          `${key}: asked for ${end - start} bytes at ${start}, the store sent ${res.ContentLength}`,
+        );
+      }
+      return res.Body as Readable;
+    },
     async delete(key) {
       await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
     },

@@ -7,9 +7,12 @@ import type { AfterSyncAction } from '../sync/move-target.js';
 import { bool, duration, got, int, size, str } from './fields.js';
 import {
   afterSyncSchema,
+  archivesSchema,
+  batchLimitsSchema,
   DEFAULT_INCLUDE,
   type FtpConfig,
   type MetadataConfig,
+  metadataSchema,
   moveToSchema,
   type SftpConfig,
   tenantSchema,
@@ -156,6 +159,10 @@ export const configSchema = z.strictObject({
       afterSync: afterSyncSchema().default('keep'),
       /** The default `moveTo` of tenants with `afterSync: move`. */
       moveTo: moveToSchema().optional(),
+      /** What happens to a `.zip` on a source: `expand` (synced, then expanded), `keep`, `ignore`. */
+      archives: archivesSchema().default('expand'),
+      /** Zip batch safety limits (README: Batch upload). */
+      batch: batchLimitsSchema.prefault({}),
     })
     .prefault({}),
   worker: z
@@ -257,8 +264,12 @@ export interface TenantConfig {
   afterSync: AfterSyncAction;
   /** The target template when `afterSync` is `move` (validated at load). */
   moveTo?: string;
+  /** A `.zip` on the source: synced and expanded, synced only, or not synced. */
+  archives: 'expand' | 'keep' | 'ignore';
+  /** Zip batch limits (defaults.batch with the tenant's own over them). */
+  batch: z.output<typeof batchLimitsSchema>;
   /** Where the credentials come from: `config` (inline) or `redis` (onboarded at run time). */
-  origin: 'config' | 'onboarded';
+  origin: 'config' | 'onboarded' | 'api';
 }
 
 export interface Config extends Omit<RawConfig, 'tenants'> {
@@ -282,6 +293,13 @@ export function resolveTenant(
     source: { kind: ftp ? 'ftp' : 'sftp', host: endpoint.host, port: endpoint.port, user: endpoint.user },
     ...(ftp ? { ftp } : { sftp }),
     include: t.include ?? DEFAULT_INCLUDE,
+    // `archives: ignore`: a zip is not even synced.
+    exclude: (t.archives ?? defaults.archives) === 'ignore' ? [...t.exclude, '**/*.zip'] : t.exclude,
+    archives: t.archives ?? defaults.archives,
+    batch: {
+      ...defaults.batch,
+      ...Object.fromEntries(Object.entries(t.batch ?? {}).filter(([, v]) => v !== undefined)),
+    },
     pollInterval: t.pollInterval ?? defaults.pollInterval,
     minFileAge: t.minFileAge ?? defaults.minFileAge,
     maxConnections: t.maxConnections ?? defaults.maxConnections,
@@ -289,6 +307,31 @@ export function resolveTenant(
     afterSync: t.afterSync ?? defaults.afterSync,
     moveTo: t.moveTo ?? defaults.moveTo,
     origin,
+  };
+}
+
+/**
+ * An org of the upload API only (registered by `tokens create`, no source of its own): the defaults'
+ * call settings (metadata, batch limits) and no source to poll. Its uploads and zip batches are calls
+ * like any tenant's.
+ */
+export function apiOnlyTenant(org: string, defaults: RawConfig['defaults']): TenantConfig {
+  return {
+    org,
+    enabled: true,
+    source: { kind: 'ftp', host: '(upload API)', port: 0 },
+    dirs: [],
+    include: DEFAULT_INCLUDE,
+    exclude: [],
+    pollInterval: defaults.pollInterval,
+    minFileAge: defaults.minFileAge,
+    maxConnections: defaults.maxConnections,
+    maxFileSize: defaults.maxFileSize,
+    metadata: metadataSchema.parse({}),
+    afterSync: 'keep',
+    archives: defaults.archives,
+    batch: defaults.batch,
+    origin: 'api',
   };
 }
 

@@ -24,7 +24,28 @@ export const AUDIO_EXTENSIONS = [
   'gsm',
 ];
 export const RECORD_EXTENSIONS = ['csv', 'tsv', 'json', 'jsonl', 'ndjson'];
-export const DEFAULT_INCLUDE = [`**/*.{${[...AUDIO_EXTENSIONS, ...RECORD_EXTENSIONS].join(',')}}`];
+/** Zip batches found on a source: synced like any file, then expanded (`archives`, README: Batch upload). */
+export const ARCHIVE_EXTENSIONS = ['zip'];
+export const DEFAULT_INCLUDE = [
+  `**/*.{${[...AUDIO_EXTENSIONS, ...RECORD_EXTENSIONS, ...ARCHIVE_EXTENSIONS].join(',')}}`,
+];
+
+/** What happens to a `.zip` on a tenant's source: synced and expanded, synced only, or not synced. */
+export const archivesSchema = () => z.enum(['expand', 'keep', 'ignore']);
+
+/** Safety limits of a zip batch (README: Batch upload); each can be set per tenant under `batch:`. */
+export const batchLimitsSchema = z.strictObject({
+  /** Largest archive (the platform's figure: 3 GB). */
+  maxArchiveBytes: size().prefault('3GiB'),
+  maxEntries: int(1, 1_000_000).default(10_000),
+  /** Largest sum of the uncompressed sizes of the entries expanded from one archive. */
+  maxUncompressedBytes: size().prefault('8GiB'),
+  /** An entry above `bombMinBytes` expanding more than this many times its compressed size is refused. */
+  maxRatio: int(1, 100_000).default(100),
+  bombMinBytes: size().prefault('1MiB'),
+  /** Largest central directory read into memory. */
+  maxCentralDirectoryBytes: size().prefault('64MiB'),
+});
 
 const secureSchema = z
   .custom<unknown>()
@@ -160,6 +181,19 @@ export const tenantSchema = z
     afterSync: afterSyncSchema().optional(),
     /** `afterSync: move`: the target path template (`/archive/{path}`). */
     moveTo: moveToSchema().optional(),
+    /** A `.zip` on the source: `expand` (default), `keep` (synced, not expanded), `ignore` (not synced). */
+    archives: archivesSchema().optional(),
+    /** This tenant's zip batch limits, over `defaults.batch`. */
+    batch: z
+      .strictObject({
+        maxArchiveBytes: size().optional(),
+        maxEntries: int(1, 1_000_000).optional(),
+        maxUncompressedBytes: size().optional(),
+        maxRatio: int(1, 100_000).optional(),
+        bombMinBytes: size().optional(),
+        maxCentralDirectoryBytes: size().optional(),
+      })
+      .optional(),
   })
   .superRefine((t, ctx) => {
     if (!t.ftp === !t.sftp) {

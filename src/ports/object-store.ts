@@ -26,6 +26,12 @@ export interface ObjectStore {
   put(key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag?: string }>;
   /** The object's body as a stream. */
   get(key: string): Promise<Readable>;
+  /**
+   * Bytes `start` (inclusive) to `end` (exclusive) of the object, as a stream (one ranged GET): the
+   * random access that zip batches are read with, straight from the store. `end` must not be past
+   * the object's size and `end - start` must be at least 1.
+   */
+  getRange(key: string, start: number, end: number): Promise<Readable>;
   delete(key: string): Promise<void>;
   /**
    * Replaces an object's user metadata in place (a copy onto the same key; the body is not sent

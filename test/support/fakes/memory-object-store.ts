@@ -22,7 +22,7 @@ export interface MemoryObjectStore extends ObjectStore {
   /** The stored bytes of `key` (undefined when there is no object). */
   body(key: string): Buffer | undefined;
   keys(): string[];
-  /** Every call, in order: `head k`, `put k`, `get k`, `delete k`, `replaceMetadata k`, `list p`. */
+  /** Every call, in order: `head k`, `put k`, `get k`, `getRange k a-b`, `delete k`, `replaceMetadata k`, `list p`. */
   readonly calls: string[];
   /** The next put (of `key`, or any) fails with `err` after reading its body. */
   failNextPut(err: Error, key?: string): void;
@@ -103,6 +103,15 @@ export function makeMemoryObjectStore(opts: { checkLength?: boolean } = {}): Mem
       const o = objects.get(key);
       if (!o) throw new NoSuchKeyError(`${key}: no such key`);
       return Readable.from([Buffer.from(o.body)]);
+    },
+    async getRange(key, start, end) {
+      calls.push(`getRange ${key} ${start}-${end}`);
+      const o = objects.get(key);
+      if (!o) throw new NoSuchKeyError(`${key}: no such key`);
+      if (!(end > start && start >= 0 && end <= o.body.length)) {
+        throw new RangeError(`${key}: bad range ${start}-${end} of ${o.body.length} bytes`);
+      }
+      return Readable.from([Buffer.from(o.body.subarray(start, end))]);
     },
     async delete(key) {
       calls.push(`delete ${key}`);

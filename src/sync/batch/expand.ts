@@ -1,0 +1,331 @@
+/**
+ * One zip batch, independent of BullMQ: the archive is already in S3; its central directory is read
+ * once (by ranged GETs), every entry is planned (entries.ts), and each entry to expand goes through
+ * the same steps as a file from a tenant's server: call records first (indexed as manifests, so the
+ * archive's own rows apply to its recordings: manifest first), then each recording's call check
+ * (metadata, Vela's allocation check; exceeded → parked, visible), a key from the tenant's template
+ * (`<archive path>/<entry name>`, checked by `objectKey`: invariant 4), the HEAD of invariant 2, the
+ * upload, sync state, and the after-upload steps.
+ *
+ * Exactly once: each entry's outcome is recorded after its sync state; a run that resumes (a crash,
+ * kill -9, a retry) skips entries with an outcome, finds uploaded-but-unrecorded ones by their sync
+ * state or by the HEAD, and uploads nothing twice. The same bytes already put in S3 by another
+ * archive (size and CRC-32, confirmed by SHA-256) are reported as a duplicate and not uploaded.
+ *
+ * No partial object (invariant 1): an entry's body ends only after its CRC-32 matched (zip.ts). An
+ * entry up to `bufferBytes` is read whole before its one PutObject; a larger one goes up as a
+ * multipart upload that is completed only when its body ended, so a corrupt entry is aborted.
+ */
+import { createHash } from 'node:crypto';
+import { PassThrough, type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { TenantConfig } from '../../config.js';
+import { PermanentError, toError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { BatchRecord, BatchStore, EntryOutcome, EntryRecord } from '../../ports/batches.js';
+import { ENTRY_OUTCOMES } from '../../ports/batches.js';
+import type { ObjectStore } from '../../ports/object-store.js';
+import type { SyncStateStore } from '../../ports/sync-state.js';
+import type { TenantDirectory } from '../../ports/tenants.js';
+import type { SyncJobData } from '../../types.js';
+import { objectKey } from '../key.js';
+import type { AfterUpload, CallCheck } from '../sync-job.js';
+import { type BatchLimits, type EntryDecision, planEntries } from './entries.js';
+import { CorruptArchiveError, type OpenedZip, openZip, StoreReadError, type ZipEntryInfo } from './zip.js';
+
+export interface BatchJobData {
+  id: string;
+  org: string;
+  /** The archive's S3 key. */
+  key: string;
+  /** The archive's path (relative, `/`-separated): its entries become `<path>/<entry name>`. */
+  path: string;
+  via: BatchRecord['via'];
+}
+
+export interface BatchDeps {
+  tenants: TenantDirectory;
+  state: SyncStateStore;
+  store: ObjectStore;
+  batches: BatchStore;
+  keyTemplate: string;
+  limits: (tenant: TenantConfig) => BatchLimits;
+  callCheck?: CallCheck;
+  afterUpload?: AfterUpload;
+  /** Entries up to this size are read into memory and sent as one PutObject. */
+  bufferBytes?: number;
+  /** Side channel (metrics): never breaks a batch. */
+  onEntry?: (org: string, outcome: EntryOutcome) => void;
+  log: Logger;
+}
+
+export interface BatchRun {
+  record: BatchRecord;
+  /** Some recordings were parked (allocation exceeded): run the batch again after the recheck delay. */
+  parked: boolean;
+  retryInMs?: number;
+}
+
+const emptyCounts = (): Record<EntryOutcome, number> =>
+  Object.fromEntries(ENTRY_OUTCOMES.map((o) => [o, 0])) as Record<EntryOutcome, number>;
+
+/** The S3 key of a batch's report: next to the archive. */
+export const reportKey = (archiveKey: string) => `${archiveKey}.report.json`;
+
+export async function runBatch(deps: BatchDeps, job: BatchJobData): Promise<BatchRun> {
+  const log = deps.log.child({ org: job.org, batch: job.id, archive: job.key });
+  const tenant = await deps.tenants.get(job.org);
+  if (!tenant) throw new PermanentError(`tenant "${job.org}" is not configured (removed?)`);
+  const limits = deps.limits(tenant);
+  const now = Date.now();
+  const previous = await deps.batches.get(job.id);
+  const record: BatchRecord = {
+    id: job.id,
+    org: job.org,
+    key: job.key,
+    path: job.path,
+    size: previous?.size ?? 0,
+    via: job.via,
+    state: 'running',
+    entries: previous?.entries ?? 0,
+    counts: emptyCounts(),
+    createdAt: previous?.createdAt ?? now,
+    updatedAt: now,
+  };
+  const fail = async (reason: string): Promise<BatchRun> => {
+    record.state = 'failed';
+    record.reason = reason;
+    record.updatedAt = Date.now();
+    await deps.batches.save(record);
+    await writeReport(deps, record, await deps.batches.entries(job.id));
+    log.warn({ reason }, 'batch failed');
+    return { record, parked: false };
+  };
+
+  const head = await deps.store.head(job.key);
+  if (!head) return fail(`the archive ${job.key} is not in S3`);
+  record.size = head.size;
+  if (head.size > limits.maxArchiveBytes) {
+    return fail(`the archive is ${head.size} bytes, more than the limit of ${limits.maxArchiveBytes}`);
+  }
+  await deps.batches.save(record);
+
+  let zip: OpenedZip;
+  try {
+    zip = await openZip(deps.store, job.key, head.size, limits);
+  } catch (err) {
+    if (err instanceof PermanentError) return fail(err.message);
+    throw err;
+  }
+  try {
+    record.entries = zip.entries.length;
+    if (zip.entries.length === 0) return await fail('empty archive: no entries');
+    const plan = planEntries(zip.entries, limits);
+    if (plan.refused) return await fail(plan.refused);
+    const done = new Map((await deps.batches.entries(job.id)).map((e) => [e.index, e]));
+    // Manifest first: call records, then recordings, then the rest (in central-directory order).
+    const rank = (d: EntryDecision) => (d.action !== 'expand' ? 2 : d.kind === 'call-record' ? 0 : 1);
+    const order = [...plan.decisions].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
+    let retryInMs: number | undefined;
+    for (const d of order) {
+      const prior = done.get(d.index);
+      if (prior && prior.outcome !== 'parked') continue;
+      const entry = zip.entries[d.index] as ZipEntryInfo;
+      let rec: EntryRecord;
+      if (d.action === 'ignore') rec = { index: d.index, name: d.name, outcome: 'ignored', detail: d.detail };
+      else if (d.action === 'reject')
+        rec = { index: d.index, name: d.name, outcome: 'rejected', reason: d.reason, detail: d.detail };
+      else {
+        const r = await expandEntry(deps, tenant, job, zip, entry, log);
+        rec = r.rec;
+        if (r.retryInMs !== undefined) retryInMs = Math.min(retryInMs ?? r.retryInMs, r.retryInMs);
+      }
+      await deps.batches.setEntry(job.id, rec);
+      done.set(d.index, rec);
+      safe(() => deps.onEntry?.(job.org, rec.outcome));
+    }
+    const entries = [...done.values()].sort((a, b) => a.index - b.index);
+    for (const e of entries) record.counts[e.outcome] += 1;
+    record.state = record.counts.parked > 0 ? 'parked' : 'done';
+    record.rangeGets = zip.stats.gets;
+    record.updatedAt = Date.now();
+    await deps.batches.save(record);
+    await writeReport(deps, record, entries);
+    log.info({ ...record.counts, rangeGets: zip.stats.gets }, 'batch expanded');
+    return { record, parked: record.state === 'parked', retryInMs };
+  } finally {
+    zip.close();
+  }
+}
+
+async function writeReport(deps: BatchDeps, record: BatchRecord, entries: EntryRecord[]) {
+  const json = Buffer.from(`${JSON.stringify({ batch: record, entries }, null, 2)}\n`);
+  await deps.store.put(reportKey(record.key), json, {
+    size: json.length,
+    metadata: { org: record.org, 'report-of': record.key },
+    contentType: 'application/json',
+  });
+}
+
+/** One entry to expand: duplicate? call check, HEAD, upload, sync state, after-upload steps. */
+async function expandEntry(
+  deps: BatchDeps,
+  tenant: TenantConfig,
+  job: BatchJobData,
+  zip: OpenedZip,
+  entry: ZipEntryInfo,
+  log: Logger,
+): Promise<{ rec: EntryRecord; retryInMs?: number }> {
+  const base = { index: entry.index, name: entry.name };
+  const path = `${job.path}/${entry.name}`;
+  let key: string;
+  try {
+    key = objectKey(deps.keyTemplate, tenant.org, path);
+  } catch (err) {
+    return { rec: { ...base, outcome: 'rejected', reason: 'unsafe-name', detail: toError(err).message } };
+  }
+  const version: SyncJobData = {
+    org: tenant.org,
+    path,
+    size: entry.uncompressedSize,
+    mtime: entry.modifiedAt.toISOString(),
+  };
+  const synced = await deps.state.getSynced(tenant.org, path);
+  if (synced && synced.size === version.size && synced.mtime === version.mtime) {
+    return { rec: { ...base, outcome: 'synced', key: synced.key, bytes: 0, detail: 'already synced' } };
+  }
+  const fingerprint = `${entry.uncompressedSize}:${(entry.crc32 >>> 0).toString(16)}`;
+  try {
+    const seen = await deps.batches.findContent(tenant.org, fingerprint);
+    if (seen && seen.path !== path) {
+      const sha = await hashEntry(zip, entry);
+      if (sha === seen.sha256) {
+        return {
+          rec: { ...base, outcome: 'duplicate', key: seen.key, detail: `same bytes as ${seen.path}` },
+        };
+      }
+    }
+
+    let metadata: Record<string, string> = {
+      org: tenant.org,
+      'source-path': path,
+      'source-size': String(version.size),
+      'source-mtime': version.mtime,
+      'batch-archive': job.key,
+    };
+    if (deps.callCheck) {
+      const decision = await deps.callCheck(tenant, version, { log, queuedAt: Date.now() });
+      if (decision.kind !== 'upload') {
+        const reason = decision.kind === 'park' ? decision.reason : 'waiting';
+        await deps.state.park(tenant.org, {
+          path,
+          jobId: job.id,
+          reason: decision.kind === 'park' ? decision.reason : 'missing-metadata',
+          detail: decision.detail,
+          since: Date.now(),
+        });
+        return {
+          rec: { ...base, outcome: 'parked', reason, detail: decision.detail },
+          retryInMs: decision.retryInMs,
+        };
+      }
+      metadata = { ...metadata, ...decision.metadata };
+      await deps.state.unpark(tenant.org, path);
+    }
+
+    // Invariant 2: an upload whose sync state was not written (a crash in between) is not repeated.
+    const head = await deps.store.head(key);
+    let etag: string | undefined;
+    let sha256: string;
+    let body: Buffer | undefined;
+    if (
+      head &&
+      head.size === version.size &&
+      head.metadata['source-size'] === String(version.size) &&
+      head.metadata['source-mtime'] === version.mtime
+    ) {
+      etag = head.etag;
+      sha256 = head.metadata['content-sha256'] ?? (await hashEntry(zip, entry));
+    } else {
+      const up = await uploadEntry(deps, zip, entry, key, metadata);
+      ({ etag, sha256, body } = up);
+    }
+    await deps.state.markSynced(
+      tenant.org,
+      path,
+      { size: version.size, mtime: version.mtime, key, etag, syncedAt: Date.now() },
+      metadata['metadata-source'] as never,
+    );
+    await deps.batches.recordContent(tenant.org, fingerprint, { key, path, sha256 });
+    await deps.afterUpload?.(tenant, version, key, body, metadata);
+    return { rec: { ...base, outcome: 'synced', key, bytes: version.size } };
+  } catch (err) {
+    // A store that failed is transient (the batch is retried and resumes here); the entry's own
+    // bytes being wrong (CRC, sizes, bad deflate data, a bad local header) is this entry's end.
+    if (err instanceof StoreReadError || !(err instanceof PermanentError)) throw err;
+    const reason =
+      err instanceof CorruptArchiveError || err.name === 'EntryChecksumError' ? 'corrupt' : 'failed';
+    return { rec: { ...base, outcome: 'rejected', reason, detail: err.message } };
+  }
+}
+
+/** The entry's SHA-256, read (not stored anywhere) from the archive. */
+async function hashEntry(zip: OpenedZip, entry: ZipEntryInfo): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of await zip.entryStream(entry)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+async function uploadEntry(
+  deps: BatchDeps,
+  zip: OpenedZip,
+  entry: ZipEntryInfo,
+  key: string,
+  metadata: Record<string, string>,
+): Promise<{ etag?: string; sha256: string; body?: Buffer }> {
+  const size = entry.uncompressedSize;
+  const h = createHash('sha256');
+  const stream = await zip.entryStream(entry);
+  if (size <= (deps.bufferBytes ?? 16 * 1024 * 1024)) {
+    const chunks: Buffer[] = [];
+    for await (const c of stream) {
+      h.update(c as Buffer);
+      chunks.push(c as Buffer);
+    }
+    const body = Buffer.concat(chunks);
+    const sha256 = h.digest('hex');
+    const { etag } = await deps.store.put(key, body, {
+      size,
+      metadata: { ...metadata, 'content-sha256': sha256 },
+    });
+    return { etag, sha256, body };
+  }
+  // A multipart upload: completed only after the body ended, i.e. after the CRC-32 matched. The
+  // SHA-256 is known only then, so it is not in the object's metadata (the content index has it).
+  const hashing = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const piped = pipeline(stream as Readable, hashing, body);
+  piped.catch(() => {}); // surfaced through the put (the body errors)
+  await deps.store.put(key, body, { size, metadata });
+  await piped;
+  const after = await deps.store.head(key);
+  if (!after || after.size !== size) {
+    throw new Error(
+      `${key}: S3 reports ${after ? `${after.size} bytes` : 'no object'} after upload of ${size}`,
+    );
+  }
+  return { etag: after.etag, sha256: h.digest('hex') };
+}
+
+function safe(fn: () => void) {
+  try {
+    fn();
+  } catch {
+    /* a side channel never breaks a batch */
+  }
+}
