@@ -13,6 +13,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { exists } from './proc.js';
 
@@ -28,6 +29,11 @@ export interface SlowLink {
   readonly nsAddress: string;
   /** Bytes per second in each direction. */
   readonly rate: number;
+  /**
+   * Bytes the host received over the link so far (the server's data and replies, with their TCP/IP
+   * headers: ~3-4 % above the payload).
+   */
+  bytesIn(): number;
   /** Shapes both directions to `bytesPerSecond` (replacing the previous rate). */
   setRate(bytesPerSecond: number): Promise<void>;
   /** Deletes the namespace and the veth pair. Safe to call twice. */
@@ -156,6 +162,9 @@ export async function makeSlowLink(opts: { bytesPerSecond: number }): Promise<Sl
       rate = bytesPerSecond;
       await shape(undefined, hostIf, rate);
       await shape(netns, nsIf, rate);
+    },
+    bytesIn() {
+      return Number(readFileSync(`/sys/class/net/${hostIf}/statistics/rx_bytes`, 'utf8'));
     },
     close,
   };
