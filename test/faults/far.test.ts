@@ -9,9 +9,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, writeFileDeep } from '../support/fs.js';
 import { startFtpServer } from '../support/ftp-server.js';
+import { freePort } from '../support/ports.js';
 import type { DaemonProcess } from '../support/process.js';
 import { listAll } from '../support/s3.js';
 import { makeSlowLink, requireSlowLink, type SlowLink } from '../support/slow-link.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 import { hasVsftpd, startVsftpd, type VsftpdServer } from '../support/vsftpd.js';
 import { waitFor } from '../support/wait.js';
 import { type FaultEnv, logsOf, MB, makeFaultEnv, stopGracefully } from './harness.js';
@@ -152,6 +154,53 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     console.info(
       `far: SIGTERM exit after ${(termMs / 1000).toFixed(1)} s; bytes received: ${(afterTerm / MB).toFixed(1)} MiB before SIGTERM's abort, ${((afterKill - afterTerm) / MB).toFixed(1)} MiB by the killed worker, ${((total - afterKill) / MB).toFixed(1)} MiB by the rescuer; ${((total - 48 * MB) / MB).toFixed(1)} MiB re-sent (no REST resume)`,
     );
+  });
+
+  it('the control connection dropped by a gateway during a transfer: that attempt leaves no object (byte count, no final reply), the retry syncs it once', async () => {
+    env = await makeFaultEnv('far-cut');
+    await env.write('calls/cut.wav', 12 * MB);
+    // basic-ftp refuses a PASV address other than the control connection's: the gateway relays the
+    // control port and the one passive port on 127.0.0.1, and vsftpd answers PASV with 127.0.0.1.
+    link = await makeSlowLink({ bytesPerSecond: MB });
+    const pasvPort = await freePort();
+    vsftpd = await startVsftpd({
+      root: env.root,
+      netns: link.netns,
+      listenAddress: link.nsAddress,
+      pasvAddress: '127.0.0.1',
+      pasvPort,
+    });
+    const gateway = await startTcpProxy({ host: vsftpd.host, port: vsftpd.port });
+    const data = await startTcpProxy({ host: vsftpd.host, port: pasvPort }, pasvPort);
+    try {
+      const ftp = {
+        host: '127.0.0.1',
+        port: gateway.port,
+        secure: false,
+        user: vsftpd.user,
+        password: vsftpd.password,
+      };
+      const acme = { ...env.acme(), ftp };
+      const d = await env.spawn('all', { tenants: [acme] });
+      await waitFor('3 MiB of the transfer received', () => link!.bytesIn() > 3 * MB, 60_000);
+      const before = link!.bytesIn();
+      expect(gateway.cut(), 'control connections dropped').toBeGreaterThan(0);
+      await env.waitSynced(90_000);
+      await stopGracefully([d]);
+      await env.verify();
+      const [job] = await env.syncQueue.getJobs(['completed']);
+      expect(job!.attemptsMade, 'the cut attempt counted as failed, then retried').toBeGreaterThanOrEqual(1);
+      const warned = logsOf([d], /attempt failed|transfer size mismatch|retry/);
+      console.info(
+        `far: control connection cut after ${(before / MB).toFixed(1)} MiB of 12: attempts ${job!.attemptsStarted}, ${((link!.bytesIn() - 12 * MB) / MB).toFixed(1)} MiB re-sent over the link (no REST resume); log: ${warned
+          .map((l) => l.msg)
+          .slice(0, 3)
+          .join(' | ')}`,
+      );
+    } finally {
+      await gateway.stop();
+      await data.stop();
+    }
   });
 
   it('maxBandwidth 1MiB/s across two daemon processes on a 4 MiB/s link: within 10 % of the cap', async () => {

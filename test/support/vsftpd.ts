@@ -46,6 +46,12 @@ export interface VsftpdOptions {
    */
   netns?: string;
   listenAddress?: string;
+  /**
+   * What PASV answers and the one passive port (a relay in front of the server, tcp-proxy.ts, forwards
+   * that port). Default: `listenAddress` and a port the kernel picks.
+   */
+  pasvAddress?: string;
+  pasvPort?: number;
   /** vsftpd's `idle_session_timeout` (seconds without a command on the control connection; 300). */
   idleSessionTimeout?: number;
   /** vsftpd's `data_connection_timeout` (seconds a data transfer may stall; 300). */
@@ -115,10 +121,10 @@ function config(o: VsftpdOptions & { port: number; emptyDir: string }): string {
     'local_enable=NO',
     'write_enable=NO',
     'pasv_enable=YES',
-    `pasv_address=${o.listenAddress ?? '127.0.0.1'}`,
+    `pasv_address=${o.pasvAddress ?? o.listenAddress ?? '127.0.0.1'}`,
     // 0/0 (vsftpd's default) lets the kernel pick each passive port: nothing to collide with.
-    'pasv_min_port=0',
-    'pasv_max_port=0',
+    `pasv_min_port=${o.pasvPort ?? 0}`,
+    `pasv_max_port=${o.pasvPort ?? 0}`,
     'connect_from_port_20=NO',
     'seccomp_sandbox=NO',
     `secure_chroot_dir=${o.emptyDir}`,
