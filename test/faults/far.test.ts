@@ -104,7 +104,7 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     expect(link!.bytesIn(), 'bytes over the link: the file once (+ TCP/IP headers)').toBeLessThan(
       200 * MB * 1.06,
     );
-  });
+  }, 400_000); // ~70 s of transfer; writing 200 MB and starting the daemon take long on a busy machine
 
   it('SIGTERM mid slow transfer with the default deadline hands the job back and aborts the upload; kill -9 later leaves nothing behind; the file syncs once', async () => {
     env = await makeFaultEnv('far-stop');
@@ -154,7 +154,7 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     console.info(
       `far: SIGTERM exit after ${(termMs / 1000).toFixed(1)} s; bytes received: ${(afterTerm / MB).toFixed(1)} MiB before SIGTERM's abort, ${((afterKill - afterTerm) / MB).toFixed(1)} MiB by the killed worker, ${((total - afterKill) / MB).toFixed(1)} MiB by the rescuer; ${((total - 48 * MB) / MB).toFixed(1)} MiB re-sent (no REST resume)`,
     );
-  });
+  }, 300_000);
 
   it('the control connection dropped by a gateway during a transfer: that attempt leaves no object (byte count, no final reply), the retry syncs it once', async () => {
     env = await makeFaultEnv('far-cut');
@@ -284,8 +284,8 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('many tenants, one slow', () => {
       );
       expect(withSlow.slowLeft, 'the slow tenant was still busy when the nine finished').toBeGreaterThan(0);
       // The slow tenant holds its maxConnections (2) of the worker's 8 slots for as long as its
-      // transfers take: the nine share 6 instead of 8 (README: isolation of worker capacity).
-      expect(withSlow.ms).toBeLessThan(alone.ms * 1.5 + 3_000);
+      // transfers take: the nine share 6 instead of 8, ~1.33× at worst (docs/invariants.md, invariant 4).
+      expect(withSlow.ms).toBeLessThan(alone.ms * 1.6 + 5_000);
     } finally {
       await nine.stop();
       await nineRoot.cleanup();
