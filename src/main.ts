@@ -297,6 +297,7 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       state,
       store,
       pool: root.pool(),
+      bandwidth: root.bandwidth(),
       keyTemplate: config.s3.keyTemplate,
       multipartThreshold: config.s3.multipartThreshold,
       callCheck,

@@ -10,6 +10,7 @@ import { Queue } from 'bullmq';
 import { makeRedisAfterSyncStore } from './adapters/redis-after-sync.js';
 import { makeRedisApiTokens, makeRedisPendingUploads, makeRedisRateLimiter } from './adapters/redis-api.js';
 import { makeRedisBatchStore } from './adapters/redis-batches.js';
+import { makeRedisBandwidth } from './adapters/redis-bandwidth.js';
 import { makeRedisBudget } from './adapters/redis-budget.js';
 import { makeRedis, type RedisClient } from './adapters/redis-client.js';
 import { makeRedisPollLocks } from './adapters/redis-lock.js';
@@ -26,6 +27,7 @@ import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
 import type { ApiTokenStore, ArchiveIntake, PendingUploads, Presigner, RateLimiter } from './ports/api.js';
 import type { BatchStore } from './ports/batches.js';
+import type { BandwidthLimiter } from './ports/bandwidth.js';
 import type { ConnectionBudget } from './ports/budget.js';
 import type { SyncJobs } from './ports/jobs.js';
 import type { PollLocks } from './ports/locks.js';
@@ -70,6 +72,8 @@ export interface Root {
   tenants(): TenantStore;
   afterSyncStore(): AfterSyncStore;
   budget(): ConnectionBudget;
+  /** Tenants' `maxBandwidth` budgets, shared by every replica. */
+  bandwidth(): BandwidthLimiter;
   pool(): SessionPool;
   store(): ObjectStore;
   /** The S3 store's extras (stale multipart cleanup, readiness), when the store is S3. */
@@ -134,6 +138,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
     tenants,
     afterSyncStore: () => once('afterSync', () => makeRedisAfterSyncStore(redis(), prefix)),
     budget,
+    bandwidth: () => once('bandwidth', () => makeRedisBandwidth(redis(), prefix)),
     pool: () =>
       once('pool', () =>
         makeSessionPool({

@@ -159,6 +159,17 @@ describe('ftp-sync config check', () => {
     expect(r.stdout).toMatch(/acme: 127\.0\.0\.1:2121 plain FTP/);
   });
 
+  it("shows a tenant's maxBandwidth in the summary", async () => {
+    const config = base(2121);
+    const file = await writeConfig(dir.path, {
+      ...config,
+      tenants: [{ ...config.tenants[0]!, maxBandwidth: '10MiB/s' }],
+    });
+    const r = await cli(['config', 'check', '-c', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/acme: .*, at most 10(\.0)? MiB\/s/);
+  });
+
   it('exits 2 and names the field of an invalid file', async () => {
     const file = await writeConfig(dir.path, base(99_999));
     const r = await cli(['config', 'check', '-c', file]);

@@ -18,7 +18,9 @@ export async function configCheckCommand(opts: { config?: string }): Promise<voi
         : `FTPS ${t.ftp?.secure}`;
     out.line(
       `  ${t.org}: ${t.source.host}:${t.source.port} ${secure}, dirs ${t.dirs.join(', ')}, every ${formatDuration(t.pollInterval)}, ` +
-        `max ${t.maxConnections} connections, files up to ${formatBytes(t.maxFileSize)}${t.enabled ? '' : ', disabled'}` +
+        `max ${t.maxConnections} connections, files up to ${formatBytes(t.maxFileSize)}` +
+        (t.maxBandwidth ? `, at most ${formatBytes(t.maxBandwidth)}/s` : '') +
+        (t.enabled ? '' : ', disabled') +
         (t.afterSync === 'keep'
           ? ''
           : `, after sync: ${t.afterSync === 'move' ? `move to ${t.moveTo}` : 'delete'}`),

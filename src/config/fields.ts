@@ -70,6 +70,30 @@ export const size = () =>
     }
   });
 
+/**
+ * A rate such as `10MiB/s` (a size per second; the `/s` may be left out) → bytes per second, at
+ * least `min`.
+ */
+export const rate = (min: number) =>
+  z.custom<string | number>().transform((v, ctx) => {
+    try {
+      if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`expected a rate, got ${got(v)}`);
+      const text = typeof v === 'string' ? v.replace(/\s*\/\s*s\s*$/i, '') : v;
+      let n: number;
+      try {
+        n = parseSize(text);
+      } catch {
+        throw new Error(`expected a rate like 10MiB/s or 500KB/s, got ${JSON.stringify(v)}`);
+      }
+      if (n < min)
+        throw new Error(`expected a rate of at least ${min / 1024}KiB/s, got ${JSON.stringify(v)}`);
+      return n;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
 /** An integer in a range; numeric strings (from `${ENV}` expansion) are accepted. */
 export const int = (min: number, max: number, what = 'a number') =>
   z.custom<unknown>().transform((v, ctx) => {

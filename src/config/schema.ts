@@ -259,6 +259,8 @@ export interface TenantConfig {
   minFileAge: number;
   maxConnections: number;
   maxFileSize: number;
+  /** Bytes per second for all of the tenant's transfers together, every replica; undefined: no cap. */
+  maxBandwidth?: number;
   metadata: MetadataConfig;
   /** After a version is in S3 and marked synced: leave the source file, delete it, or move it to `moveTo`. */
   afterSync: AfterSyncAction;

@@ -4,7 +4,10 @@
  */
 import { z } from 'zod';
 import { moveTemplateProblem } from '../sync/move-target.js';
-import { bool, duration, got, int, size, str } from './fields.js';
+import { bool, duration, got, int, rate, size, str } from './fields.js';
+
+/** The smallest `maxBandwidth`: a grant (16 KiB) must come well within a source timeout. */
+export const MIN_BANDWIDTH = 16 * 1024;
 
 /** Lower-case letters, digits, `-` and `_`: safe in S3 keys, Redis keys and BullMQ job ids. */
 export const ORG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -176,6 +179,11 @@ export const tenantSchema = z
     minFileAge: duration({ zero: 'no minimum age' }).optional(),
     maxConnections: int(1, 64).optional(),
     maxFileSize: size().optional(),
+    /**
+     * The most this tenant's transfers read from its server together, in bytes per second, across
+     * every replica (`10MiB/s`). Default: no cap.
+     */
+    maxBandwidth: rate(MIN_BANDWIDTH).optional(),
     metadata: metadataSchema.prefault({}),
     /** What happens to a source file once it is safely in S3 (README: After-sync action). */
     afterSync: afterSyncSchema().optional(),

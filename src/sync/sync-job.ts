@@ -10,6 +10,7 @@
 import type { TenantConfig } from '../config.js';
 import { causeOf, PermanentError, TenantError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { BandwidthLimiter } from '../ports/bandwidth.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { IndexedRow, SyncStateStore } from '../ports/sync-state.js';
 import type { TenantDirectory } from '../ports/tenants.js';
@@ -19,6 +20,7 @@ import { completeSync, supersededOnServer, verifiedEtag } from './job-steps.js';
 import { objectKey } from './key.js';
 import { sameVersion } from './plan.js';
 import type { Lease, SessionPool } from './pool.js';
+import { makeThrottle } from './throttle.js';
 import { SizeMismatchError, transferFile } from './transfer.js';
 
 /** What the call check decided for one file before its upload. */
@@ -81,6 +83,8 @@ export interface SyncJobDeps {
   afterUpload?: AfterUpload;
   /** The tenant's after-sync action (delete/move the source file once safe): sync/after-sync.ts. */
   afterSync?: AfterSync;
+  /** Where tenants' `maxBandwidth` budgets are kept (shared by replicas). */
+  bandwidth?: BandwidthLimiter;
   log: Logger;
 }
 
@@ -258,6 +262,16 @@ export async function runSyncJob(
       multipartThreshold: deps.multipartThreshold,
       signal: ctx.signal,
       onProgress: ctx.onProgress,
+      throttle:
+        tenant.maxBandwidth && deps.bandwidth
+          ? makeThrottle({
+              limiter: deps.bandwidth,
+              org: tenant.org,
+              bytesPerSecond: tenant.maxBandwidth,
+              signal: ctx.signal,
+              log,
+            })
+          : undefined,
     }).catch((err) => {
       discard = !(err instanceof PermanentError);
       throw err;

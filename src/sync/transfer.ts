@@ -7,6 +7,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { SourceSession } from '../ports/source.js';
+import type { Throttle } from './throttle.js';
 
 /** The byte count did not match the listing: the file changed, or the transfer was cut short. */
 export class SizeMismatchError extends Error {
@@ -29,7 +30,7 @@ export class SizeMismatchError extends Error {
  * the upload reads. `body` ends only through `open()`, after the download resolved with the exact
  * byte count; every other outcome destroys it with an error.
  */
-function makeGate(path: string, size: number, highWaterMark = 256 * 1024) {
+function makeGate(path: string, size: number, throttle?: Throttle, highWaterMark = 256 * 1024) {
   const body = new PassThrough({ highWaterMark });
   let count = 0;
   let pending: ((err?: Error | null) => void) | undefined;
@@ -41,21 +42,28 @@ function makeGate(path: string, size: number, highWaterMark = 256 * 1024) {
   const sink = new Writable({
     highWaterMark,
     write(chunk: Buffer, _enc, cb) {
-      count += chunk.length;
-      if (count > size) return cb(new SizeMismatchError(path, size, count));
-      if (body.destroyed) return cb(new Error('upload body closed'));
-      if (body.write(chunk)) return cb();
-      pending = cb;
-      body.once('drain', () => {
-        pending = undefined;
-        cb();
-      });
+      if (throttle) {
+        throttle(chunk.length).then(() => pass(chunk, cb), cb);
+        return;
+      }
+      pass(chunk, cb);
     },
     // basic-ftp ends this stream even when the transfer failed: deliberately do not end `body`.
     final(cb) {
       cb();
     },
   });
+  function pass(chunk: Buffer, cb: (err?: Error | null) => void) {
+    count += chunk.length;
+    if (count > size) return cb(new SizeMismatchError(path, size, count));
+    if (body.destroyed) return cb(new Error('upload body closed'));
+    if (body.write(chunk)) return cb();
+    pending = cb;
+    body.once('drain', () => {
+      pending = undefined;
+      cb();
+    });
+  }
   sink.on('error', () => {}); // surfaced through the download promise
   return {
     sink,
@@ -88,17 +96,22 @@ async function downloadToBuffer(
   path: string,
   size: number,
   signal?: AbortSignal,
+  throttle?: Throttle,
 ): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let count = 0;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      count += chunk.length;
-      if (count > size) return cb(new SizeMismatchError(path, size, count));
-      chunks.push(chunk);
-      cb();
+      if (throttle) throttle(chunk.length).then(() => keep(chunk, cb), cb);
+      else keep(chunk, cb);
     },
   });
+  function keep(chunk: Buffer, cb: (err?: Error | null) => void) {
+    count += chunk.length;
+    if (count > size) return cb(new SizeMismatchError(path, size, count));
+    chunks.push(chunk);
+    cb();
+  }
   sink.on('error', () => {});
   await session.download(remotePath, sink, signal);
   if (count !== size) throw new SizeMismatchError(path, size, count);
@@ -123,6 +136,8 @@ export interface TransferInput {
   multipartThreshold: number;
   signal?: AbortSignal;
   onProgress?: (bytes: number) => void;
+  /** The tenant's `maxBandwidth`, spent as the source is read (sync/throttle.ts). */
+  throttle?: Throttle;
 }
 
 /** Streams one file from the source into the object store. Resolves once S3 confirmed the object. */
@@ -136,11 +151,11 @@ export async function transferFile(t: TransferInput): Promise<{ etag?: string; b
   };
   if (t.size <= Math.min(t.multipartThreshold, BUFFER_LIMIT)) {
     // Small files (zero-byte ones included: lib-storage can hang on an empty body) go as one PUT.
-    const buffer = await downloadToBuffer(t.session, t.remotePath, t.path, t.size, t.signal);
+    const buffer = await downloadToBuffer(t.session, t.remotePath, t.path, t.size, t.signal, t.throttle);
     return { ...(await t.store.put(t.key, buffer, putOpts)), buffer };
   }
 
-  const gate = makeGate(t.path, t.size);
+  const gate = makeGate(t.path, t.size, t.throttle);
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort(t.signal?.reason);
   t.signal?.addEventListener('abort', onOuterAbort, { once: true });

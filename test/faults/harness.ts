@@ -198,7 +198,8 @@ export async function makeFaultEnv(name: string, opts: FaultEnvOptions = {}): Pr
       );
       const proc = spawnDaemon({ config: file, role, name, env: s3Env(s3) });
       spawned.push(proc);
-      await started(proc);
+      // Starting node with tsx takes a few seconds, and far longer on a loaded 2-core machine.
+      await started(proc, 90_000);
       return proc;
     },
     async restartFtp(downMs = 1000) {

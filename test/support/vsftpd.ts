@@ -40,10 +40,26 @@ export interface VsftpdOptions {
   root: string;
   /** vsftpd's `max_per_ip`: the connection beyond this many from 127.0.0.1 gets a 421 banner. */
   maxPerIp?: number;
+  /**
+   * Run inside this network namespace (`ip netns exec`), listening on `listenAddress` there
+   * (test/support/slow-link.ts makes both). Default: the host's 127.0.0.1.
+   */
+  netns?: string;
+  listenAddress?: string;
+  /**
+   * What PASV answers and the one passive port (a relay in front of the server, tcp-proxy.ts, forwards
+   * that port). Default: `listenAddress` and a port the kernel picks.
+   */
+  pasvAddress?: string;
+  pasvPort?: number;
+  /** vsftpd's `idle_session_timeout` (seconds without a command on the control connection; 300). */
+  idleSessionTimeout?: number;
+  /** vsftpd's `data_connection_timeout` (seconds a data transfer may stall; 300). */
+  dataConnectionTimeout?: number;
 }
 
 export interface VsftpdServer {
-  host: '127.0.0.1';
+  host: string;
   port: number;
   /** Anonymous login; any password is accepted. */
   user: string;
@@ -64,14 +80,16 @@ export async function startVsftpd(opts: VsftpdOptions): Promise<VsftpdServer> {
   };
 
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    // Inside a namespace of its own nothing else listens: any port does.
+    const port = opts.netns ? 2100 + attempt : await freePort();
     const conf = join(dir.path, 'vsftpd.conf');
     await writeFile(conf, config({ ...opts, port, emptyDir: empty.path }));
     try {
-      const proc = await launch(conf, port);
+      const host = opts.listenAddress ?? '127.0.0.1';
+      const proc = await launch(conf, host, port, opts.netns);
       let stopping: Promise<void> | undefined;
       return {
-        host: '127.0.0.1',
+        host,
         port,
         user: 'anonymous',
         password: 'anonymous@example.com',
@@ -94,7 +112,7 @@ function config(o: VsftpdOptions & { port: number; emptyDir: string }): string {
   const lines = [
     'listen=YES',
     'listen_ipv6=NO',
-    'listen_address=127.0.0.1',
+    `listen_address=${o.listenAddress ?? '127.0.0.1'}`,
     `listen_port=${o.port}`,
     'background=NO',
     'anonymous_enable=YES',
@@ -103,10 +121,10 @@ function config(o: VsftpdOptions & { port: number; emptyDir: string }): string {
     'local_enable=NO',
     'write_enable=NO',
     'pasv_enable=YES',
-    'pasv_address=127.0.0.1',
+    `pasv_address=${o.pasvAddress ?? o.listenAddress ?? '127.0.0.1'}`,
     // 0/0 (vsftpd's default) lets the kernel pick each passive port: nothing to collide with.
-    'pasv_min_port=0',
-    'pasv_max_port=0',
+    `pasv_min_port=${o.pasvPort ?? 0}`,
+    `pasv_max_port=${o.pasvPort ?? 0}`,
     'connect_from_port_20=NO',
     'seccomp_sandbox=NO',
     `secure_chroot_dir=${o.emptyDir}`,
@@ -115,6 +133,8 @@ function config(o: VsftpdOptions & { port: number; emptyDir: string }): string {
     'dirmessage_enable=NO',
   ];
   if (o.maxPerIp !== undefined) lines.push(`max_per_ip=${o.maxPerIp}`);
+  if (o.idleSessionTimeout !== undefined) lines.push(`idle_session_timeout=${o.idleSessionTimeout}`);
+  if (o.dataConnectionTimeout !== undefined) lines.push(`data_connection_timeout=${o.dataConnectionTimeout}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -127,8 +147,10 @@ function ftpUser(): string {
   }
 }
 
-async function launch(conf: string, port: number): Promise<ChildProcess> {
-  const child = spawn(VSFTPD, [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function launch(conf: string, host: string, port: number, netns?: string): Promise<ChildProcess> {
+  // `ip netns exec` execs vsftpd in place: the child's pid is vsftpd's, stopTree() works as usual.
+  const [cmd, args] = netns ? ['ip', ['netns', 'exec', netns, VSFTPD, conf]] : [VSFTPD, [conf]];
+  const child = spawn(cmd as string, args as string[], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
     output = (output + b.toString()).slice(-4000);
@@ -139,7 +161,7 @@ async function launch(conf: string, port: number): Promise<ChildProcess> {
     throw new Error(`vsftpd exited during start (code ${code}): ${output.trim()}`);
   });
   try {
-    await Promise.race([waitForBanner(port), exited]);
+    await Promise.race([waitForBanner(host, port), exited]);
     return child;
   } catch (err) {
     await kill(child);
@@ -153,10 +175,10 @@ async function launch(conf: string, port: number): Promise<ChildProcess> {
  * Resolves once a connection to `port` got vsftpd's `220` banner and its session ended. The pause
  * after that lets vsftpd's parent reap the session, which still counts towards `max_per_ip` until then.
  */
-async function waitForBanner(port: number): Promise<void> {
+async function waitForBanner(host: string, port: number): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const line = await firstLine(port).catch(() => undefined);
+    const line = await firstLine(host, port).catch(() => undefined);
     if (line?.startsWith('220')) return void (await delay(50));
     if (line !== undefined) throw new Error(`vsftpd answered: ${line}`);
     if (Date.now() > deadline) throw new Error(`vsftpd on port ${port}: no 220 banner`);
@@ -165,9 +187,9 @@ async function waitForBanner(port: number): Promise<void> {
 }
 
 /** The first line the server sends; resolves after the connection closed (QUIT is sent). */
-function firstLine(port: number): Promise<string> {
+function firstLine(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect(port, host);
     let text = '';
     let line: string | undefined;
     socket.setTimeout(2000, () => socket.destroy(new Error('timeout')));
