@@ -10,7 +10,8 @@
 #    Node 18, older than package.json's engines).
 # 3. A fresh `git clone` of this checkout's branch (BRANCH= to pick another) into /src/ftp-sync.
 # 4. chroot with /proc, /sys and /dev mounted and this machine's resolv.conf (apt and npm reach their
-#    servers through it), an empty environment but PATH, HOME, LANG and CI=true (a skipped test fails).
+#    servers through it), an empty environment but PATH, HOME, LANG and CI=true (a skipped test fails),
+#    and NODE_EXTRA_CA_CERTS when this machine's network needs an extra CA (a TLS-intercepting proxy).
 # 5. The Quick start's first code block, line by line, as printed there; each line's output goes to
 #    WORKDIR/<root>/line-<n>.log and its duration and exit code are printed.
 set -euo pipefail
@@ -51,6 +52,13 @@ mkdir -p "$root/src"
 git clone --quiet --branch "$branch" "$here" "$root/src/ftp-sync"
 commit=$(git -C "$root/src/ftp-sync" rev-parse --short HEAD)
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A network that intercepts TLS (a proxy with its own CA) is part of the network, like resolv.conf:
+# the CA file this machine gives Node in NODE_EXTRA_CA_CERTS goes along, so npm can reach its registry.
+extra_ca=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$root/etc/extra-ca.crt"
+  extra_ca=(NODE_EXTRA_CA_CERTS=/etc/extra-ca.crt)
+fi
 
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
@@ -64,7 +72,7 @@ cleanup() {
 trap cleanup EXIT
 
 in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
+  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true "${extra_ca[@]}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "cd /src/ftp-sync && $1"
 }
 
