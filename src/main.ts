@@ -182,6 +182,12 @@ async function startHttp(root: Root, metrics: Metrics): Promise<AdminHttp | unde
     },
     // The dashboard shows both queues whatever the role.
     queues: [root.syncQueue(), root.pollQueue()],
+    // The status page: what `ftp-sync status` shows, read from this process's root (not closed here).
+    status: async () => {
+      const { openOps } = await import('./ops/context.js');
+      const { getStatus } = await import('./ops/status.js');
+      return getStatus(openOps(root));
+    },
     log,
   });
 }

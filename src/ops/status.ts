@@ -49,9 +49,33 @@ export interface TenantStatus {
   };
 }
 
+/**
+ * A batch of files being worked through (the status page's "Batches" section). Filled by a
+ * `BatchSource` given to getStatus; without one the list is empty.
+ */
+export interface BatchStatus {
+  id: string;
+  org: string;
+  /** What kind of batch, as its source names it (e.g. `resync`, `zip`). */
+  kind: string;
+  /** Files in the batch, and how many are finished, failed or parked so far. */
+  total: number;
+  done: number;
+  failed: number;
+  parked: number;
+  bytesTotal?: number;
+  bytesDone?: number;
+  startedAt?: string;
+}
+
+/** Where batches in progress come from (the daemon's batch feature). */
+export type BatchSource = (orgs: readonly string[]) => Promise<BatchStatus[]>;
+
 export interface Status {
   generatedAt: string;
   tenants: TenantStatus[];
+  /** Batches in progress of the listed tenants; empty when no BatchSource was given. */
+  batches?: BatchStatus[];
   totals: {
     tenants: number;
     unhealthy: number;
@@ -75,7 +99,14 @@ async function countByOrg(ctx: OpsContext, states: JobState[]): Promise<Map<stri
   return out;
 }
 
-export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): Promise<Status> {
+export interface StatusOptions {
+  /** One tenant only. */
+  org?: string;
+  /** Batches in progress (none without it). */
+  batches?: BatchSource;
+}
+
+export async function getStatus(ctx: OpsContext, opts: StatusOptions = {}): Promise<Status> {
   const all = await ctx.tenants.list();
   const tenants = opts.org ? all.filter((t) => t.org === opts.org) : all;
   if (opts.org && !tenants.length) throw new Error(`no tenant "${opts.org}" (see: ftp-sync tenants list)`);
@@ -141,9 +172,11 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
     });
   }
   const { sync, poll } = await ctx.jobs.counts();
+  const batches = opts.batches ? await opts.batches(out.map((t) => t.org)) : [];
   return {
     generatedAt: new Date().toISOString(),
     tenants: out,
+    batches,
     totals: {
       tenants: out.length,
       unhealthy: out.filter((t) => t.health === 'unhealthy').length,

@@ -4,6 +4,7 @@
  * suite is skipped and named in the run's summary; under CI=true it fails with the missing piece
  * instead (test/support/summary-reporter.ts also fails a CI run that skipped anything).
  */
+import { accessSync, constants } from 'node:fs';
 import { describe, it } from 'vitest';
 import { hasSshd } from './sshd.js';
 import { isCi } from './summary-reporter.js';
@@ -24,7 +25,23 @@ export const missing = {
     missing.vsftpd() ??
     (isRoot() ? undefined : 'root (vsftpd logs a system account in): run the tests as root'),
   openssl: () => (hasOpenssl() ? undefined : `the openssl command (apt-get install openssl; ${SETUP})`),
+  chromium: () =>
+    executable(CHROMIUM)
+      ? undefined
+      : `Debian's chromium at ${CHROMIUM} (apt-get install chromium; ${SETUP})`,
 } as const;
+
+/** The browser the status page is tested in (CHROMIUM=<path> picks another). */
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function failing(name: string, what: string): void {
   describe(name, () => {
