@@ -74,8 +74,6 @@ export type BatchSource = (orgs: readonly string[]) => Promise<BatchStatus[]>;
 export interface Status {
   generatedAt: string;
   tenants: TenantStatus[];
-  /** Batches in progress of the listed tenants; empty when no BatchSource was given. */
-  batches?: BatchStatus[];
   totals: {
     tenants: number;
     unhealthy: number;
@@ -86,6 +84,8 @@ export interface Status {
     failed: number;
   };
   queues: { sync: Record<string, number>; poll: Record<string, number> };
+  /** Batches in progress of the listed tenants; empty when no BatchSource was given. */
+  batches?: BatchStatus[];
 }
 
 const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
@@ -176,7 +176,6 @@ export async function getStatus(ctx: OpsContext, opts: StatusOptions = {}): Prom
   return {
     generatedAt: new Date().toISOString(),
     tenants: out,
-    batches,
     totals: {
       tenants: out.length,
       unhealthy: out.filter((t) => t.health === 'unhealthy').length,
@@ -187,5 +186,6 @@ export async function getStatus(ctx: OpsContext, opts: StatusOptions = {}): Prom
       failed: out.reduce((n, t) => n + t.jobs.failed, 0),
     },
     queues: { sync, poll },
+    batches,
   };
 }
