@@ -18,7 +18,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/var/tmp/ftp-sync-fresh}
 branch=${BRANCH:-$(git -C "$here" rev-parse --abbrev-ref HEAD)}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 [ "$(id -u)" = 0 ] || { echo "fresh-machine: run as root (debootstrap, chroot, mount)" >&2; exit 1; }
 mkdir -p "$work"
 
@@ -27,7 +26,8 @@ if [ ! -f "$base/.complete" ]; then
   command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
   rm -rf "$base"
   echo "fresh-machine: debootstrap --variant=minbase bookworm $base"
-  debootstrap --variant=minbase bookworm "$base" "$mirror" >"$work/debootstrap.log"
+  # debootstrap's default mirror, or DEBIAN_MIRROR=<url>.
+  debootstrap --variant=minbase bookworm "$base" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$work/debootstrap.log"
   touch "$base/.complete"
 fi
 
