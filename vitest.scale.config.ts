@@ -15,5 +15,6 @@ export default defineConfig({
     pool: 'forks',
     fileParallelism: false,
     globalSetup: ['test/support/global-setup.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

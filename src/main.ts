@@ -210,6 +210,12 @@ async function startHttp(root: Root, metrics: Metrics): Promise<AdminHttp | unde
     },
     // The dashboard shows every queue whatever the role.
     queues: [root.syncQueue(), root.pollQueue(), root.batchQueue()],
+    // The status page: what `ftp-sync status` shows, read from this process's root (not closed here).
+    status: async () => {
+      const { openOps } = await import('./ops/context.js');
+      const { getStatus } = await import('./ops/status.js');
+      return getStatus(openOps(root));
+    },
     log,
   });
 }

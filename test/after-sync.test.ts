@@ -17,12 +17,11 @@ import { getStatus } from '../src/ops/status.js';
 import { makeTestEnv, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
 import { type FtpTestServer, startFtpServer } from './support/ftp-server.js';
+import { describeNeeding, missing } from './support/needs.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
 import { type FtpServerUnderTest, startServer, tenantFtp } from './support/servers/index.js';
-import { isRoot } from './support/servers/system-user.js';
-import { hasSshd, type SshdServer, startSshd } from './support/sshd.js';
+import { type SshdServer, startSshd } from './support/sshd.js';
 import { makeTestPki } from './support/tls.js';
-import { hasVsftpd } from './support/vsftpd.js';
 
 let env: TestEnv | undefined;
 let sshd: SshdServer | undefined;
@@ -277,7 +276,7 @@ describe('afterSync on FTPS (explicit TLS, certificate verified through caFile)'
   });
 });
 
-describe.skipIf(!hasSshd())('afterSync on SFTP (OpenSSH)', () => {
+describeNeeding(missing.sshd(), 'afterSync on SFTP (OpenSSH)', () => {
   it('delete and move: deleted / moved below new nested directories, objects intact', async () => {
     sshd = await startSshd();
     const root = sshd.root;
@@ -330,7 +329,7 @@ describe.skipIf(!hasSshd())('afterSync on SFTP (OpenSSH)', () => {
   });
 });
 
-describe.skipIf(!hasVsftpd() || !isRoot())('afterSync on vsftpd (LIST times, a system account)', () => {
+describeNeeding(missing.vsftpdAsRoot(), 'afterSync on vsftpd (LIST times, a system account)', () => {
   it('delete and move: files deleted / moved below new nested directories, objects intact', async () => {
     const { tempDir } = await import('./support/fs.js');
     const dir = await tempDir('after-vsftpd');

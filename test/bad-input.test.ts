@@ -34,9 +34,10 @@ import { makeTestEnv, SECRETS, type TestEnv, waitIdle } from './support/daemon.j
 import { redisUrl, uniquePrefix } from './support/env.js';
 import { sha256, tempDir, writeFileDeep } from './support/fs.js';
 import { startFtpServer } from './support/ftp-server.js';
+import { describeNeeding, missing, optionalPiece } from './support/needs.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
-import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
-import { hasVsftpd, startVsftpd, type VsftpdServer } from './support/vsftpd.js';
+import { makeTestPki, type TestPki } from './support/tls.js';
+import { startVsftpd, type VsftpdServer } from './support/vsftpd.js';
 import { waitFor } from './support/wait.js';
 
 const KB = 1000;
@@ -208,7 +209,7 @@ describe('names, sizes and manifests through the whole pipeline (ftp-srv → Bul
 });
 
 // ---------------------------------------------------------------------------------------------------
-describe.skipIf(!hasVsftpd())('permissions, links and vanishing files on vsftpd', () => {
+describeNeeding(missing.vsftpd(), 'permissions, links and vanishing files on vsftpd', () => {
   let env: TestEnv;
   let daemon: Daemon;
   let vsftpd: VsftpdServer;
@@ -743,7 +744,7 @@ describe('a directory with very many entries', () => {
       console.log(`20k files: created in ${(performance.now() - t).toFixed(0)} ms`);
       const ftpSrv = await startFtpServer({ root: dir.path, users: { u: 'p' } });
       servers.push({ name: 'ftp-srv', port: ftpSrv.port, user: 'u', password: 'p', stop: ftpSrv.stop });
-      if (hasVsftpd()) {
+      if (optionalPiece(missing.vsftpd())) {
         const vs = await startVsftpd({ root: dir.path });
         servers.push({ name: 'vsftpd', port: vs.port, user: vs.user, password: vs.password, stop: vs.stop });
       }
@@ -773,7 +774,7 @@ describe('a directory with very many entries', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------
-describe.skipIf(!hasOpenssl())('tenant-level errors: one tenant broken, the others go on', () => {
+describeNeeding(missing.openssl(), 'tenant-level errors: one tenant broken, the others go on', () => {
   let env: TestEnv;
   let daemon: Daemon;
   let pki: TestPki;

@@ -11,8 +11,9 @@ import { makeEnqueue } from '../src/queue/enqueue.js';
 import { versionJobId } from '../src/queue/jobs.js';
 import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
+import { itNeeding, missing } from './support/needs.js';
 import { listAll } from './support/s3.js';
-import { hasVsftpd, startVsftpd, type VsftpdServer } from './support/vsftpd.js';
+import { startVsftpd, type VsftpdServer } from './support/vsftpd.js';
 import { waitFor } from './support/wait.js';
 
 const envs: TestEnv[] = [];
@@ -110,7 +111,7 @@ const objectWrites = (e: TestEnv, key: string) =>
     .filter((r) => decodeURIComponent(r.path.split('?')[0]!).endsWith(`/${key}`)).length;
 
 describe('metadata is optional, end to end', () => {
-  it.runIf(hasVsftpd())(
+  itNeeding(missing.vsftpd())(
     'a vsftpd tenant drops 46 recordings and one CSV naming 2: all 46 are synced, 44 as metadata-source none',
     async () => {
       const e = await env('contract-46', {

@@ -649,7 +649,7 @@ describe('ftp-sync status and resync', () => {
     expect(r.code).toBe(0);
     const status = JSON.parse(r.stdout) as Status;
     expect(r.stdout).toBe(`${JSON.stringify(status, null, 2)}\n`);
-    expect(Object.keys(status)).toEqual(['generatedAt', 'tenants', 'totals', 'queues']);
+    expect(Object.keys(status)).toEqual(['generatedAt', 'tenants', 'totals', 'queues', 'batches']);
     expect(status.tenants.map((t) => t.org)).toEqual(['acme', 'beta']);
     expect(status.tenants[0]).toMatchObject({
       org: 'acme',

@@ -7,9 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisUrl, uniquePrefix } from './support/env.js';
 import { sha256, type TempDir, tempDir, type WrittenFile, writeFileDeep } from './support/fs.js';
 import { type FtpTestServer, startFtpServer } from './support/ftp-server.js';
+import { describeNeeding, missing } from './support/needs.js';
 import { startRedis } from './support/redis.js';
 import { getObjectBuffer, listAll, type S3TestServer, s3Client, startS3 } from './support/s3.js';
-import { hasVsftpd, startVsftpd, type VsftpdServer } from './support/vsftpd.js';
+import { startVsftpd, type VsftpdServer } from './support/vsftpd.js';
 
 /** A Writable that keeps what it gets and remembers whether it was ended. */
 function sink() {
@@ -220,7 +221,7 @@ describe('ftp-srv', () => {
  * use_localtime=NO, no seconds, no year when recent): basic-ftp gives `rawModifiedAt` only, no
  * `modifiedAt`. FEAT lists EPRT EPSV MDTM PASV REST STREAM SIZE TVFS: no MLSD.
  */
-describe.skipIf(!hasVsftpd())('vsftpd', () => {
+describeNeeding(missing.vsftpd(), 'vsftpd', () => {
   let dir: TempDir;
   let server: VsftpdServer;
   let file: WrittenFile;

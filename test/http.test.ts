@@ -233,7 +233,9 @@ describe('admin HTTP', () => {
       expect(await res.text()).toMatch(/dashboard off/);
       expect((await fetch(`${open.url}/metrics`)).status).toBe(200);
       expect((await fetch(`${open.url}/readyz`)).status).toBe(200);
-      expect(log.text()).toMatch(/http\.token is not set: the queue dashboard \(\/admin\/queues\) is off/);
+      expect(log.text()).toMatch(
+        /http\.token is not set: the queue dashboard \(\/admin\/queues\) and \/status are off/,
+      );
     } finally {
       await open.close();
     }

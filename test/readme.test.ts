@@ -217,4 +217,16 @@ describe('README commands', () => {
     expect(help.code).toBe(0);
     for (const f of demoFlags) if (f !== '--help') expect(help.stdout).toContain(f);
   });
+
+  it('the quick start is two command lines, and .ci/run runs its test line as printed', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const block = /^## Quick start\n[\s\S]*?^```sh\n([\s\S]*?)^```/m.exec(readme)?.[1] ?? '';
+    const lines = block
+      .split('\n')
+      .map((l) => l.replace(/\s+#\s.*$/, '').trim())
+      .filter(Boolean);
+    expect(lines).toEqual([expect.stringMatching(/npm run demo$/), expect.stringMatching(/npm test$/)]);
+    const ci = (await readFile(join(ROOT, '.ci', 'run'), 'utf8')).split('\n').map((l) => l.trim());
+    expect(ci).toContain(lines[1]);
+  });
 });

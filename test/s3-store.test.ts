@@ -23,8 +23,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeS3Client, makeS3Store, USER_AGENT } from '../src/adapters/s3.js';
 import { parseConfig } from '../src/config.js';
 import { tempDir } from './support/fs.js';
+import { describeNeeding, missing } from './support/needs.js';
 import { getObjectBuffer, type S3TestServer, s3Client, startS3 } from './support/s3.js';
-import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
+import { makeTestPki, type TestPki } from './support/tls.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const S3RVER = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -40,7 +41,7 @@ const s3Config = (endpoint: string, more: Record<string, unknown> = {}) =>
     {},
   ).s3;
 
-describe.skipIf(!hasOpenssl())('payload signing of a buffered PutObject', () => {
+describeNeeding(missing.openssl(), 'payload signing of a buffered PutObject', () => {
   let pki: TestPki;
   let tls: { endpoint: string; close: () => Promise<void> };
   let plain: S3TestServer;

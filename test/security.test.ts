@@ -27,9 +27,10 @@ import { makeTestEnv, passwordOf, SECRETS, type TestEnv, waitIdle } from './supp
 import { redisUrl } from './support/env.js';
 import { type TempDir, tempDir, writeFileDeep } from './support/fs.js';
 import { type FtpTestServer, startFtpServer } from './support/ftp-server.js';
+import { describeNeeding, missing } from './support/needs.js';
 import { freePort } from './support/ports.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
-import { hasOpenssl, makeTestPki, type TestPki } from './support/tls.js';
+import { makeTestPki, type TestPki } from './support/tls.js';
 import { waitFor } from './support/wait.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -72,7 +73,7 @@ const synced = async (env: TestEnv, org: string, path: string) =>
 const unhealthy = async (env: TestEnv, org: string) => (await env.state.info(org)).health === 'unhealthy';
 
 // ---------------------------------------------------------------------------------------------------
-describe.skipIf(!hasOpenssl())('FTPS: certificates are verified by default', () => {
+describeNeeding(missing.openssl(), 'FTPS: certificates are verified by default', () => {
   const PW = 'tls-Pa55-4f1d';
   let pki: TestPki;
   let root: TempDir;
@@ -360,7 +361,7 @@ function cli(args: string[], env: Record<string, string>): Promise<string> {
   });
 }
 
-describe.skipIf(!hasOpenssl())('no credential anywhere (invariant 7)', () => {
+describeNeeding(missing.openssl(), 'no credential anywhere (invariant 7)', () => {
   const SECRET_KEY = randomBytes(32).toString('hex');
   const HTTP_TOKEN = `http-tok-${randomBytes(6).toString('hex')}`;
   const WRONG_PW = `wrong-Pa55-${randomBytes(4).toString('hex')}`;

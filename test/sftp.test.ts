@@ -19,9 +19,10 @@ import { testTenant } from '../src/ops/tenants.js';
 import type { SourceSession } from '../src/ports/source.js';
 import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, tempDir, writeFileDeep } from './support/fs.js';
+import { describeNeeding, missing } from './support/needs.js';
 import { freePort } from './support/ports.js';
 import { getObjectBuffer, listAll } from './support/s3.js';
-import { hasSshd, type SshdServer, startSshd } from './support/sshd.js';
+import { type SshdServer, startSshd } from './support/sshd.js';
 
 const FINGERPRINT = `SHA256:${'A'.repeat(43)}`;
 const base = { s3: { bucket: 'b' }, vela: { enabled: false } };
@@ -145,7 +146,7 @@ describe('sftp configuration', () => {
   });
 });
 
-describe.skipIf(!hasSshd())('SFTP source against OpenSSH sshd', () => {
+describeNeeding(missing.sshd(), 'SFTP source against OpenSSH sshd', () => {
   let server: SshdServer;
   const tenantOf = (sftp: Record<string, unknown> = {}): TenantConfig =>
     configOf({
@@ -278,7 +279,7 @@ describe.skipIf(!hasSshd())('SFTP source against OpenSSH sshd', () => {
   });
 });
 
-describe.skipIf(!hasSshd())('an SFTP tenant in the daemon', () => {
+describeNeeding(missing.sshd(), 'an SFTP tenant in the daemon', () => {
   let server: SshdServer;
   let env: TestEnv;
   const files = new Map<string, string>();

@@ -1,9 +1,9 @@
 /**
- * The daemon's own HTTP endpoint (metrics, queue dashboard), when this build serves one: the demo
+ * The daemon's own HTTP endpoint (metrics, queue dashboard, status page), when this build serves one: the demo
  * enables it in the configuration when the schema has an `http` section, then asks which of the
  * usual paths answer. Nothing is printed for a daemon that does not listen.
  */
-const PATHS = { metrics: '/metrics', dashboard: '/admin/queues' } as const;
+const PATHS = { metrics: '/metrics', dashboard: '/admin/queues', status: '/status' } as const;
 
 export interface HttpEndpoint {
   name: keyof typeof PATHS;

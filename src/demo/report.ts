@@ -118,8 +118,9 @@ export function whereLines(w: WhereInput): string[] {
     const how =
       h.name === 'metrics'
         ? `Prometheus text; header Authorization: Bearer ${w.httpToken}`
-        : `Bull Board; any user name, password ${w.httpToken}`;
-    out.push(`  ${h.name.padEnd(11)} ${h.url} (${how})`);
+        : `${h.name === 'status' ? 'HTML, reloads itself' : 'Bull Board'}; any user name, password ${w.httpToken}`;
+    const label = h.name === 'status' ? 'status page' : h.name;
+    out.push(`  ${label.padEnd(11)} ${h.url} (${how})`);
   }
   return out;
 }

@@ -5,6 +5,7 @@
  *   GET /readyz         200 when every check passes (Redis PING, S3 bucket), else 503 naming the failed
  *   GET /metrics        Prometheus text; needs the token when one is configured
  *   /admin/queues/...   Bull Board; always needs the token, and is off when none is configured
+ *   GET /status         the status page (HTML, ./status-page.ts): always needs the token, off without
  *
  * The token is accepted as `Authorization: Bearer <token>` or as the password of basic auth (any user
  * name), which is what a browser prompts for. Unauthenticated answers never say more than "401".
@@ -18,6 +19,7 @@ import type { Queue } from 'bullmq';
 import { toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { Status } from '../ops/status.js';
 import type { Listener } from './dashboard.js';
 
 const DASHBOARD_PATH = '/admin/queues';
@@ -34,6 +36,13 @@ export interface AdminHttpOptions {
   checks: Record<string, () => Promise<void>>;
   /** The queues the dashboard shows. */
   queues: readonly Queue[];
+  /** What the status page shows (`ftp-sync status`'s data); no page without it. */
+  status?: () => Promise<Status>;
+  /**
+   * How often the status page reloads itself.
+   * @defaultValue 10
+   */
+  statusRefreshSeconds?: number;
   log: Logger;
   /**
    * How long a readiness check may take before it counts as failed.
@@ -103,6 +112,20 @@ export async function startAdminHttp(opts: AdminHttpOptions): Promise<AdminHttp>
       case 'metrics':
         if (authorized && !authorized(req.headers.authorization)) return unauthorized(res);
         return send(res, 200, await opts.metrics.render(), opts.metrics.contentType);
+      case 'status': {
+        // Tenant names and error messages: never without the token.
+        if (!authorized || !opts.status)
+          return send(res, 404, 'status page off: set http.token to enable it\n');
+        if (!authorized(req.headers.authorization)) return unauthorized(res);
+        const { renderStatusPage } = await import('./status-page.js');
+        const page = renderStatusPage(await opts.status(), { refreshSeconds: opts.statusRefreshSeconds });
+        // No script on the page, and none may run: an escaping slip cannot become script.
+        res.setHeader(
+          'content-security-policy',
+          "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        );
+        return send(res, 200, page, 'text/html; charset=utf-8');
+      }
     }
   }
 
@@ -125,13 +148,20 @@ export async function startAdminHttp(opts: AdminHttpOptions): Promise<AdminHttp>
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   if (!opts.token) {
-    log.warn(`http.token is not set: the queue dashboard (${DASHBOARD_PATH}) is off and /metrics is open`);
+    log.warn(
+      `http.token is not set: the queue dashboard (${DASHBOARD_PATH}) and /status are off and /metrics is open`,
+    );
   }
   if (!opts.token && !isLoopback(host)) {
     log.warn({ host }, 'admin http listens beyond this machine without a token');
   }
   log.info(
-    { url, dashboard: opts.token ? `${url}${DASHBOARD_PATH}` : 'off', metricsAuth: Boolean(opts.token) },
+    {
+      url,
+      dashboard: opts.token ? `${url}${DASHBOARD_PATH}` : 'off',
+      status: opts.token && opts.status ? `${url}/status` : 'off',
+      metricsAuth: Boolean(opts.token),
+    },
     'admin http listening',
   );
 
@@ -149,10 +179,11 @@ export async function startAdminHttp(opts: AdminHttpOptions): Promise<AdminHttp>
   };
 }
 
-const ROUTES: Record<string, 'healthz' | 'readyz' | 'metrics' | undefined> = {
+const ROUTES: Record<string, 'healthz' | 'readyz' | 'metrics' | 'status' | undefined> = {
   '/healthz': 'healthz',
   '/readyz': 'readyz',
   '/metrics': 'metrics',
+  '/status': 'status',
 };
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {

@@ -7,6 +7,7 @@ import { NoSlotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AfterSyncStore } from '../ports/after-sync.js';
 import type { ApiTokenStore } from '../ports/api.js';
+import type { BatchStore } from '../ports/batches.js';
 import type { SyncJobs } from '../ports/jobs.js';
 import type { SyncStateStore } from '../ports/sync-state.js';
 import type { TenantStore } from '../ports/tenants.js';
@@ -21,6 +22,8 @@ export interface OpsContext {
   readonly tenants: TenantStore;
   /** Upload API tokens and the orgs registered for the API. */
   readonly apiTokens: ApiTokenStore;
+  /** Zip batches and their entries (status). */
+  readonly batches: BatchStore;
   readonly jobs: SyncJobs;
   /** Sessions for `tenants test` and `resync`, inside each tenant's connection budget. */
   readonly pool: SessionPool;
@@ -57,6 +60,9 @@ export function openOps(from: Root | Config, log?: Logger, opts: RootOptions = {
     },
     get apiTokens() {
       return root.apiTokens();
+    },
+    get batches() {
+      return root.batches();
     },
     get pool() {
       return root.pool();

@@ -2,6 +2,7 @@
  * `status`: per tenant — health, last poll, files and bytes synced, queued/active/failed/parked,
  * last error — plus totals and queue depths. Stable JSON for scripts; the CLI renders a table.
  */
+import type { BatchStore } from '../ports/batches.js';
 import type { JobState } from '../ports/jobs.js';
 import type { ReportSummary } from '../ports/sync-state.js';
 import { parseJobId } from '../queue/jobs.js';
@@ -50,6 +51,28 @@ export interface TenantStatus {
   };
 }
 
+/**
+ * A batch of files being worked through (the status page's "Batches" section). Filled by a
+ * `BatchSource` given to getStatus; without one the list is empty.
+ */
+export interface BatchStatus {
+  id: string;
+  org: string;
+  /** What kind of batch, as its source names it (e.g. `resync`, `zip`). */
+  kind: string;
+  /** Files in the batch, and how many are finished, failed or parked so far. */
+  total: number;
+  done: number;
+  failed: number;
+  parked: number;
+  bytesTotal?: number;
+  bytesDone?: number;
+  startedAt?: string;
+}
+
+/** Where batches in progress come from (zip batches: `batchesInProgress`). */
+export type BatchSource = (orgs: readonly string[]) => Promise<BatchStatus[]>;
+
 export interface Status {
   generatedAt: string;
   tenants: TenantStatus[];
@@ -63,6 +86,8 @@ export interface Status {
     failed: number;
   };
   queues: { sync: Record<string, number>; poll: Record<string, number> };
+  /** Batches in progress of the listed tenants; empty when no BatchSource was given. */
+  batches?: BatchStatus[];
 }
 
 const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
@@ -76,7 +101,14 @@ async function countByOrg(ctx: OpsContext, states: JobState[]): Promise<Map<stri
   return out;
 }
 
-export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): Promise<Status> {
+export interface StatusOptions {
+  /** One tenant only. */
+  org?: string;
+  /** Batches in progress (none without it). */
+  batches?: BatchSource;
+}
+
+export async function getStatus(ctx: OpsContext, opts: StatusOptions = {}): Promise<Status> {
   const sources = await ctx.tenants.list();
   // Orgs that use only the upload API have no source: their calls are counted all the same.
   const known = new Set(sources.map((t) => t.org));
@@ -148,6 +180,7 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
     });
   }
   const { sync, poll } = await ctx.jobs.counts();
+  const batches = await (opts.batches ?? batchesInProgress(ctx.batches))(out.map((t) => t.org));
   return {
     generatedAt: new Date().toISOString(),
     tenants: out,
@@ -161,5 +194,30 @@ export async function getStatus(ctx: OpsContext, opts: { org?: string } = {}): P
       failed: out.reduce((n, t) => n + t.jobs.failed, 0),
     },
     queues: { sync, poll },
+    batches,
+  };
+}
+
+/**
+ * Zip batches not finished yet (queued, running, or with parked recordings), as `status` and the
+ * status page show them: entries done (synced, duplicate, ignored), rejected and parked so far.
+ */
+export function batchesInProgress(store: BatchStore): BatchSource {
+  return async (orgs) => {
+    const lists = await Promise.all(orgs.map((org) => store.list(org)));
+    return lists
+      .flat()
+      .filter((b) => b.state === 'queued' || b.state === 'running' || b.state === 'parked')
+      .map((b) => ({
+        id: b.id,
+        org: b.org,
+        kind: `zip (${b.via})`,
+        total: b.entries,
+        done: b.counts.synced + b.counts.duplicate + b.counts.ignored,
+        failed: b.counts.rejected,
+        parked: b.counts.parked,
+        bytesTotal: b.size,
+        startedAt: new Date(b.createdAt).toISOString(),
+      }));
   };
 }

@@ -4,14 +4,14 @@
  * against the in-memory source the fast suites use (test/support/fakes/source.ts).
  */
 import { posix } from 'node:path';
-import { describe } from 'vitest';
 import { connectSource } from '../../src/adapters/source.js';
 import { parseConfig, type TenantConfig } from '../../src/config.js';
 import { makeMemorySource } from '../support/fakes/source.js';
 import { tempDir } from '../support/fs.js';
 import { startFtpServer } from '../support/ftp-server.js';
-import { hasSshd, startSshd } from '../support/sshd.js';
-import { hasOpenssl, makeTestPki } from '../support/tls.js';
+import { describeNeeding, missing, optionalPiece } from '../support/needs.js';
+import { startSshd } from '../support/sshd.js';
+import { makeTestPki } from '../support/tls.js';
 import { describeSourceConformance } from './source.js';
 
 const tenantOf = (source: Record<string, unknown>): TenantConfig =>
@@ -19,7 +19,7 @@ const tenantOf = (source: Record<string, unknown>): TenantConfig =>
     .tenants[0]!;
 
 const FTP_PASSWORD = 'ftp-conformance-Pa55';
-const withOpenssl = await hasOpenssl();
+const withOpenssl = optionalPiece(missing.openssl());
 
 describeSourceConformance(
   'FTP (ftp-srv)',
@@ -65,7 +65,7 @@ describeSourceConformance(
   },
 );
 
-describe.skipIf(!hasSshd())('with sshd', () => {
+describeNeeding(missing.sshd(), 'with sshd', () => {
   describeSourceConformance(
     'SFTP (OpenSSH sshd)',
     { reportsLinks: true, exactTimes: true, checksIdentity: true, missingIsPermanent: true },

@@ -38,7 +38,7 @@ export interface TestPki {
 const SAN = 'subjectAltName=IP:127.0.0.1,DNS:localhost';
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
-/** True when the `openssl` command line is on PATH (sync, for `describe.skipIf`). */
+/** True when the `openssl` command line is on PATH (sync, for test/support/needs.ts). */
 export function hasOpenssl(): boolean {
   try {
     execFileSync('openssl', ['version'], { stdio: 'ignore' });
