@@ -138,7 +138,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
     pollLocks: () => once('pollLocks', () => makeRedisPollLocks(redis(), prefix, POLL_LOCK_MS)),
     syncQueue,
     pollQueue,
-    jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config)),
+    jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config, redis())),
     close() {
       closing ??= (async () => {
         const step = async (name: string, fn: (v: never) => unknown) => {
