@@ -121,22 +121,30 @@ export function versionPart(size: number, mtime: string): string {
 
 /**
  * A sync record as stored: size, mtime, syncedAt, then the key — as the part before the path when
- * the key ends with the path (`+acme/` for `acme/<path>`), else whole (`=<key>`). The ETag is not
- * kept (nothing reads it back; S3's HEAD has it).
+ * the key ends with the path (`+acme/` for `acme/<path>`), else whole (`=<key>`); just `^` for the
+ * usual `<org>/<path>`. The ETag is not kept (nothing reads it back; S3's HEAD has it).
  */
-export function packSynced(path: string, r: SyncRecord): string {
+export function packSynced(path: string, r: SyncRecord, org: string): string {
   const key =
-    r.key.length > path.length && r.key.endsWith(path) ? `+${r.key.slice(0, -path.length)}` : `=${r.key}`;
+    r.key === `${org}/${path}`
+      ? '^'
+      : r.key.length > path.length && r.key.endsWith(path)
+        ? `+${r.key.slice(0, -path.length)}`
+        : `=${r.key}`;
   return `${versionPart(r.size, r.mtime)}${b36(r.syncedAt)}${SEP}${key}`;
 }
 
-export function unpackSynced(path: string, v: string | null | undefined | false): SyncRecord | undefined {
+export function unpackSynced(
+  path: string,
+  v: string | null | undefined | false,
+  org: string,
+): SyncRecord | undefined {
   if (typeof v !== 'string' || !v) return undefined;
   const parts = v.split(SEP);
   if (parts.length < 4) return undefined;
   const [size, mtime, syncedAt] = parts as [string, string, string];
   const rest = parts.slice(3).join(SEP);
-  const key = rest.startsWith('+') ? rest.slice(1) + path : rest.slice(1);
+  const key = rest === '^' ? `${org}/${path}` : rest.startsWith('+') ? rest.slice(1) + path : rest.slice(1);
   return {
     size: Number.parseInt(size, 36),
     mtime: unpackMtime(mtime),

@@ -18,6 +18,8 @@
  * The layout before (`synced` and `manifest`: one hash of JSON per tenant) is moved into the buckets
  * by `migrate`, which the daemon runs for every tenant on start.
  */
+
+import type { ChainableCommander } from 'ioredis';
 import type {
   IndexedRow,
   ReportSummary,
@@ -156,6 +158,35 @@ function parse<T>(v: string | null | undefined): T | undefined {
   }
 }
 
+const SCRIPTS = { LOOKUP, FIND_ROW, JOB_CHECK, MARK_SYNCED, FORGET, MIGRATE_SYNCED, INDEX_ROWS } as const;
+const KEY_COUNTS: Record<keyof typeof SCRIPTS, number> = {
+  LOOKUP: 2,
+  FIND_ROW: 3,
+  JOB_CHECK: 6,
+  MARK_SYNCED: 5,
+  FORGET: 2,
+  MIGRATE_SYNCED: 3,
+  INDEX_ROWS: 4,
+};
+
+/**
+ * The scripts as ioredis commands (EVALSHA, the body sent only when Redis does not have it yet, in
+ * pipelines too): sending a few KB of Lua with every call would cost more than the call itself.
+ */
+function defineScripts(redis: RedisClient) {
+  for (const [name, lua] of Object.entries(SCRIPTS))
+    redis.defineCommand(`ftpsync${name}`, { lua, numberOfKeys: KEY_COUNTS[name as keyof typeof SCRIPTS] });
+}
+
+type Commander = RedisClient | ChainableCommander;
+function run(target: Commander, name: keyof typeof SCRIPTS, ...args: (string | number)[]): Promise<unknown> {
+  const fn = (target as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[
+    `ftpsync${name}`
+  ];
+  if (!fn) throw new Error(`script ${name} not defined on this connection`);
+  return fn.apply(target, args);
+}
+
 /** Buckets a table has, from its level and split pointer. */
 const bucketCount = (l: string | null | undefined, s: string | null | undefined) =>
   2 ** Number(l ?? 0) + Number(s ?? 0);
@@ -163,6 +194,7 @@ const bucketCount = (l: string | null | undefined, s: string | null | undefined)
 export function makeRedisState(redis: RedisClient, prefix: string): SyncStateStore {
   const k = (org: string, name: string) => stateKey(prefix, org, name);
   const notes = makePollNotes(redis, prefix);
+  defineScripts(redis);
   const lh = (org: string) => k(org, 'lh');
   const base = (org: string, t: string) => `${k(org, t)}:`;
   const mf = (org: string) => k(org, 'manifests');
@@ -188,7 +220,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
 
   async function findRow(org: string, refs: string[]): Promise<IndexedRow | undefined> {
     if (!refs.length) return undefined;
-    const [i, v, manifest] = (await redis.eval(FIND_ROW, 3, lh(org), base(org, MR), mf(org), ...refs)) as [
+    const [i, v, manifest] = (await run(redis, 'FIND_ROW', lh(org), base(org, MR), mf(org), ...refs)) as [
       number?,
       string?,
       string?,
@@ -206,9 +238,9 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     const pipe = redis.pipeline();
     for (const [manifest, flat] of byManifest) {
       for (let i = 0; i < flat.length; i += 2 * CHUNK) {
-        pipe.eval(
-          INDEX_ROWS,
-          4,
+        run(
+          pipe,
+          'INDEX_ROWS',
           lh(org),
           base(org, MR),
           mf(org),
@@ -226,7 +258,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async lookup(org, paths) {
       const pipe = redis.pipeline();
       for (let i = 0; i < paths.length; i += CHUNK)
-        pipe.eval(LOOKUP, 2, lh(org), base(org, SV), ...paths.slice(i, i + CHUNK));
+        run(pipe, 'LOOKUP', lh(org), base(org, SV), ...paths.slice(i, i + CHUNK));
       for (let i = 0; i < paths.length; i += CHUNK) pipe.hmget(k(org, 'seen'), ...paths.slice(i, i + CHUNK));
       const res = paths.length ? ((await pipe.exec()) ?? []) : [];
       const chunks = Math.ceil(paths.length / CHUNK);
@@ -236,7 +268,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
           return v as (string | null)[];
         });
       return {
-        synced: flat(0, chunks).map((v, i) => unpackSynced(paths[i]!, v)),
+        synced: flat(0, chunks).map((v, i) => unpackSynced(paths[i]!, v, org)),
         seen: flat(chunks, 2 * chunks).map((v) => parse<SeenRecord>(v)),
       };
     },
@@ -248,14 +280,14 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
       await multi.exec();
     },
     async getSynced(org, path) {
-      const [v] = (await redis.eval(LOOKUP, 2, lh(org), base(org, SV), path)) as (string | null)[];
-      return unpackSynced(path, v);
+      const [v] = (await run(redis, 'LOOKUP', lh(org), base(org, SV), path)) as (string | null)[];
+      return unpackSynced(path, v, org);
     },
     async jobCheck(org, path, { manifestRefs: refs = [], pendingSince = 1, version } = {}) {
       // One script over the tenant's keys (one slot, on a cluster too): a single command per job.
-      const res = (await redis.eval(
-        JOB_CHECK,
-        6,
+      const res = (await run(
+        redis,
+        'JOB_CHECK',
         lh(org),
         base(org, MR),
         mf(org),
@@ -268,7 +300,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         ...refs,
       )) as (string | number | null | false)[];
       const str = (v: string | number | null | false | undefined) => (typeof v === 'string' ? v : null);
-      const synced = unpackSynced(path, str(res[0]));
+      const synced = unpackSynced(path, str(res[0]), org);
       const health = str(res[1]);
       let manifestRow: IndexedRow | null | undefined;
       if (refs.length) {
@@ -286,16 +318,16 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async markSynced(org, path, rec, source) {
       // One script, not a MULTI of five commands: the same atomicity for a third of the client's work
       // (it runs once per file).
-      await redis.eval(
-        MARK_SYNCED,
-        5,
+      await run(
+        redis,
+        'MARK_SYNCED',
         lh(org),
         base(org, SV),
         k(org, 'seen'),
         k(org, 'parked'),
         k(org, 'info'),
         path,
-        packSynced(path, rec),
+        packSynced(path, rec, org),
         versionPart(rec.size, rec.mtime),
         rec.size,
         ...(source ? [source] : []),
@@ -328,14 +360,14 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async allSynced(org) {
       const out = new Map<string, SyncRecord>();
       await scanTable(org, SV, (path, v) => {
-        const rec = unpackSynced(path, v);
+        const rec = unpackSynced(path, v, org);
         if (rec) out.set(path, rec);
       });
       return out;
     },
     async forgetSynced(org, paths) {
       for (let i = 0; i < paths.length; i += CHUNK)
-        await redis.eval(FORGET, 2, lh(org), base(org, SV), ...paths.slice(i, i + CHUNK));
+        await run(redis, 'FORGET', lh(org), base(org, SV), ...paths.slice(i, i + CHUNK));
     },
     async park(org, rec) {
       await redis.hset(k(org, 'parked'), rec.path, JSON.stringify(rec));
@@ -438,12 +470,12 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
           if (rec && typeof rec.size === 'number' && typeof rec.mtime === 'string')
             args.push(
               flat[i]!,
-              packSynced(flat[i]!, { ...rec, key: rec.key ?? '', syncedAt: rec.syncedAt ?? 0 }),
+              packSynced(flat[i]!, { ...rec, key: rec.key ?? '', syncedAt: rec.syncedAt ?? 0 }, org),
             );
           else drop.push(flat[i]!); // unreadable: nothing to keep (a poll finds the object by HEAD)
         }
         if (args.length)
-          moved += Number(await redis.eval(MIGRATE_SYNCED, 3, lh(org), base(org, SV), old, ...args));
+          moved += Number(await run(redis, 'MIGRATE_SYNCED', lh(org), base(org, SV), old, ...args));
         if (drop.length) await redis.hdel(old, ...drop);
       }
       const oldRows = k(org, 'manifest');
