@@ -83,7 +83,7 @@ export function makeSyntheticSource(opts: SyntheticOptions): SyntheticSource {
 
   /** The generated file at `path`, or why there is none. */
   function fileAt(path: string): number | undefined {
-    const m = new RegExp(`^${escape(mount)}/d(\\d+)/call-(\\d+)\\.wav$`).exec(path);
+    const m = new RegExp(`^${reEscape(mount)}/d(\\d+)/call-(\\d+)\\.wav$`).exec(path);
     if (!m) return undefined;
     const i = Number(m[2]);
     return i < files && Math.floor(i / perDir) === Number(m[1]) && String(i) === m[2] ? i : undefined;
@@ -99,7 +99,7 @@ export function makeSyntheticSource(opts: SyntheticOptions): SyntheticSource {
         mtimeExact: true,
       }));
     }
-    const m = new RegExp(`^${escape(mount)}/d(\\d+)$`).exec(path);
+    const m = new RegExp(`^${reEscape(mount)}/d(\\d+)$`).exec(path);
     if (!m || String(Number(m[1])) !== m[1] || Number(m[1]) >= dirs()) return undefined;
     const first = Number(m[1]) * perDir;
     const out: SourceEntry[] = [];
@@ -214,6 +214,6 @@ export function makeSyntheticSource(opts: SyntheticOptions): SyntheticSource {
   return source;
 }
 
-function escape(s: string): string {
+function reEscape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
