@@ -12,7 +12,7 @@ import { type Metrics, makeMetrics } from './metrics.js';
 import type { ObjectStore } from './ports/object-store.js';
 import { type Poller, startPoller } from './queue/poller.js';
 import { type SyncWorker, startSyncWorker } from './queue/worker.js';
-import { makeRoot, type Root } from './root.js';
+import { makeRoot, type Root, type RootOptions } from './root.js';
 import { findAbsent } from './sync/absent.js';
 import { type AfterSync, makeAfterSync } from './sync/after-sync.js';
 import { makeCallCheck, makeManifestIndexer } from './sync/calls.js';
@@ -38,6 +38,8 @@ export interface DaemonOptions {
   log: Logger;
   /** Override the object store (tests). */
   store?: ObjectStore;
+  /** Override how sessions to a tenant's source are opened (tests, the scale bench's synthetic source). */
+  connectSource?: RootOptions['connectSource'];
   /** Override how often schedulers are reconciled (tests). */
   reconcileMs?: number;
   poolIdleMs?: number;
@@ -48,7 +50,11 @@ export interface DaemonOptions {
 export async function startDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const role = opts.role ?? 'all';
   const log = opts.log;
-  const root = makeRoot(config, log, { store: opts.store, poolIdleMs: opts.poolIdleMs });
+  const root = makeRoot(config, log, {
+    store: opts.store,
+    poolIdleMs: opts.poolIdleMs,
+    connectSource: opts.connectSource,
+  });
   try {
     await root.tenants().verifyKey();
   } catch (err) {

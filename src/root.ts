@@ -15,7 +15,7 @@ import { makeRedisUploadRecords } from './adapters/redis-uploads.js';
 import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck, type VelaCallOutcome } from './adapters/vela.js';
-import type { Config } from './config.js';
+import type { Config, TenantConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
@@ -23,6 +23,7 @@ import type { ConnectionBudget } from './ports/budget.js';
 import type { SyncJobs } from './ports/jobs.js';
 import type { PollLocks } from './ports/locks.js';
 import type { ObjectStore } from './ports/object-store.js';
+import type { SourceCredentials, SourceSession } from './ports/source.js';
 import type { SyncStateStore } from './ports/sync-state.js';
 import type { TenantStore } from './ports/tenants.js';
 import type { UploadRecords } from './ports/upload-records.js';
@@ -45,6 +46,8 @@ export interface RootOptions {
   redis?: RedisClient;
   /** How long an idle FTP/SFTP session is kept for the next job (default: the pool's). */
   poolIdleMs?: number;
+  /** Opens a session to a tenant's source instead of FTP/SFTP (tests, the scale bench). */
+  connectSource?: (tenant: TenantConfig, creds: SourceCredentials) => Promise<SourceSession>;
   /** Onboarded tenants are re-read at most this often (0: every time, for short-lived commands). */
   tenantCacheMs?: number;
 }
@@ -117,7 +120,9 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
           credentials: makeCredentialCache(tenants().credentials, config.credentials.cacheTtl, (org) =>
             tenants().revision(org),
           ),
-          connect: (t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout }),
+          connect:
+            opts.connectSource ??
+            ((t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout })),
           log,
           idleMs: opts.poolIdleMs,
         }),
