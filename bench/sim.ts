@@ -165,8 +165,9 @@ async function queueAlone(redis: Redis, prefix: string, jobs: number) {
   const enqueue = makeEnqueue(queue, config);
   const perTenant = 100;
   let done = 0;
+  const connection = redis.duplicate({ maxRetriesPerRequest: null });
   const worker = new Worker(SYNC_QUEUE, async () => ({ outcome: 'uploaded', key: '', bytes: 0 }), {
-    connection: redis.duplicate({ maxRetriesPerRequest: null }),
+    connection,
     prefix,
     concurrency: 100,
     autorun: false,
@@ -199,6 +200,7 @@ async function queueAlone(redis: Redis, prefix: string, jobs: number) {
   };
   await worker.close();
   await queue.close();
+  await connection.quit();
   return result;
 }
 
