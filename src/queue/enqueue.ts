@@ -42,7 +42,12 @@ export function makeEnqueue(queue: Queue<SyncJobData>, config: Config): Enqueue 
       if (opts.force) data.force = true;
       if (opts.batch) data.batch = opts.batch;
       if (opts.absent?.has(f.path)) data.absent = true;
-      return { name: 'sync', data, opts: { ...jobOpts, jobId, priority: Math.min(i + 1, MAX_PRIORITY) } };
+      const priority = Math.min(i + 1, MAX_PRIORITY);
+      // A resync batch keeps its completed jobs for an hour: `resync` reports each one's outcome.
+      const kept = opts.batch
+        ? { removeOnComplete: { age: Math.max(3600, Math.ceil(config.worker.keepCompleted / 1000)) } }
+        : {};
+      return { name: 'sync', data, opts: { ...jobOpts, ...kept, jobId, priority } };
     });
     for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
     return jobs.map((j) => j.opts.jobId);
