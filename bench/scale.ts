@@ -11,6 +11,11 @@
  *    one tenant (as a large tenant's hash is encoded), measured with INFO memory and MEMORY USAGE;
  *    plus what a retained completed job costs (kept `worker.keepCompleted`, default one day).
  *
+ * With `--sim [--tenants=100 --files=10000 --poll-tenants=1000 --poll-seconds=30 --queue-jobs=20000
+ * --cluster-tenants=20]` it runs bench/sim.ts instead: many tenants by simulation (synthetic sources,
+ * no FTP server) — Redis memory per version on one server and on a 3-master cluster, poll CPU per
+ * tenant, the queue's own throughput.
+ *
  * Needs redis-server on PATH (or REDIS_URL). Not part of any test suite; prints two tables.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,13 +25,12 @@ import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { connectFtp } from '../src/adapters/ftp.js';
-import { stateKey } from '../src/adapters/redis-keys.js';
 import { makeRedisState } from '../src/adapters/redis-state.js';
 import { parseConfig } from '../src/config.js';
 import { makeEnqueue } from '../src/queue/enqueue.js';
 import { SYNC_QUEUE } from '../src/queue/jobs.js';
 import { walk } from '../src/sync/walk.js';
-import type { RemoteFile, SyncRecord } from '../src/types.js';
+import type { RemoteFile } from '../src/types.js';
 import { type Corpus, daemonConfig, listObjects, makeCorpus, passwordOf } from '../test/scale/corpus.js';
 import { waitFor } from '../test/scale/helpers.js';
 import { tempDir } from '../test/support/fs.js';
@@ -51,6 +55,12 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '1' },
     /** `tenant`: each tenant's jobs added together, as a poll adds them; `interleaved`: round-robin. */
     order: { type: 'string', default: 'tenant' },
+    /** Many tenants by simulation instead (bench/sim.ts): no FTP server, synthetic listings. */
+    sim: { type: 'boolean', default: false },
+    'poll-tenants': { type: 'string', default: '1000' },
+    'poll-seconds': { type: 'string', default: '30' },
+    'queue-jobs': { type: 'string', default: '20000' },
+    'cluster-tenants': { type: 'string', default: '20' },
   },
 });
 const FILES = Number(args.files);
@@ -137,7 +147,8 @@ async function runOnce(
     corpus: ctx.corpus,
     extra: {
       defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: MAX_CONNECTIONS },
-      worker: { concurrency: CONCURRENCY },
+      // Completed jobs kept for the run: the bench counts them (and how often each was picked up).
+      worker: { concurrency: CONCURRENCY, keepCompleted: '1h' },
       log: { level: 'info' }, // as in production; 'ftp-sync started' is how a child says it is up
     },
   });
@@ -208,43 +219,50 @@ async function runOnce(
 }
 
 /**
- * Bytes per tracked file: `count` sync records shaped like the real ones (taken from `sample`),
- * under realistic paths, written to one tenant; INFO used_memory before/after and MEMORY USAGE.
+ * Bytes per tracked file: `count` versions under realistic paths written to one tenant through the
+ * state adapter (as workers write them); INFO used_memory before/after, and the buckets' encodings.
  */
-async function measureMemory(redis: Redis, sample: SyncRecord[], count: number) {
+async function measureMemory(redis: Redis, count: number) {
   const prefix = `bench-mem-${randomBytes(3).toString('hex')}`;
   const org = 'acme-contact-centre';
-  const key = stateKey(prefix, org, 'synced');
-  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
-  await redis.call('MEMORY', 'PURGE').catch(() => {});
+  const state = makeRedisState(redis, prefix);
+  const used = async () => {
+    await redis.call('MEMORY', 'PURGE').catch(() => {});
+    return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+  };
   const before = await used();
   let pathBytes = 0;
-  let valueBytes = 0;
   for (let i = 0; i < count; i += 1000) {
-    const fields: string[] = [];
-    for (let j = i; j < Math.min(count, i + 1000); j++) {
-      // e.g. calls/2024-03-14/agent-017/2024-03-14_101523_000123.wav (52 characters)
-      const day = `2024-${String(1 + (j % 12)).padStart(2, '0')}-${String(1 + (j % 28)).padStart(2, '0')}`;
-      const path = `calls/${day}/agent-${String(j % 100).padStart(3, '0')}/${day}_${String(j % 240000).padStart(6, '0')}_${String(j).padStart(6, '0')}.wav`;
-      const rec = { ...sample[j % sample.length]!, key: `${org}/${path}`, syncedAt: Date.now() };
-      const json = JSON.stringify(rec);
-      pathBytes += path.length;
-      valueBytes += json.length;
-      fields.push(path, json);
-    }
-    await redis.hset(key, ...fields);
+    await Promise.all(
+      Array.from({ length: Math.min(1000, count - i) }, (_, k) => {
+        const j = i + k;
+        // e.g. calls/2024-03-14/agent-017/2024-03-14_101523_000123.wav (52 characters)
+        const day = `2024-${String(1 + (j % 12)).padStart(2, '0')}-${String(1 + (j % 28)).padStart(2, '0')}`;
+        const path = `calls/${day}/agent-${String(j % 100).padStart(3, '0')}/${day}_${String(j % 240000).padStart(6, '0')}_${String(j).padStart(6, '0')}.wav`;
+        pathBytes += path.length;
+        return state.markSynced(org, path, {
+          size: 50_000 + j,
+          mtime: new Date(Date.UTC(2024, 2, 14) + j * 1000).toISOString(),
+          key: `${org}/${path}`,
+          syncedAt: Date.now(),
+        });
+      }),
+    );
   }
   const after = await used();
-  const usage = Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
-  const encoding = await redis.object('ENCODING', key);
-  await redis.del(key);
+  const encodings = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:{${org}}:sv:*`, 'COUNT', 1000);
+    for (const k of keys) encodings.add(String(await redis.object('ENCODING', k)));
+    cursor = next;
+  } while (cursor !== '0');
+  await state.clear(org);
   return {
     count,
-    encoding,
+    encoding: [...encodings].join('+'),
     infoPerFile: (after - before) / count,
-    usagePerFile: usage / count,
     pathBytes: pathBytes / count,
-    valueBytes: valueBytes / count,
   };
 }
 
@@ -350,13 +368,8 @@ async function main() {
     );
 
     const last = prefixes.at(-1)!;
-    const state = makeRedisState(redis, last);
-    const sample = [...(await state.allSynced(corpus.orgs[0]!)).values()];
-    const small = Number(
-      await redis.call('MEMORY', 'USAGE', stateKey(last, corpus.orgs[0]!, 'synced'), 'SAMPLES', '0'),
-    );
     say(`measuring sync-state memory with ${MEMORY_FILES} records`);
-    const mem = await measureMemory(redis, sample, MEMORY_FILES);
+    const mem = await measureMemory(redis, MEMORY_FILES);
     const jobs = await measureJobs(redis, last);
     const perMillion = (b: number) => `${((b * 1e6) / MiB).toFixed(0)} MiB`;
     console.log(
@@ -366,30 +379,20 @@ async function main() {
       pad([
         ['what', 'bytes per file', 'per million files'],
         [
-          `sync state, large tenant (${mem.count} files, ${mem.encoding}): INFO used_memory delta`,
+          `sync state, one tenant (${mem.count} files, buckets ${mem.encoding}): INFO used_memory delta`,
           mem.infoPerFile.toFixed(0),
           perMillion(mem.infoPerFile),
         ],
         [
-          `sync state, large tenant: MEMORY USAGE of the hash`,
-          mem.usagePerFile.toFixed(0),
-          perMillion(mem.usagePerFile),
-        ],
-        [
-          `sync state, small tenant (${sample.length} files, listpack): MEMORY USAGE`,
-          (small / sample.length).toFixed(0),
-          perMillion(small / sample.length),
-        ],
-        [
-          'a completed sync job, kept for worker.keepCompleted (1 day): per file synced that day',
+          'a completed sync job, only when worker.keepCompleted is set (default: removed at once)',
           jobs.perJob.toFixed(0),
           perMillion(jobs.perJob),
         ],
       ]),
     );
     console.log(
-      `\n(record: path ${mem.pathBytes.toFixed(0)} bytes + JSON value ${mem.valueBytes.toFixed(0)} bytes; ` +
-        'the S3 key in the value repeats the path, so longer paths cost about twice their length. ' +
+      `\n(paths of ${mem.pathBytes.toFixed(0)} characters on average; the record adds its size, mtime and ` +
+        'upload time packed, about 25 bytes. ' +
         `The sync queue's event stream adds a fixed ${(jobs.events / MiB).toFixed(1)} MiB at most.)`,
     );
   } finally {
@@ -407,4 +410,14 @@ async function main() {
   }
 }
 
-await main();
+if (args.sim) {
+  const { runSim } = await import('./sim.js');
+  await runSim({
+    tenants: Number(args.tenants === '10' ? '100' : args.tenants),
+    files: Number(args.files === '1000' ? '10000' : args.files),
+    pollTenants: Number(args['poll-tenants']),
+    pollSeconds: Number(args['poll-seconds']),
+    queueJobs: Number(args['queue-jobs']),
+    clusterTenants: Number(args['cluster-tenants']),
+  });
+} else await main();

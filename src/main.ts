@@ -5,6 +5,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { Config, TenantConfig } from './config.js';
+import { toError } from './errors.js';
 import type { ApiServer } from './http/api.js';
 import type { AdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
@@ -16,7 +17,7 @@ import type { ObjectStore } from './ports/object-store.js';
 import { startBatchWorker } from './queue/batch-worker.js';
 import { type Poller, startPoller } from './queue/poller.js';
 import { type SyncWorker, startSyncWorker } from './queue/worker.js';
-import { makeRoot, type Root } from './root.js';
+import { makeRoot, type Root, type RootOptions } from './root.js';
 import { findAbsent } from './sync/absent.js';
 import { type AfterSync, makeAfterSync } from './sync/after-sync.js';
 import { makeCallCheck, makeManifestIndexer } from './sync/calls.js';
@@ -44,6 +45,8 @@ export interface DaemonOptions {
   log: Logger;
   /** Override the object store (tests). */
   store?: ObjectStore;
+  /** Override how sessions to a tenant's source are opened (tests, the scale bench's synthetic source). */
+  connectSource?: RootOptions['connectSource'];
   /** Override how often schedulers are reconciled (tests). */
   reconcileMs?: number;
   poolIdleMs?: number;
@@ -63,6 +66,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     poolIdleMs: opts.poolIdleMs,
     s3Credentials: opts.s3Credentials,
     archives: opts.archives,
+    connectSource: opts.connectSource,
   });
   try {
     await root.tenants().verifyKey();
@@ -84,6 +88,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     backoffMs: opts.afterSyncBackoffMs,
     onOutcome: (org, action, outcome) => metrics.recordAfterSync(org, action, outcome),
   });
+
+  // Sync state written in an older layout is moved into the current one before any role reads it.
+  await migrateState(root);
 
   // The admin HTTP server starts before the roles, so a taken port fails the start before any work.
   let http: AdminHttp | undefined;
@@ -154,6 +161,31 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
       return closing;
     },
   };
+}
+
+/**
+ * Moves every tenant's sync state of an older layout into the current one (a few commands for a
+ * tenant with nothing to move). A tenant it fails for is said and left: its files are found in S3 by
+ * their jobs' HEAD, not uploaded again, and the next start tries again.
+ */
+async function migrateState(root: Root): Promise<void> {
+  const state = root.state();
+  const orgs = (await root.tenants().list()).map((t) => t.org);
+  let moved = 0;
+  for (let i = 0; i < orgs.length; i += 32) {
+    await Promise.all(
+      orgs.slice(i, i + 32).map(async (org) => {
+        try {
+          const n = await state.migrate(org);
+          moved += n;
+          if (n) root.log.info({ org, records: n }, 'sync state moved to the compact layout');
+        } catch (err) {
+          root.log.error({ org, err: toError(err).message }, 'sync state migration failed');
+        }
+      }),
+    );
+  }
+  if (moved) root.log.info({ tenants: orgs.length, records: moved }, 'sync state migration done');
 }
 
 /** Said once per process and tenant: at start for every tenant known then, by the poller for later ones. */
@@ -235,6 +267,7 @@ function pollerRole(
       state,
       pool: root.pool(),
       enqueue: async (org, files, absent) => void (await jobs.enqueue(org, files, { absent })),
+      pending: (org, files) => jobs.pending(org, files),
       findAbsent: (org, files) => findAbsent(root.store(), config.s3.keyTemplate, org, files),
     },
     {

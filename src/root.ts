@@ -21,7 +21,7 @@ import { makeS3Client, makeS3Store, type S3Store } from './adapters/s3.js';
 import { makeS3Presigner } from './adapters/s3-presign.js';
 import { connectSource } from './adapters/source.js';
 import { makeVelaAllocationCheck, type VelaCallOutcome } from './adapters/vela.js';
-import { apiOnlyTenant, type Config } from './config.js';
+import { apiOnlyTenant, type Config, type TenantConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
@@ -32,6 +32,7 @@ import type { ConnectionBudget } from './ports/budget.js';
 import type { SyncJobs } from './ports/jobs.js';
 import type { PollLocks } from './ports/locks.js';
 import type { ObjectStore } from './ports/object-store.js';
+import type { SourceCredentials, SourceSession } from './ports/source.js';
 import type { SyncStateStore } from './ports/sync-state.js';
 import type { TenantDirectory, TenantStore } from './ports/tenants.js';
 import type { UploadRecords } from './ports/upload-records.js';
@@ -56,6 +57,8 @@ export interface RootOptions {
   redis?: RedisClient;
   /** How long an idle FTP/SFTP session is kept for the next job (default: the pool's). */
   poolIdleMs?: number;
+  /** Opens a session to a tenant's source instead of FTP/SFTP (tests, the scale bench). */
+  connectSource?: (tenant: TenantConfig, creds: SourceCredentials) => Promise<SourceSession>;
   /** Onboarded tenants are re-read at most this often (0: every time, for short-lived commands). */
   tenantCacheMs?: number;
   /** S3 credentials for the presigner instead of the standard AWS chain (tests). */
@@ -146,7 +149,9 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
           credentials: makeCredentialCache(tenants().credentials, config.credentials.cacheTtl, (org) =>
             tenants().revision(org),
           ),
-          connect: (t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout }),
+          connect:
+            opts.connectSource ??
+            ((t, c) => connectSource(t, c, { timeoutMs: config.defaults.sourceTimeout })),
           log,
           idleMs: opts.poolIdleMs,
         }),
@@ -208,7 +213,7 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
       }),
     syncQueue,
     pollQueue,
-    jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config)),
+    jobs: () => once('jobs', () => makeSyncJobs(syncQueue(), pollQueue(), config, redis())),
     batches: () => once('batches', () => makeRedisBatchStore(redis(), prefix)),
     batchQueue: () =>
       once('batchQueue', () => new Queue<BatchJobData>(BATCH_QUEUE, { connection: redis(), prefix })),

@@ -93,6 +93,7 @@ export interface SyncRecord {
   size: number;
   mtime: string;
   key: string;
+  /** The object's ETag when just uploaded; not kept in sync state (S3's HEAD has it). */
   etag?: string;
   /** ms since epoch */
   syncedAt: number;

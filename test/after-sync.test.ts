@@ -173,7 +173,8 @@ describe('afterSync on FTP (ftp-srv)', () => {
     await daemon.poller!.pollNow('acme');
     expect(await daemon.poller!.pollNow('acme')).toMatchObject({ enqueued: 1 });
     const counts = await waitIdle(daemon.syncQueue);
-    expect(counts).toMatchObject({ failed: 0, completed: 1 });
+    expect(counts).toMatchObject({ failed: 0 });
+    expect(await env.state.getSynced('acme', path)).toMatchObject({ size: 40_000 });
     expect(deles).toBe(1);
     let [entry] = await pending(env);
     expect(entry).toMatchObject({ path, action: 'delete', size: 40_000, attempts: 1 });

@@ -293,6 +293,8 @@ describe('admin HTTP of a running daemon', () => {
       config: {
         vela: { url: vela.url, token: SECRETS.velaToken },
         http: { enabled: true, port: await freePort(), token: TOKEN },
+        // Completed jobs kept: the test reads their count in /metrics.
+        worker: { concurrency: 4, keepCompleted: '1h' },
       },
     });
     await writeFileDeep(env.root, 'calls/one.wav', randomBytes(5000));

@@ -44,7 +44,8 @@ async function firstPart(e: TestEnv, ms = 20_000) {
 describe('shutdown and connection budget (in process)', () => {
   it('close() with a transfer longer than worker.shutdownTimeout: aborted, multipart upload aborted, job handed back untouched', async () => {
     env = await makeTestEnv('shutdown', {
-      config: { worker: { concurrency: 2, shutdownTimeout: '500ms' } },
+      // Completed jobs kept: the test counts them.
+      config: { worker: { concurrency: 2, shutdownTimeout: '500ms', keepCompleted: '1h' } },
     });
     await writeFileDeep(env.root, 'calls/long.wav', 24 * MB);
     env.ftp.faults.slowData = { path: /long\.wav$/, bytesPerSecond: 4 * MB };
@@ -78,7 +79,9 @@ describe('shutdown and connection budget (in process)', () => {
   });
 
   it('close() while a listing hangs: the daemon stops waiting for the poll at worker.shutdownTimeout', async () => {
-    env = await makeTestEnv('shutdown-poll', { config: { worker: { shutdownTimeout: '500ms' } } });
+    env = await makeTestEnv('shutdown-poll', {
+      config: { worker: { shutdownTimeout: '500ms', keepCompleted: '1h' } },
+    });
     await writeFileDeep(env.root, 'calls/a.wav', 1000);
     env.ftp.faults.listDelayMs = 60_000;
     const daemon = await env.start(); // its scheduler polls at once; the listing hangs
@@ -94,7 +97,7 @@ describe('shutdown and connection budget (in process)', () => {
   });
 
   it('two daemons sharing Redis with maxConnections 2: the server never sees more than 2 logins at once', async () => {
-    env = await makeTestEnv('budget');
+    env = await makeTestEnv('budget', { config: { worker: { concurrency: 4, keepCompleted: '1h' } } }); // completed jobs counted
     for (let i = 0; i < 16; i++) await writeFileDeep(env.root, `calls/c-${i}.wav`, 400_000 + i);
     env.ftp.faults.slowData = { path: /\.wav$/, bytesPerSecond: 2 * MB };
     const a = await env.start();

@@ -25,7 +25,12 @@ describe('invariant 1: no partial object, ever', () => {
   ): Promise<{ daemon: Daemon; hash: string }> {
     env = await makeTestEnv('faults');
     const w = await writeFileDeep(env.root, path, randomBytes(size));
-    const config = { ...env.config, s3: { ...env.config.s3, multipartUpload } };
+    // Completed jobs kept: the test looks at the job's attempts after it ran.
+    const config = {
+      ...env.config,
+      s3: { ...env.config.s3, multipartUpload },
+      worker: { ...env.config.worker, keepCompleted: 3_600_000 },
+    };
     const daemon = await env.start({ config, store: makeS3Store(config.s3, env.s3.client) });
     return { daemon, hash: w.sha256 };
   }

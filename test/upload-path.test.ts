@@ -25,7 +25,12 @@ describe('upload paths', () => {
   /** The test environment with `multipartThreshold: 5GiB` (streamed PutObject above 16 MiB). */
   async function streamedEnv() {
     env = await makeTestEnv('upload-path');
-    const config = { ...env.config, s3: { ...env.config.s3, multipartThreshold: 5 * 1024 ** 3 } };
+    // Completed jobs kept: the test looks at the job's attempts after it ran.
+    const config = {
+      ...env.config,
+      s3: { ...env.config.s3, multipartThreshold: 5 * 1024 ** 3 },
+      worker: { ...env.config.worker, keepCompleted: 3_600_000 },
+    };
     return env.start({ config, store: makeS3Store(config.s3, env.s3.client) });
   }
 

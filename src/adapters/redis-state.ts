@@ -4,15 +4,22 @@
  * The prefix's own braces are dropped here (`{ftpsync}` → `ftpsync:{acme}:…`): the prefix's hash tag
  * is for BullMQ's keys and would otherwise put every tenant's state into that one slot.
  *
- *   <prefix>:{<org>}:synced   hash  path → SyncRecord JSON   (which version of each path is in S3)
+ *   <prefix>:{<org>}:sv:<i>   hashes path → packed SyncRecord (which version of each path is in S3),
+ *                  bucketed by a digest of the path (adapters/redis-compact.ts), `lh` their sizes
  *   <prefix>:{<org>}:seen     hash  path → SeenRecord JSON   (versions seen once, waiting to be stable)
  *   <prefix>:{<org>}:parked   hash  path → ParkedRecord JSON
  *   <prefix>:{<org>}:info     hash  health, reason, lastPoll*, files, bytes, lastError
- *   <prefix>:{<org>}:manifest hash  recording reference → ManifestRow JSON (call metadata)
+ *   <prefix>:{<org>}:mr:<i>   hashes recording reference → packed manifest row (call metadata), bucketed
+ *   <prefix>:{<org>}:manifests hash  p:<manifest path> → n, i:<n> → manifest path (rows name it by n)
  *   <prefix>:{<org>}:reports  hash  manifest path → ReportSummary JSON
  *   <prefix>:{<org>}:manifests-pending  zset  call-record version (path, size, mtime), scored by when a
  *                  poll first listed it unindexed; 0 once settled (recordings wait while one is pending)
+ *
+ * The layout before (`synced` and `manifest`: one hash of JSON per tenant) is moved into the buckets
+ * by `migrate`, which the daemon runs for every tenant on start.
  */
+
+import type { ChainableCommander } from 'ioredis';
 import type {
   IndexedRow,
   ReportSummary,
@@ -22,50 +29,119 @@ import type {
   Version,
 } from '../ports/sync-state.js';
 import { METADATA_SOURCES, type MetadataSource, type ParkedRecord, type SyncRecord } from '../types.js';
-import { luaScript, type RedisClient } from './redis-client.js';
+import type { RedisClient } from './redis-client.js';
+import { LH_LUA, packRow, packSynced, unpackRow, unpackSynced, versionPart } from './redis-compact.js';
 import { stateKey } from './redis-keys.js';
 import { makePollNotes } from './redis-poll-notes.js';
 
 const CHUNK = 1000;
 
+/** The bucketed tables' keys: the meta hash and each table's bucket-key prefix. */
+const SV = 'sv';
+const MR = 'mr';
+
+/** Every synced record of many paths. KEYS: lh, sv base. ARGV: paths. */
+const LOOKUP = `${LH_LUA}
+local l, s = lh_params('sv')
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('HGET', lh_bucket(KEYS[2], lh_hash(ARGV[i]), l, s), ARGV[i]) end
+return out`;
+
+/** KEYS: lh, mr base, manifests. ARGV: refs. Returns the index of the first ref with a row, the row, its manifest. */
+const FIND_ROW_LUA = `
+local function find_row(first)
+  for i = first, #ARGV do
+    local v = lh_get(KEYS[2], 'mr', ARGV[i])
+    if v then
+      local id = string.match(v, '^([^\\031]*)')
+      return { i - first + 1, v, redis.call('HGET', KEYS[3], 'i:' .. id) or '' }
+    end
+  end
+  return {}
+end
+`;
+const FIND_ROW = `${LH_LUA}${FIND_ROW_LUA}
+return find_row(1)`;
+
 /**
- * A sync job's first look. KEYS: synced, info, manifest, manifests-pending. ARGV: path, the job's
- * own pending-manifest member ('' when none), the oldest first-listed time of a pending call record
- * that still holds recordings (≥ 1: settled marks score 0), manifest refs… Returns the sync record,
- * health, reason, the number of other call records pending since then, 1 when the job's own version
- * is a pending (unsettled) call record, then the manifest row of each ref (false where there is none).
+ * A sync job's first look. KEYS: lh, mr base, manifests, sv base, info, manifests-pending. ARGV:
+ * path, the job's own pending-manifest member ('' when none), the oldest first-listed time of a
+ * pending call record that still holds recordings (≥ 1: settled marks score 0), manifest refs…
+ * Returns the packed sync record, health, reason, the number of other call records pending since
+ * then, 1 when the job's own version is a pending (unsettled) call record, then (when refs were
+ * given) the index of the first ref with a row, the row and its manifest.
  */
-const JOB_CHECK = luaScript(`
-local out = { redis.call('HGET', KEYS[1], ARGV[1]) }
-local h = redis.call('HMGET', KEYS[2], 'health', 'reason')
+const JOB_CHECK = `${LH_LUA}${FIND_ROW_LUA}
+local out = { lh_get(KEYS[4], 'sv', ARGV[1]) }
+local h = redis.call('HMGET', KEYS[5], 'health', 'reason')
 out[2] = h[1]
 out[3] = h[2]
-local own = ARGV[2] ~= '' and tonumber(redis.call('ZSCORE', KEYS[4], ARGV[2]) or '0') or 0
-local pending = redis.call('ZCOUNT', KEYS[4], ARGV[3], '+inf')
+local own = ARGV[2] ~= '' and tonumber(redis.call('ZSCORE', KEYS[6], ARGV[2]) or '0') or 0
+local pending = redis.call('ZCOUNT', KEYS[6], ARGV[3], '+inf')
 if own >= tonumber(ARGV[3]) then pending = pending - 1 end
 out[4] = pending
 out[5] = own > 0 and 1 or 0
-for i = 4, #ARGV do out[i + 2] = redis.call('HGET', KEYS[3], ARGV[i]) end
-return out`);
+if #ARGV >= 4 then
+  local r = find_row(4)
+  out[6] = r[1] or 0
+  out[7] = r[2] or ''
+  out[8] = r[3] or ''
+end
+return out`;
 
 /**
- * KEYS: synced, seen, parked, info (one tenant's, one slot). ARGV: path, SyncRecord JSON, size,
- * mtime. The same version marked twice (a job run again after its worker lost its lock, or a HEAD
- * that found it already there) is counted once.
+ * KEYS: lh, sv base, seen, parked, info (one tenant's, one slot). ARGV: path, packed record, its
+ * version part, size, metadata source. The same version marked twice (a job run again after its
+ * worker lost its lock, or a HEAD that found it already there) is counted once.
  */
-const MARK_SYNCED = luaScript(`
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[1])
+const MARK_SYNCED = `${LH_LUA}
+local old = lh_set(KEYS[2], 'sv', ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[1])
-if old then
-  local ok, rec = pcall(cjson.decode, old)
-  if ok and tostring(rec.size) == ARGV[3] and rec.mtime == ARGV[4] then return 0 end
+redis.call('HDEL', KEYS[4], ARGV[1])
+if old and string.sub(old, 1, #ARGV[3]) == ARGV[3] then return 0 end
+redis.call('HINCRBY', KEYS[5], 'files', 1)
+redis.call('HINCRBY', KEYS[5], 'bytes', ARGV[4])
+if ARGV[5] then redis.call('HINCRBY', KEYS[5], 'meta:' .. ARGV[5], 1) end
+return 1`;
+
+/** KEYS: lh, sv base. ARGV: paths. */
+const FORGET = `${LH_LUA}
+for i = 1, #ARGV do lh_del(KEYS[2], 'sv', ARGV[i]) end
+return 0`;
+
+/**
+ * KEYS: lh, sv base, the old layout's synced hash. ARGV: path, packed record, … Moves records of the
+ * old layout in; a record already in the new layout (written since) wins.
+ */
+const MIGRATE_SYNCED = `${LH_LUA}
+local moved = 0
+for i = 1, #ARGV, 2 do
+  if not lh_get(KEYS[2], 'sv', ARGV[i]) then
+    lh_set(KEYS[2], 'sv', ARGV[i], ARGV[i + 1])
+    moved = moved + 1
+  end
+  redis.call('HDEL', KEYS[3], ARGV[i])
 end
-redis.call('HINCRBY', KEYS[4], 'files', 1)
-redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[3])
-if ARGV[5] then redis.call('HINCRBY', KEYS[4], 'meta:' .. ARGV[5], 1) end
-return 1`);
+return moved`;
+
+/**
+ * KEYS: lh, mr base, manifests, the old layout's manifest hash. ARGV: manifest path, '1' to migrate
+ * (set only where no row is, and forget the old one), then ref, packed row, … A manifest path is
+ * stored once, as a number (`manifests`: p:<path> → n, i:<n> → path).
+ */
+const INDEX_ROWS = `${LH_LUA}
+local id = redis.call('HGET', KEYS[3], 'p:' .. ARGV[1])
+if not id then
+  id = redis.call('HINCRBY', KEYS[3], 'next', 1)
+  redis.call('HSET', KEYS[3], 'p:' .. ARGV[1], id, 'i:' .. id, ARGV[1])
+end
+for i = 3, #ARGV, 2 do
+  if ARGV[2] ~= '1' or not lh_get(KEYS[2], 'mr', ARGV[i]) then
+    lh_set(KEYS[2], 'mr', ARGV[i], id .. '\\031' .. ARGV[i + 1])
+  end
+  if ARGV[2] == '1' then redis.call('HDEL', KEYS[4], ARGV[i]) end
+end
+return 0`;
 
 /**
  * One call-record version in the pending set. Settled marks stay (score 0) until the version leaves
@@ -82,15 +158,107 @@ function parse<T>(v: string | null | undefined): T | undefined {
   }
 }
 
+const SCRIPTS = { LOOKUP, FIND_ROW, JOB_CHECK, MARK_SYNCED, FORGET, MIGRATE_SYNCED, INDEX_ROWS } as const;
+const KEY_COUNTS: Record<keyof typeof SCRIPTS, number> = {
+  LOOKUP: 2,
+  FIND_ROW: 3,
+  JOB_CHECK: 6,
+  MARK_SYNCED: 5,
+  FORGET: 2,
+  MIGRATE_SYNCED: 3,
+  INDEX_ROWS: 4,
+};
+
+/**
+ * The scripts as ioredis commands (EVALSHA, the body sent only when Redis does not have it yet, in
+ * pipelines too): sending a few KB of Lua with every call would cost more than the call itself.
+ */
+function defineScripts(redis: RedisClient) {
+  for (const [name, lua] of Object.entries(SCRIPTS))
+    redis.defineCommand(`ftpsync${name}`, { lua, numberOfKeys: KEY_COUNTS[name as keyof typeof SCRIPTS] });
+}
+
+type Commander = RedisClient | ChainableCommander;
+function run(target: Commander, name: keyof typeof SCRIPTS, ...args: (string | number)[]): Promise<unknown> {
+  const fn = (target as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[
+    `ftpsync${name}`
+  ];
+  if (!fn) throw new Error(`script ${name} not defined on this connection`);
+  return fn.apply(target, args);
+}
+
+/** Buckets a table has, from its level and split pointer. */
+const bucketCount = (l: string | null | undefined, s: string | null | undefined) =>
+  2 ** Number(l ?? 0) + Number(s ?? 0);
+
 export function makeRedisState(redis: RedisClient, prefix: string): SyncStateStore {
   const k = (org: string, name: string) => stateKey(prefix, org, name);
   const notes = makePollNotes(redis, prefix);
+  defineScripts(redis);
+  const lh = (org: string) => k(org, 'lh');
+  const base = (org: string, t: string) => `${k(org, t)}:`;
+  const mf = (org: string) => k(org, 'manifests');
+
+  /** Every bucket key of a table, read once more at the end so that a split meanwhile is not missed. */
+  async function scanTable(org: string, t: string, each: (field: string, value: string) => void) {
+    let done = 0;
+    for (;;) {
+      const [l, sp] = await redis.hmget(lh(org), `${t}:l`, `${t}:s`);
+      const n = bucketCount(l, sp);
+      if (done >= n) return;
+      for (let i = done; i < n; i += 256) {
+        const pipe = redis.pipeline();
+        for (let b = i; b < Math.min(n, i + 256); b++) pipe.hgetall(`${base(org, t)}${b}`);
+        for (const [err, h] of (await pipe.exec()) ?? []) {
+          if (err) throw err;
+          for (const [f, v] of Object.entries(h as Record<string, string>)) each(f, v);
+        }
+      }
+      done = n;
+    }
+  }
+
+  async function findRow(org: string, refs: string[]): Promise<IndexedRow | undefined> {
+    if (!refs.length) return undefined;
+    const [i, v, manifest] = (await run(redis, 'FIND_ROW', lh(org), base(org, MR), mf(org), ...refs)) as [
+      number?,
+      string?,
+      string?,
+    ];
+    return i ? unpackRow(refs[i - 1]!, v, manifest ?? '') : undefined;
+  }
+
+  async function indexRows(org: string, rows: Iterable<[string, IndexedRow]>, migrating: boolean) {
+    const byManifest = new Map<string, string[]>();
+    for (const [ref, row] of rows) {
+      const list = byManifest.get(row.manifest) ?? [];
+      byManifest.set(row.manifest, list);
+      list.push(ref, packRow(ref, row));
+    }
+    const pipe = redis.pipeline();
+    for (const [manifest, flat] of byManifest) {
+      for (let i = 0; i < flat.length; i += 2 * CHUNK) {
+        run(
+          pipe,
+          'INDEX_ROWS',
+          lh(org),
+          base(org, MR),
+          mf(org),
+          k(org, 'manifest'),
+          manifest,
+          migrating ? '1' : '0',
+          ...flat.slice(i, i + 2 * CHUNK),
+        );
+      }
+    }
+    if (byManifest.size) for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+  }
 
   return {
     async lookup(org, paths) {
       const pipe = redis.pipeline();
       for (let i = 0; i < paths.length; i += CHUNK)
-        pipe.hmget(k(org, 'synced'), ...paths.slice(i, i + CHUNK));
+        run(pipe, 'LOOKUP', lh(org), base(org, SV), ...paths.slice(i, i + CHUNK));
       for (let i = 0; i < paths.length; i += CHUNK) pipe.hmget(k(org, 'seen'), ...paths.slice(i, i + CHUNK));
       const res = paths.length ? ((await pipe.exec()) ?? []) : [];
       const chunks = Math.ceil(paths.length / CHUNK);
@@ -100,7 +268,7 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
           return v as (string | null)[];
         });
       return {
-        synced: flat(0, chunks).map((v) => parse<SyncRecord>(v)),
+        synced: flat(0, chunks).map((v, i) => unpackSynced(paths[i]!, v, org)),
         seen: flat(chunks, 2 * chunks).map((v) => parse<SeenRecord>(v)),
       };
     },
@@ -112,28 +280,32 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
       await multi.exec();
     },
     async getSynced(org, path) {
-      return parse<SyncRecord>(await redis.hget(k(org, 'synced'), path));
+      const [v] = (await run(redis, 'LOOKUP', lh(org), base(org, SV), path)) as (string | null)[];
+      return unpackSynced(path, v, org);
     },
     async jobCheck(org, path, { manifestRefs: refs = [], pendingSince = 1, version } = {}) {
       // One script over the tenant's keys (one slot, on a cluster too): a single command per job.
-      const res = (await JOB_CHECK(
+      const res = (await run(
         redis,
-        [k(org, 'synced'), k(org, 'info'), k(org, 'manifest'), k(org, 'manifests-pending')],
-        [path, version ? member(version) : '', pendingSince, ...refs],
+        'JOB_CHECK',
+        lh(org),
+        base(org, MR),
+        mf(org),
+        base(org, SV),
+        k(org, 'info'),
+        k(org, 'manifests-pending'),
+        path,
+        version ? member(version) : '',
+        pendingSince,
+        ...refs,
       )) as (string | number | null | false)[];
       const str = (v: string | number | null | false | undefined) => (typeof v === 'string' ? v : null);
-      const synced = parse<SyncRecord>(str(res[0]));
+      const synced = unpackSynced(path, str(res[0]), org);
       const health = str(res[1]);
       let manifestRow: IndexedRow | null | undefined;
       if (refs.length) {
-        manifestRow = null;
-        for (const v of res.slice(5)) {
-          const row = parse<IndexedRow>(str(v));
-          if (row) {
-            manifestRow = row;
-            break;
-          }
-        }
+        const i = Number(res[5] ?? 0);
+        manifestRow = (i && unpackRow(refs[i - 1]!, str(res[6]), str(res[7]) ?? '')) || null;
       }
       return {
         ...(synced && { synced }),
@@ -146,10 +318,19 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     async markSynced(org, path, rec, source) {
       // One script, not a MULTI of five commands: the same atomicity for a third of the client's work
       // (it runs once per file).
-      await MARK_SYNCED(
+      await run(
         redis,
-        [k(org, 'synced'), k(org, 'seen'), k(org, 'parked'), k(org, 'info')],
-        [path, JSON.stringify(rec), rec.size, rec.mtime, ...(source ? [source] : [])],
+        'MARK_SYNCED',
+        lh(org),
+        base(org, SV),
+        k(org, 'seen'),
+        k(org, 'parked'),
+        k(org, 'info'),
+        path,
+        packSynced(path, rec, org),
+        versionPart(rec.size, rec.mtime),
+        rec.size,
+        ...(source ? [source] : []),
       );
     },
     async recountSource(org, from, to) {
@@ -178,19 +359,15 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     },
     async allSynced(org) {
       const out = new Map<string, SyncRecord>();
-      let cursor = '0';
-      do {
-        const [next, flat] = await redis.hscan(k(org, 'synced'), cursor, 'COUNT', 1000);
-        for (let i = 0; i < flat.length; i += 2) {
-          const rec = parse<SyncRecord>(flat[i + 1]);
-          if (rec) out.set(flat[i]!, rec);
-        }
-        cursor = next;
-      } while (cursor !== '0');
+      await scanTable(org, SV, (path, v) => {
+        const rec = unpackSynced(path, v, org);
+        if (rec) out.set(path, rec);
+      });
       return out;
     },
     async forgetSynced(org, paths) {
-      if (paths.length) await redis.hdel(k(org, 'synced'), ...paths);
+      for (let i = 0; i < paths.length; i += CHUNK)
+        await run(redis, 'FORGET', lh(org), base(org, SV), ...paths.slice(i, i + CHUNK));
     },
     async park(org, rec) {
       await redis.hset(k(org, 'parked'), rec.path, JSON.stringify(rec));
@@ -242,21 +419,9 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
       await redis.hset(k(org, 'info'), 'lastError', message, 'lastErrorAt', Date.now());
     },
     async indexManifest(org, rows) {
-      const entries = [...rows].map(([ref, row]) => [ref, JSON.stringify(row)] as const);
-      const pipe = redis.pipeline();
-      for (let i = 0; i < entries.length; i += CHUNK)
-        pipe.hset(k(org, 'manifest'), ...entries.slice(i, i + CHUNK).flat());
-      if (entries.length) await pipe.exec();
+      await indexRows(org, rows, false);
     },
-    async findManifestRow(org, refs) {
-      if (!refs.length) return undefined;
-      const found = await redis.hmget(k(org, 'manifest'), ...refs);
-      for (const v of found) {
-        const row = parse<IndexedRow>(v);
-        if (row) return row;
-      }
-      return undefined;
-    },
+    findManifestRow: (org, refs) => findRow(org, refs),
     async recordReport(org, summary) {
       await redis.hset(k(org, 'reports'), summary.path, JSON.stringify(summary));
     },
@@ -272,11 +437,63 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
     recordPollNotes: (org, n) => notes.record(org, n),
     pollNotes: (org) => notes.read(org),
     async clear(org) {
-      await redis.del(
-        ...['synced', 'seen', 'parked', 'info', 'manifest', 'reports', 'manifests-pending'].map((n) =>
-          k(org, n),
-        ),
-      );
+      const [svl, svs, mrl, mrs] = await redis.hmget(lh(org), 'sv:l', 'sv:s', 'mr:l', 'mr:s');
+      const keys = [
+        ...[
+          'synced',
+          'seen',
+          'parked',
+          'info',
+          'manifest',
+          'reports',
+          'manifests-pending',
+          'manifests',
+          'lh',
+        ].map((n) => k(org, n)),
+      ];
+      for (let i = 0; i < bucketCount(svl, svs); i++) keys.push(`${base(org, SV)}${i}`);
+      for (let i = 0; i < bucketCount(mrl, mrs); i++) keys.push(`${base(org, MR)}${i}`);
+      for (let i = 0; i < keys.length; i += CHUNK) await redis.del(...keys.slice(i, i + CHUNK));
+    },
+    async migrate(org) {
+      // The old layout: one hash of JSON records per tenant. Moved in chunks; each chunk leaves the
+      // old hash as it moves in, so a migration cut short goes on where it stopped.
+      let moved = 0;
+      const old = k(org, 'synced');
+      for (;;) {
+        const [, flat] = await redis.hscan(old, '0', 'COUNT', CHUNK);
+        if (!flat.length) break;
+        const args: string[] = [];
+        const drop: string[] = [];
+        for (let i = 0; i < flat.length; i += 2) {
+          const rec = parse<SyncRecord>(flat[i + 1]);
+          if (rec && typeof rec.size === 'number' && typeof rec.mtime === 'string')
+            args.push(
+              flat[i]!,
+              packSynced(flat[i]!, { ...rec, key: rec.key ?? '', syncedAt: rec.syncedAt ?? 0 }, org),
+            );
+          else drop.push(flat[i]!); // unreadable: nothing to keep (a poll finds the object by HEAD)
+        }
+        if (args.length)
+          moved += Number(await run(redis, 'MIGRATE_SYNCED', lh(org), base(org, SV), old, ...args));
+        if (drop.length) await redis.hdel(old, ...drop);
+      }
+      const oldRows = k(org, 'manifest');
+      for (;;) {
+        const [, flat] = await redis.hscan(oldRows, '0', 'COUNT', CHUNK);
+        if (!flat.length) break;
+        const rows: [string, IndexedRow][] = [];
+        const drop: string[] = [];
+        for (let i = 0; i < flat.length; i += 2) {
+          const row = parse<IndexedRow>(flat[i + 1]);
+          if (row && typeof row.manifest === 'string') rows.push([flat[i]!, row]);
+          else drop.push(flat[i]!);
+        }
+        await indexRows(org, rows, true);
+        moved += rows.length;
+        if (drop.length) await redis.hdel(oldRows, ...drop);
+      }
+      return moved;
     },
   };
 }

@@ -173,8 +173,11 @@ export const configSchema = z.strictObject({
       attempts: int(1, 1000).default(40),
       /** On SIGTERM, how long transfers may run before they are aborted and handed back. */
       shutdownTimeout: duration({ zero: 'hand running transfers back at once' }).prefault('30s'),
-      /** How long completed jobs are kept (the dedup window for job ids). */
-      keepCompleted: duration({ why: 'completed jobs are the dedup window of their ids' }).prefault('1d'),
+      /**
+       * How long completed sync jobs are kept, for debugging only: 0 (the default) removes a job as it
+       * completes. Deduplication does not depend on it (sync state and the jobs still pending are it).
+       */
+      keepCompleted: duration({ zero: 'remove each completed job at once' }).prefault('0s'),
       /**
        * How long a sync job stays locked to its worker without a renewal (BullMQ `lockDuration`). A
        * replica that dies holding jobs gives them up after about this long plus `stalledInterval`.

@@ -109,7 +109,7 @@ export async function resync(ctx: OpsContext, opts: ResyncOptions): Promise<Resy
     }
     plan.jobIds.push(id);
   }
-  plan.jobIds.push(...(await ctx.jobs.enqueue(tenant.org, fresh)));
+  plan.jobIds.push(...(await ctx.jobs.enqueue(tenant.org, fresh, { batch })));
   return plan;
 }
 

@@ -33,6 +33,11 @@ export interface EnqueueOptions {
 export interface SyncJobs {
   /** Adds a sync job per file, deduplicated by version id; returns the ids. */
   enqueue(org: string, files: RemoteFile[], opts?: EnqueueOptions): Promise<string[]>;
+  /**
+   * Which of these versions have a job already (waiting, running, delayed or parked, failed; completed
+   * ones kept for debugging too), aligned with `files`: a poll does not add them again.
+   */
+  pending(org: string, files: readonly RemoteFile[]): Promise<boolean[]>;
   /** The job, or undefined when it no longer exists (removed after completion). */
   get(id: string): Promise<SyncJobView | undefined>;
   /** Lets delayed (parked or waiting) jobs run now, `patch` merged into their data first; how many. */

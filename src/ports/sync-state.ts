@@ -128,6 +128,11 @@ export interface SyncStateStore {
   pollNotes(org: string): Promise<PollNotes>;
   /** Removes every state key of a tenant. */
   clear(org: string): Promise<void>;
+  /**
+   * Moves a tenant's state written in an older layout into the current one (the daemon runs it for
+   * every tenant on start); records already in the current layout win. Returns how many it moved.
+   */
+  migrate(org: string): Promise<number>;
 }
 
 /** A file version as the pending-manifest marks name it. */

@@ -1,6 +1,10 @@
 /**
- * Adding sync jobs: one place for their options (attempts, backoff, retention = dedup window) and
- * their order.
+ * Adding sync jobs: one place for their options (attempts, backoff, retention) and their order.
+ *
+ * A completed job is removed at once by default (`worker.keepCompleted` keeps them for debugging):
+ * deduplication does not need it. A version is not queued again while its job exists (waiting,
+ * running, delayed or parked, failed) — the poll asks first (`pending`) and BullMQ ignores a second add
+ * of an id that exists — and once it completed, sync state says the version is synced.
  *
  * Order is fair across tenants: a job's BullMQ priority is its position in its batch (1, 2, 3, …),
  * so the queue serves the first file of every tenant's poll, then the second of each, and so on,
@@ -27,7 +31,8 @@ export function makeEnqueue(queue: Queue<SyncJobData>, config: Config): Enqueue 
   const jobOpts = {
     attempts: config.worker.attempts,
     backoff: { type: 'custom' },
-    removeOnComplete: { age: Math.ceil(config.worker.keepCompleted / 1000) },
+    removeOnComplete:
+      config.worker.keepCompleted > 0 ? { age: Math.ceil(config.worker.keepCompleted / 1000) } : true,
     removeOnFail: { age: 7 * 24 * 3600 },
   };
   return async (org, files, opts = {}) => {
@@ -37,7 +42,12 @@ export function makeEnqueue(queue: Queue<SyncJobData>, config: Config): Enqueue 
       if (opts.force) data.force = true;
       if (opts.batch) data.batch = opts.batch;
       if (opts.absent?.has(f.path)) data.absent = true;
-      return { name: 'sync', data, opts: { ...jobOpts, jobId, priority: Math.min(i + 1, MAX_PRIORITY) } };
+      const priority = Math.min(i + 1, MAX_PRIORITY);
+      // A resync batch keeps its completed jobs for an hour: `resync` reports each one's outcome.
+      const kept = opts.batch
+        ? { removeOnComplete: { age: Math.max(3600, Math.ceil(config.worker.keepCompleted / 1000)) } }
+        : {};
+      return { name: 'sync', data, opts: { ...jobOpts, ...kept, jobId, priority } };
     });
     for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
     return jobs.map((j) => j.opts.jobId);

@@ -1,6 +1,7 @@
 /**
  * BullMQ names, payloads, ids and retry timing. Job ids are deterministic so that the same version is
- * never queued twice while its job exists (retention is the dedup window); ids may not contain `:`.
+ * never queued twice while its job exists (once it completed, sync state has it); ids may not
+ * contain `:`.
  */
 import { createHash } from 'node:crypto';
 import type { Version } from '../types.js';

@@ -3,10 +3,19 @@
  * into BullMQ calls.
  */
 import type { Job, JobType, Queue } from 'bullmq';
+import type { RedisClient } from '../adapters/redis-client.js';
 import type { Config } from '../config.js';
 import type { JobState, SyncJobs, SyncJobView } from '../ports/jobs.js';
 import type { PollJobData, SyncJobData, SyncResult } from '../types.js';
 import { makeEnqueue } from './enqueue.js';
+import { versionJobId } from './jobs.js';
+
+/** 1 for each key (a job's hash) that exists. One script per chunk: no command per job. */
+const EXISTS_EACH = `local out = {}
+for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
+return out`;
+/** Job ids asked per script. */
+const PENDING_CHUNK = 1000;
 
 const SYNC_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'] as const;
 const POLL_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
@@ -50,10 +59,25 @@ export function makeSyncJobs(
   syncQueue: Queue<SyncJobData, SyncResult>,
   pollQueue: Queue<PollJobData>,
   config: Config,
+  /** The connection the queues use: for the one question BullMQ has no bulk call for (`pending`). */
+  redis: RedisClient,
 ): SyncJobs {
   const enqueue = makeEnqueue(syncQueue, config);
   return {
     enqueue: (org, files, opts) => enqueue(org, files, opts),
+    async pending(org, files) {
+      if (!files.length) return [];
+      const keys = files.map((f) => syncQueue.toKey(versionJobId(org, f)));
+      const pipe = redis.pipeline();
+      for (let i = 0; i < keys.length; i += PENDING_CHUNK) {
+        const chunk = keys.slice(i, i + PENDING_CHUNK);
+        pipe.eval(EXISTS_EACH, chunk.length, ...chunk);
+      }
+      return ((await pipe.exec()) ?? []).flatMap(([err, v]) => {
+        if (err) throw err;
+        return (v as number[]).map((x) => x === 1);
+      });
+    },
     async get(id) {
       const job = await syncQueue.getJob(id);
       return job ? view(job) : undefined;

@@ -1,6 +1,10 @@
 /**
  * One poll of one tenant: list the source, diff against sync state (batched), add a sync job for
- * every new, stable version.
+ * every new, stable version that has none yet.
+ *
+ * A poll costs what changed: a version whose job already exists (waiting, running, parked, retrying)
+ * is neither added again, nor looked for in S3, nor kept in the seen set — a backlog of 100,000 queued
+ * versions costs one more batched Redis question per 1,000 of them, not 100,000 adds.
  */
 
 import type { TenantConfig } from '../config.js';
@@ -17,6 +21,11 @@ export interface PollDeps {
   pool: SessionPool;
   /** Adds sync jobs (deduplicated by version id); `absent`: paths known to have no object in S3. */
   enqueue: (org: string, files: RemoteFile[], absent?: ReadonlySet<string>) => Promise<void>;
+  /**
+   * Which stable versions have a job already (aligned with `files`): not added again. Without it
+   * every stable unsynced version is added each poll (and deduplicated by its job id).
+   */
+  pending?: (org: string, files: RemoteFile[]) => Promise<boolean[]>;
   /** Paths among the files to enqueue with no object in S3 (one listing instead of a HEAD each). */
   findAbsent?: (org: string, files: RemoteFile[]) => Promise<Set<string>>;
   log: Logger;
@@ -29,6 +38,8 @@ export type PollOutcome =
       listed: number;
       matched: number;
       enqueued: number;
+      /** Stable versions whose job exists already (queued, running, parked, retrying): not added. */
+      queued: number;
       waiting: number;
       unchanged: number;
       ms: number;
@@ -77,9 +88,19 @@ export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<Pol
     if (!rec || !sameVersion(rec, f)) pending.push(f);
   });
   await deps.state.notePendingManifests(tenant.org, pending, callRecords, now());
-  if (plan.enqueue.length) {
-    const absent = await deps.findAbsent?.(tenant.org, plan.enqueue);
-    await deps.enqueue(tenant.org, plan.enqueue, absent);
+  let fresh = plan.enqueue;
+  if (fresh.length && deps.pending) {
+    const has = await deps.pending(tenant.org, fresh);
+    fresh = fresh.filter((_, i) => !has[i]);
+    // A queued version needs no stability record: its job is the record. Should the job end without
+    // syncing it (failed for good, then removed), the version is seen anew.
+    plan.enqueue.forEach((f, i) => {
+      if (has[i]) plan.seen.delete(f.path);
+    });
+  }
+  if (fresh.length) {
+    const absent = await deps.findAbsent?.(tenant.org, fresh);
+    await deps.enqueue(tenant.org, fresh, absent);
   }
   await deps.state.replaceSeen(tenant.org, plan.seen);
   const ms = now() - started;
@@ -88,7 +109,8 @@ export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<Pol
     kind: 'done',
     listed: listing.entries,
     matched: files.length,
-    enqueued: plan.enqueue.length,
+    enqueued: fresh.length,
+    queued: plan.enqueue.length - fresh.length,
     waiting: plan.waiting,
     unchanged: plan.unchanged,
     ms,

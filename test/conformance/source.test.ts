@@ -1,12 +1,14 @@
 /**
  * The SourceSession conformance suite against every source kind: FTP (in-process ftp-srv, FTPS offered
  * for the identity check) and SFTP (OpenSSH's sshd on loopback, when installed and run as root), and
- * against the in-memory source the fast suites use (test/support/fakes/source.ts).
+ * against the in-memory source the fast suites use (test/support/fakes/source.ts), and the synthetic
+ * source of the scale bench (test/support/fakes/synthetic-source.ts) with the suite's files in its overlay.
  */
 import { posix } from 'node:path';
 import { connectSource } from '../../src/adapters/source.js';
 import { parseConfig, type TenantConfig } from '../../src/config.js';
 import { makeMemorySource } from '../support/fakes/source.js';
+import { makeSyntheticSource } from '../support/fakes/synthetic-source.js';
 import { tempDir } from '../support/fs.js';
 import { startFtpServer } from '../support/ftp-server.js';
 import { describeNeeding, missing, optionalPiece } from '../support/needs.js';
@@ -131,6 +133,31 @@ describeSourceConformance(
       },
       cutDownload(rel, bytes) {
         source.cutNextDownload(posix.join('/', rel), bytes);
+        return () => {};
+      },
+      stop: () => dir.cleanup(),
+    };
+  },
+);
+
+describeSourceConformance(
+  'synthetic source (generated tree + in-memory overlay)',
+  // The overlay holds the suite's files; the generated tree sits next to them at /synthetic.
+  { reportsLinks: true, exactTimes: true, checksIdentity: false, missingIsPermanent: true },
+  async () => {
+    const dir = await tempDir('conformance-synthetic');
+    const overlay = makeMemorySource({ password: 'synthetic-conformance-Pa55' });
+    const source = makeSyntheticSource({ files: 2_500, perDir: 1_000, overlay });
+    return {
+      root: dir.path,
+      remote: (rel) => posix.join('/', rel),
+      password: source.password,
+      async connect(opts = {}) {
+        await overlay.loadDir(dir.path);
+        return source.connect({ password: opts.password ?? source.password });
+      },
+      cutDownload(rel, bytes) {
+        overlay.cutNextDownload(posix.join('/', rel), bytes);
         return () => {};
       },
       stop: () => dir.cleanup(),

@@ -49,7 +49,7 @@ describe('Redis Cluster (3 masters): the end-to-end path with a hash-tagged pref
       corpus,
       extra: {
         defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: 2 },
-        worker: { concurrency: 4 },
+        worker: { concurrency: 4, keepCompleted: '1h' }, // completed jobs counted
       },
     });
     doc.tenants = (doc.tenants as { org: string }[]).filter((t) => t.org !== 'tenant-03');

@@ -92,7 +92,7 @@ describe('scale-out: 3 replicas, 20 tenants, 2,000 files, one replica killed mid
         extra: {
           defaults: { pollInterval: '2s', minFileAge: '1ms', maxConnections: MAX_CONNECTIONS },
           // Short locks so the killed replica's jobs come back within seconds, not a minute.
-          worker: { concurrency: 8, lockDuration: '10s', stalledInterval: '3s' },
+          worker: { concurrency: 8, lockDuration: '10s', stalledInterval: '3s', keepCompleted: '1h' }, // completed jobs counted
           log: { level: 'debug' },
         },
       }),

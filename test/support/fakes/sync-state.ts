@@ -3,7 +3,8 @@
  * proven by the conformance suite (test/conformance/sync-state.ts) that runs against both:
  * - records are stored as JSON text and parsed on every read, so callers never share an object with
  *   the store and a field that is `undefined` disappears, as it does through Redis;
- * - `markSynced` counts a version (size, mtime) once, unparks it and forgets its seen record;
+ * - `markSynced` counts a version (size, mtime) once, unparks it and forgets its seen record; the
+ *   record's ETag is not kept;
  * - the pending call records are a scored set (first-listed time; 0 once settled): `jobCheck` counts
  *   those listed since `pendingSince` except the job's own version, `notePendingManifests` adds with
  *   NX and drops versions no longer listed, `manifestSettled` only settles a version that is there;
@@ -129,7 +130,9 @@ export function makeMemoryState(opts: { now?: () => number } = {}): MemoryState 
     async markSynced(org, path, rec, source) {
       const s = of(org);
       const old = parse<SyncRecord>(s.synced.get(path));
-      s.synced.set(path, JSON.stringify(rec));
+      // The ETag is not kept (as in Redis: nothing reads it back).
+      const { etag: _etag, ...kept } = rec;
+      s.synced.set(path, JSON.stringify(kept));
       s.seen.delete(path);
       s.parked.delete(path);
       if (old && String(old.size) === String(rec.size) && old.mtime === rec.mtime) return;
@@ -265,6 +268,8 @@ export function makeMemoryState(opts: { now?: () => number } = {}): MemoryState 
     async clear(org) {
       orgs.delete(org);
     },
+    // One layout only: nothing to migrate.
+    migrate: async () => 0,
     orgs() {
       // A tenant whose every piece of state is empty has none (as Redis drops an empty key).
       return [...orgs]
