@@ -54,7 +54,8 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('vsftpd behind a 1 MiB/s link', ()
     env = await makeTestEnv('far-slow', {
       config: {
         defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: 1, sourceTimeout: '2s' },
-        worker: { concurrency: 2, lockDuration: '3s', stalledInterval: '1s' },
+        // Completed jobs kept: the test reads attempts and stalls off them.
+        worker: { concurrency: 2, lockDuration: '3s', stalledInterval: '1s', keepCompleted: '1h' },
       },
     });
     const big = await writeFileDeep(env.root, 'calls/long.wav', randomBytes(6 * MiB));

@@ -10,6 +10,7 @@ import { parseConfig } from '../src/config.js';
 import { type AdminHttp, makeTokenCheck, startAdminHttp } from '../src/http/server.js';
 import type { Daemon } from '../src/main.js';
 import { type Metrics, makeMetrics } from '../src/metrics.js';
+import { BATCH_QUEUE } from '../src/queue/batch-jobs.js';
 import { POLL_QUEUE, SYNC_QUEUE } from '../src/queue/jobs.js';
 import { startVelaStandin, type VelaStandin } from '../src/standin/vela-standin.js';
 import { captureLog, makeTestEnv, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
@@ -336,7 +337,7 @@ describe('admin HTTP of a running daemon', () => {
 
     const api = await fetch(`${url}/admin/queues/api/queues`, { headers: basic(TOKEN) });
     const body = (await api.json()) as { queues: { name: string }[] };
-    expect(body.queues.map((q) => q.name).sort()).toEqual([POLL_QUEUE, SYNC_QUEUE].sort());
+    expect(body.queues.map((q) => q.name).sort()).toEqual([BATCH_QUEUE, POLL_QUEUE, SYNC_QUEUE].sort());
     const dashboard = JSON.stringify(body);
     for (const secret of [TOKEN, SECRETS.ftpPassword, SECRETS.velaToken])
       expect(dashboard).not.toContain(secret);

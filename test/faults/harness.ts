@@ -145,7 +145,14 @@ export async function makeFaultEnv(name: string, opts: FaultEnvOptions = {}): Pr
     },
     vela: vela ? { url: vela.url, token: VELA_TOKEN, timeout: '2s' } : { enabled: false },
     defaults: { pollInterval: '1s', minFileAge: '1ms', maxConnections: 2, sourceTimeout: '5s' },
-    worker: { concurrency: 4, lockDuration: '4s', stalledInterval: '2s', shutdownTimeout: '5s' },
+    // Completed jobs kept: the fault tests read attempts and stalls off them.
+    worker: {
+      concurrency: 4,
+      lockDuration: '4s',
+      stalledInterval: '2s',
+      shutdownTimeout: '5s',
+      keepCompleted: '1h',
+    },
     log: { level: 'info' },
     tenants: [acme()],
   });
