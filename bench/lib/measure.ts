@@ -15,7 +15,8 @@ import { busyShare, machineCpu, sampleFtpSessions } from './proc.js';
 import { runRclone } from './rclone.js';
 import { commandStats, diffStats } from './redis-count.js';
 
-export type Tool = 'ftp-sync' | 'rclone' | 'ftp-read' | 's3-write';
+/** 'ftp-sync (ref)': the daemon of another checkout (`--ref=DIR`), measured in the same rounds. */
+export type Tool = 'ftp-sync' | 'ftp-sync (ref)' | 'rclone' | 'ftp-read' | 's3-write';
 
 export interface Sample {
   tool: Tool;
