@@ -5,7 +5,9 @@
  * function is in, with a few finer groups for the upload API's hot spots) and the top functions by self
  * time. `--per=N` divides every figure by N (the requests served in the profiled window) to give ms
  * per request. `--under=label=regex` (repeatable) adds the time spent under frames matching `regex`
- * (over `functionName url`), callees included, e.g. `--under=sign=SignatureV4`.
+ * (over `functionName url`), callees included, e.g. `--under=sign=SignatureV4`. `--api` sorts every
+ * sample into one part of a presign request (its innermost frame that belongs to one: the socket
+ * write of a Redis command is Redis's, the JSON.stringify of a policy the signature's).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -30,6 +32,8 @@ const { values, positionals } = parseArgs({
     top: { type: 'string', default: '25' },
     /** `label=regex` (over "functionName url"), several: CPU under any frame matching, callees included. */
     under: { type: 'string', multiple: true, default: [] },
+    /** Attribute every sample to the innermost frame of one of the upload API's parts. */
+    api: { type: 'boolean', default: false },
   },
 });
 const profile = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile;
@@ -101,4 +105,45 @@ if (values.under.length) {
   console.log('\nunder (callees included):');
   for (const [l, us] of sums)
     console.log(`${ms(us).padStart(9)}  ${((us / busy) * 100).toFixed(1).padStart(5)} %  ${l}`);
+}
+
+/** The parts of a presign request, tried in this order on each frame from the innermost out. */
+const API_PARTS: [string, RegExp][] = [
+  [
+    'Redis: ioredis, token lookup, rate limit, pending record',
+    /node_modules\/ioredis|adapters\/redis-api\.ts|adapters\/redis-client\.ts|node_modules\/(redis-parser|denque|cluster-key-slot)/,
+  ],
+  ['Vela call: undici client, answer parsing', /node_modules\/undici\/|adapters\/vela\.ts/],
+  ['SigV4 signature and policy', /adapters\/s3-presign\.ts|signature-v4|adapters\/s3-multipart\.ts/],
+  ['zod parsing', /node_modules\/zod|http\/api-schemas\.ts|sync\/metadata\/dates\.ts/],
+  ['pino logging', /node_modules\/(pino|sonic-boom|thread-stream)/],
+  ['metrics (prom-client)', /node_modules\/prom-client|src\/metrics\.ts/],
+  [
+    'web Request/Headers/streams (Node fetch internals)',
+    /node:internal\/deps\/undici|node:internal\/webstreams/,
+  ],
+  ['hono routing, context, response', /node_modules\/hono\/|node_modules\/@hono\/node-server/],
+  ['handler: api.ts, uploads.ts', /src\/http\/api\.ts|src\/ops\/uploads\.ts/],
+  ['node:http server (parse, write)', /node:_http_|node:internal\/http/],
+];
+
+if (values.api) {
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const sums = new Map<string, number>();
+  for (const [id, us] of self) {
+    const own = byId.get(id)!.callFrame.functionName;
+    if (own === '(idle)') continue;
+    let label = own === '(garbage collector)' ? 'garbage collector' : undefined;
+    for (let at: number | undefined = id; !label && at !== undefined; at = parent.get(at)) {
+      const f = byId.get(at)!.callFrame;
+      label = API_PARTS.find(([, re]) => re.test(f.url))?.[0];
+    }
+    label ??= 'other: event loop, sockets, timers, promises';
+    sums.set(label, (sums.get(label) ?? 0) + us);
+  }
+  console.log('\nby part of a request (innermost frame that belongs to one):');
+  for (const [l, us] of [...sums].sort((a, b) => b[1] - a[1])) {
+    console.log(`${ms(us).padStart(9)}  ${((us / busy) * 100).toFixed(1).padStart(5)} %  ${l}`);
+  }
 }
