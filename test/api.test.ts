@@ -13,6 +13,7 @@ import {
   makeRedisPendingUploads,
   makeRedisRateLimiter,
 } from '../src/adapters/redis-api.js';
+import { stateKey } from '../src/adapters/redis-keys.js';
 import { makeS3Presigner } from '../src/adapters/s3-presign.js';
 import { parseConfig } from '../src/config.js';
 import { makeApiApp } from '../src/http/api.js';
@@ -416,6 +417,16 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await third.json()).toMatchObject({ code: 'rate_limited' });
     expect((await call(other, 'globex')).status).toBe(200);
+    // One counter per org and minute, shared by replicas, gone two windows later.
+    const window = Math.floor(Date.now() / 60_000);
+    const counters = await Promise.all(
+      [window - 1, window].map((w) => env.redis.get(stateKey(`${env.prefix}-rl`, 'acme', `api-rate:${w}`))),
+    );
+    expect(counters.map(Number).reduce((a, b) => a + b, 0)).toBe(3);
+    const key = stateKey(`${env.prefix}-rl`, 'acme', `api-rate:${counters[1] ? window : window - 1}`);
+    const ttl = await env.redis.pttl(key);
+    expect(ttl).toBeGreaterThan(60_000);
+    expect(ttl).toBeLessThanOrEqual(120_000);
   });
 
   it('role all serves the API only when api.enabled (on once an api: section is given)', async () => {
