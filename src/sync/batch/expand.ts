@@ -41,6 +41,11 @@ export interface BatchJobData {
   /** The archive's path (relative, `/`-separated): its entries become `<path>/<entry name>`. */
   path: string;
   via: BatchRecord['via'];
+  /**
+   * `resync` released the batch's entries parked for a missing manifest row (`requireManifest`):
+   * they go on with what is known, like a released file from a source.
+   */
+  released?: boolean;
 }
 
 export interface BatchDeps {
@@ -189,6 +194,7 @@ async function expandEntry(
     path,
     size: entry.uncompressedSize,
     mtime: entry.modifiedAt.toISOString(),
+    ...(job.released && { released: true }),
   };
   const synced = await deps.state.getSynced(tenant.org, path);
   if (synced && synced.size === version.size && synced.mtime === version.mtime) {
