@@ -318,6 +318,7 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       limits: (t) => t.batch,
       callCheck,
       afterUpload: indexer,
+      entryConcurrency: config.worker.batchEntries,
       onEntry: (org, outcome) => metrics.recordBatchEntry(org, outcome),
       log,
     },

@@ -74,7 +74,10 @@ async function around<T extends { wallMs: number; cpuSeconds: number; maxRssKiB:
 }
 
 /** Counts the objects (and bytes) under `prefix` on s3rver's disk, then removes them. */
-async function checkAndClear(env: BenchEnv, prefixes: string[]): Promise<{ files: number; bytes: number }> {
+export async function checkAndClear(
+  env: BenchEnv,
+  prefixes: string[],
+): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
   const walk = async (dir: string): Promise<void> => {
