@@ -175,7 +175,7 @@ async function runOnce(
     const cpu0 = procs.map((p) => procCpu(p.pid));
     const harness0 = process.cpuUsage();
     const redis0 = await redisCpu(ctx.redis);
-    const logins0 = ctx.corpus.ftp.logins();
+    const logins0 = ctx.corpus.ftp.loginAttempts().length;
     const m0 = machine();
     const t0 = performance.now();
     if (ORDER === 'tenant') await Promise.all([...files].map(([org, list]) => enqueue(org, list)));
@@ -219,7 +219,7 @@ async function runOnce(
         machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
         otherCpu: Math.max(0, (m1.busy - m0.busy) / 100 - ours),
         pickups: started / FILES,
-        logins: ctx.corpus.ftp.logins() - logins0,
+        logins: ctx.corpus.ftp.loginAttempts().length - logins0,
       },
     };
   } finally {
