@@ -30,6 +30,12 @@ const only = argv
   ?.slice(7)
   .split(',');
 const want = (name: string) => !only || only.includes(name);
+/** `--tools=ftp-sync`: run only these (ftp-sync, rclone, limit): a quick before/after of one tool's CPU per file. */
+const toolList = argv
+  .find((a) => a.startsWith('--tools='))
+  ?.slice(8)
+  .split(',');
+const runs = (tool: string) => !toolList || toolList.includes(tool);
 const rounds = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9)) || undefined;
 const sizes = { ...(quick ? QUICK : FULL), ...(rounds ? { rounds } : {}) };
 /** `--profile`: a CPU profile of each ftp-sync timed window, in bench/results/profiles. */
@@ -98,7 +104,7 @@ async function bench(env: BenchEnv, refBuild: string | undefined) {
       // Alternate which tool goes first, so that neither always meets a warmer or cooler machine.
       const all: Tool[] = refBuild ? ['ftp-sync', 'ftp-sync (ref)', 'rclone'] : ['ftp-sync', 'rclone'];
       const tools = round % 2 ? all : [...all].reverse();
-      for (const tool of tools) {
+      for (const tool of tools.filter((t) => runs(t === 'ftp-sync (ref)' ? 'ftp-sync' : t))) {
         const s =
           tool === 'ftp-sync'
             ? await runFtpSync(env, c, o)
@@ -113,10 +119,14 @@ async function bench(env: BenchEnv, refBuild: string | undefined) {
                 }
               : await runRcloneCorpus(env, c, { ...o, obscuredPass });
         samples.push(s);
-        say(`round ${round} ${c.name}: ${tool} ${fmt(s.wallMs / 1000)} s, CPU ${fmt(s.cpuSeconds)} s`);
+        say(
+          `round ${round} ${c.name}: ${tool} ${fmt(s.wallMs / 1000)} s, CPU ${fmt(s.cpuSeconds)} s ` +
+            `(${fmt((1000 * s.cpuSeconds) / s.files)} ms per file; Redis ${fmt((1000 * s.redisCpuSeconds) / s.files)} ms, ` +
+            `${fmt(s.redisCommands / s.files, 1)} commands per file)`,
+        );
         if (argv.includes('--verbose')) say(`  redis: ${s.redisByCommand}`);
       }
-      for (const mode of ['ftp-read', 's3-write'] as const) {
+      for (const mode of runs('limit') ? (['ftp-read', 's3-write'] as const) : []) {
         const s = await runLimit(env, c, mode, o);
         samples.push(s);
         say(`round ${round} ${c.name}: ${mode} alone ${fmt(s.wallMs / 1000)} s`);

@@ -67,7 +67,14 @@ const FILES = Number(args.files);
 const TENANTS = Number(args.tenants);
 const SIZE = Number(args.size);
 const WORKERS = args.workers.split(',').map(Number);
-const CONCURRENCY = Number(args.concurrency);
+/**
+ * `--concurrency=auto`: as docs/scaling.md recommends, replicas × worker.concurrency = Σ maxConnections
+ * (each of n processes gets tenants × maxConnections / n); else the same number for every process.
+ */
+const concurrencyFor = (workers: number) =>
+  args.concurrency === 'auto'
+    ? Math.max(1, Math.floor((TENANTS * MAX_CONNECTIONS) / workers))
+    : Number(args.concurrency);
 const MAX_CONNECTIONS = Number(args['max-connections']);
 const MEMORY_FILES = Number(args['memory-files']);
 const ROUNDS = Number(args.rounds);
@@ -90,6 +97,8 @@ interface Row {
   otherCpu: number;
   /** How often a job was taken by a worker, on average: 1 is ideal; more is no-slot churn. */
   pickups: number;
+  /** FTP logins (PASS) the server saw during the run: sessions opened, over all processes. */
+  logins: number;
 }
 
 /** user + system CPU seconds of a process (Linux /proc; 0 once it is gone). */
@@ -148,7 +157,7 @@ async function runOnce(
     extra: {
       defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: MAX_CONNECTIONS },
       // Completed jobs kept for the run: the bench counts them (and how often each was picked up).
-      worker: { concurrency: CONCURRENCY, keepCompleted: '1h' },
+      worker: { concurrency: concurrencyFor(workers), keepCompleted: '1h' },
       log: { level: 'info' }, // as in production; 'ftp-sync started' is how a child says it is up
     },
   });
@@ -160,11 +169,13 @@ async function runOnce(
   try {
     for (let i = 0; i < workers; i++)
       procs.push(spawnDaemon({ name: `worker-${i}`, config: configFile, role: 'worker' }));
-    await Promise.all(procs.map((p) => startedLog(p)));
+    // Several processes loading tsx at once on a busy machine take longer than a test would wait.
+    await Promise.all(procs.map((p) => startedLog(p, 180_000)));
     const enqueue = makeEnqueue(queue, config);
     const cpu0 = procs.map((p) => procCpu(p.pid));
     const harness0 = process.cpuUsage();
     const redis0 = await redisCpu(ctx.redis);
+    const logins0 = ctx.corpus.ftp.loginAttempts().length;
     const m0 = machine();
     const t0 = performance.now();
     if (ORDER === 'tenant') await Promise.all([...files].map(([org, list]) => enqueue(org, list)));
@@ -208,6 +219,7 @@ async function runOnce(
         machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
         otherCpu: Math.max(0, (m1.busy - m0.busy) / 100 - ours),
         pickups: started / FILES,
+        logins: ctx.corpus.ftp.loginAttempts().length - logins0,
       },
     };
   } finally {
@@ -312,7 +324,7 @@ async function main() {
       for (let round = 1; round <= ROUNDS; round++) {
         // Alternate the order between rounds so that drift on a shared machine hits every count alike.
         for (const n of round % 2 ? WORKERS : [...WORKERS].reverse()) {
-          say(`round ${round}: ${n} worker process(es), concurrency ${CONCURRENCY} each`);
+          say(`round ${round}: ${n} worker process(es), concurrency ${concurrencyFor(n)} each`);
           const { row, prefix } = await runOnce(n, { dir: dir.path, corpus, redisUrl, redis });
           prefixes.push(prefix);
           samples.get(n)!.push(row);
@@ -330,7 +342,7 @@ async function main() {
     const base = rows[0]!.filesPerSec;
     console.log(
       `\nThroughput: ${FILES} × ${(SIZE / 1024).toFixed(0)} KiB over ${TENANTS} tenants, jobs added ${ORDER === 'tenant' ? 'tenant by tenant (as polls add them)' : 'round-robin over tenants'}, ` +
-        `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), worker.concurrency ${CONCURRENCY}; ` +
+        `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), worker.concurrency ${args.concurrency === 'auto' ? `Σ maxConnections / workers (${WORKERS.map(concurrencyFor).join(', ')})` : args.concurrency}; ` +
         `${cpus().length} CPU(s), node ${process.version}; median of ${ROUNDS} round(s). Harness = this process: FTP server + s3rver. ` +
         'Other CPU = everything else running on the machine meanwhile.\n',
     );
@@ -348,6 +360,8 @@ async function main() {
           'other CPU s',
           'machine busy',
           'pickups per job',
+          'worker CPU ms per file',
+          'FTP logins',
           'files/s, every round',
         ],
         ...rows.map((r) => [
@@ -362,6 +376,8 @@ async function main() {
           r.otherCpu.toFixed(1),
           `${(r.machineBusy * 100).toFixed(0)}%`,
           r.pickups.toFixed(1),
+          ((1000 * r.workerCpu) / FILES).toFixed(2),
+          String(r.logins),
           r.all.join(', '),
         ]),
       ]),

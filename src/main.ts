@@ -342,8 +342,8 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       multipartThreshold: config.s3.multipartThreshold,
       callCheck,
       // A zip synced from a source is expanded after it is in S3 (per tenant `archives`).
-      afterUpload: async (tenant, job, key, body, metadata) => {
-        await indexer(tenant, job, key, body, metadata);
+      afterUpload: async (tenant, job, key, body, metadata, ctx) => {
+        await indexer(tenant, job, key, body, metadata, ctx);
         if (tenant.archives === 'expand' && /\.zip$/i.test(job.path)) {
           await enqueueBatch(root, { org: tenant.org, key, path: job.path, via: 'source' });
         }

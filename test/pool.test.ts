@@ -22,8 +22,13 @@ afterEach(async () => {
 });
 
 /** One replica's pool: its own budget client over the shared Redis, sessions idle for a minute. */
-function replicaPool(e: TestEnv, budget = makeRedisBudget(e.redis, e.prefix)): SessionPool {
+function replicaPool(
+  e: TestEnv,
+  budget = makeRedisBudget(e.redis, e.prefix),
+  opts: { wantedMinIdleMs?: number } = {},
+): SessionPool {
   const pool = makeSessionPool({
+    ...opts,
     budget,
     credentials: { get: async (org) => ({ user: org, password: passwordOf(org) }), invalidate() {} },
     connect: (t, c) => connectSource(t, c, { timeoutMs: 5_000 }),
@@ -59,6 +64,34 @@ describe('session pool across replicas', () => {
     // The budget held throughout: never two logins at once on the server.
     expect(env.ftp.maxConcurrentLoginsByUser().acme).toBe(1);
     await b.release(second!);
+  });
+
+  it('a session given back a moment ago keeps its slot while wanted (no logout and login per file); idle long enough, it goes', async () => {
+    env = await makeTestEnv('pool-wanted-min', { tenant: { maxConnections: 1 } });
+    const tenant = env.config.tenants[0]!;
+    const a = replicaPool(env, undefined, { wantedMinIdleMs: 5_000 });
+    const b = replicaPool(env);
+    const first = await a.acquire(tenant);
+    await a.release(first!);
+    // B is refused and marks the tenant wanted; A's session has just been given back by its job.
+    expect(await b.acquire(tenant)).toBeNull();
+    await delay(300);
+    // A's next job of the tenant takes the same session: no logout, no new login.
+    const again = await a.acquire(tenant);
+    expect(again?.session).toBe(first!.session);
+    await a.release(again!);
+    // Once it has stayed idle (A has no more work of the tenant), a refused B gets the slot.
+    await waitFor(
+      'B to get the slot',
+      async () => {
+        const lease = await b.acquire(tenant);
+        if (lease) await b.release(lease, true);
+        return lease !== null;
+      },
+      30_000,
+    );
+    expect(a.open('acme')).toBe(0);
+    expect(env.ftp.maxConcurrentLoginsByUser().acme).toBe(1);
   });
 
   it('after closeAll (shutdown) a session given back is logged out at once and no new one is opened', async () => {

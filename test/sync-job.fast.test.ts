@@ -274,6 +274,33 @@ describe('runSyncJob on fakes: no slot, wait, superseded', () => {
     });
   });
 
+  it('a row indexed while a recording was on its way reaches its object, read by the sync-state write itself', async () => {
+    const w = world({ indexer: true });
+    const job = w.file('calls/b.wav', 10);
+    const state = w.state;
+    let lookups = 0;
+    const find = state.findManifestRow;
+    state.findManifestRow = (org, refs) => {
+      lookups++;
+      return find(org, refs);
+    };
+    // The call record is indexed after the job's first look (no row then) and before its sync-state write.
+    const mark = state.markSynced;
+    state.markSynced = async (...args) => {
+      const row = { email: 'late@acme.example', dateOfCall: '2024-03-02', line: 2, file: 'b.wav' };
+      await state.indexManifest('acme', new Map([['b.wav', { ...row, manifest: 'calls/m.csv' }]]));
+      return mark(...args);
+    };
+    expect(await w.run(job)).toMatchObject({ kind: 'done', result: { outcome: 'uploaded' } });
+    expect((await w.store.head('acme/calls/b.wav'))?.metadata).toMatchObject({
+      email: 'late@acme.example',
+      'date-of-call': '2024-03-02',
+      'metadata-source': 'manifest',
+    });
+    // The after-upload step took the row the write's round trip read: no lookup of its own.
+    expect(lookups).toBe(0);
+  });
+
   it('superseded: on a retry the listed version was replaced by a newer one', async () => {
     const w = world();
     const job = w.file('calls/a.wav', 10);

@@ -90,19 +90,27 @@ end
 return out`;
 
 /**
- * KEYS: lh, sv base, seen, parked, info (one tenant's, one slot). ARGV: path, packed record, its
- * version part, size, metadata source. The same version marked twice (a job run again after its
- * worker lost its lock, or a HEAD that found it already there) is counted once.
+ * KEYS: lh, mr base, manifests, sv base, seen, parked, info (one tenant's, one slot). ARGV: path,
+ * packed record, its version part, size, metadata source ('' for none), then manifest refs… The same
+ * version marked twice (a job run again after its worker lost its lock, or a HEAD that found it
+ * already there) is counted once. Returns 1 when counted (else 0), then — when refs were given — the
+ * manifest row of the first ref that has one, read after the write (index, row, manifest; 0 for
+ * none): a recording uploaded without a row takes one indexed meanwhile, in the same round trip.
  */
-const MARK_SYNCED = `${LH_LUA}
-local old = lh_set(KEYS[2], 'sv', ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-if old and string.sub(old, 1, #ARGV[3]) == ARGV[3] then return 0 end
-redis.call('HINCRBY', KEYS[5], 'files', 1)
-redis.call('HINCRBY', KEYS[5], 'bytes', ARGV[4])
-if ARGV[5] then redis.call('HINCRBY', KEYS[5], 'meta:' .. ARGV[5], 1) end
-return 1`;
+const MARK_SYNCED = `${LH_LUA}${FIND_ROW_LUA}
+local old = lh_set(KEYS[4], 'sv', ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
+local counted = 0
+if not (old and string.sub(old, 1, #ARGV[3]) == ARGV[3]) then
+  counted = 1
+  redis.call('HINCRBY', KEYS[7], 'files', 1)
+  redis.call('HINCRBY', KEYS[7], 'bytes', ARGV[4])
+  if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[7], 'meta:' .. ARGV[5], 1) end
+end
+if #ARGV < 6 then return { counted } end
+local r = find_row(6)
+return { counted, r[1] or 0, r[2] or '', r[3] or '' }`;
 
 /** KEYS: lh, sv base. ARGV: paths. */
 const FORGET = `${LH_LUA}
@@ -163,7 +171,7 @@ const KEY_COUNTS: Record<keyof typeof SCRIPTS, number> = {
   LOOKUP: 2,
   FIND_ROW: 3,
   JOB_CHECK: 6,
-  MARK_SYNCED: 5,
+  MARK_SYNCED: 7,
   FORGET: 2,
   MIGRATE_SYNCED: 3,
   INDEX_ROWS: 4,
@@ -315,13 +323,16 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         selfPending: Number(res[4] ?? 0) === 1,
       };
     },
-    async markSynced(org, path, rec, source) {
+    async markSynced(org, path, rec, source, opts = {}) {
       // One script, not a MULTI of five commands: the same atomicity for a third of the client's work
-      // (it runs once per file).
-      await run(
+      // (it runs once per file); the after-upload lookup of a manifest row rides along.
+      const refs = opts.manifestRefs ?? [];
+      const res = (await run(
         redis,
         'MARK_SYNCED',
         lh(org),
+        base(org, MR),
+        mf(org),
         base(org, SV),
         k(org, 'seen'),
         k(org, 'parked'),
@@ -330,8 +341,15 @@ export function makeRedisState(redis: RedisClient, prefix: string): SyncStateSto
         packSynced(path, rec, org),
         versionPart(rec.size, rec.mtime),
         rec.size,
-        ...(source ? [source] : []),
-      );
+        source ?? '',
+        ...refs,
+      )) as (string | number | null)[];
+      if (!refs.length) return {};
+      const i = Number(res[1] ?? 0);
+      const row = i
+        ? unpackRow(refs[i - 1]!, typeof res[2] === 'string' ? res[2] : null, String(res[3] ?? ''))
+        : undefined;
+      return { manifestRow: row ?? null };
     },
     async recountSource(org, from, to) {
       if (from === to) return;

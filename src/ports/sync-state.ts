@@ -81,9 +81,17 @@ export interface SyncStateStore {
   }>;
   /**
    * Marks a version synced, unparks it and counts it, atomically; `source` (recordings) counts it by
-   * where its call metadata came from.
+   * where its call metadata came from. With `manifestRefs`, also reads the manifest row of the first
+   * ref that has one, after the write and in the same round trip (null: none): what `findManifestRow`
+   * would answer just after.
    */
-  markSynced(org: string, path: string, rec: SyncRecord, source?: MetadataSource): Promise<void>;
+  markSynced(
+    org: string,
+    path: string,
+    rec: SyncRecord,
+    source?: MetadataSource,
+    opts?: { manifestRefs?: string[] },
+  ): Promise<{ manifestRow?: IndexedRow | null }>;
   /** Moves one synced recording from one metadata-source count to another (metadata updated in place). */
   recountSource(org: string, from: MetadataSource | undefined, to: MetadataSource): Promise<void>;
   /**

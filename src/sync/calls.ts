@@ -159,10 +159,14 @@ async function applyRowInPlace(
  * two sees the other).
  */
 export function makeManifestIndexer(deps: ManifestIndexerDeps): AfterUpload {
-  return async (tenant, job, key, body, metadata) => {
+  return async (tenant, job, key, body, metadata, ctx) => {
     if (isRecording(job.path)) {
       if (metadata['metadata-source'] === 'manifest') return;
-      const row = await deps.state.findManifestRow(tenant.org, manifestKeys(job.path));
+      // Read by the sync-state write's own script when the job passed the refs (one round trip less).
+      const row =
+        ctx?.manifestRow !== undefined
+          ? (ctx.manifestRow ?? undefined)
+          : await deps.state.findManifestRow(tenant.org, manifestKeys(job.path));
       if (row)
         await applyRowInPlace(deps, tenant.org, job.path, key, row, deps.log.child({ org: tenant.org }));
       return;

@@ -51,14 +51,27 @@ export async function completeSync(
   const syncedAt = Date.now();
   const callRecord = afterIndexing(job.path);
   if (!callRecord) await deps.afterSync?.record(tenant, job, done.key, syncedAt);
-  await deps.state.markSynced(
+  // A recording uploaded without a manifest row looks for one after the write (calls.ts): the same
+  // script reads it, so the after-upload step needs no round trip of its own.
+  const source = done.metadata['metadata-source'] as MetadataSource | undefined;
+  const refs =
+    done.index && deps.afterUpload && source !== 'manifest' ? deps.callCheck?.manifestRefs?.(job) : undefined;
+  const { manifestRow } = await deps.state.markSynced(
     tenant.org,
     job.path,
     { size: job.size, mtime: job.mtime, key: done.key, etag: done.etag, syncedAt },
-    done.metadata['metadata-source'] as MetadataSource | undefined,
+    source,
+    refs?.length ? { manifestRefs: refs } : undefined,
   );
   if (done.index && deps.afterUpload) {
-    await deps.afterUpload(tenant, job, done.key, done.body, done.metadata);
+    await deps.afterUpload(
+      tenant,
+      job,
+      done.key,
+      done.body,
+      done.metadata,
+      manifestRow !== undefined ? { manifestRow } : undefined,
+    );
   }
   if (deps.afterSync && tenant.afterSync !== 'keep' && (!callRecord || done.index)) {
     if (callRecord) await deps.afterSync.record(tenant, job, done.key, syncedAt);

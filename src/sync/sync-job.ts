@@ -62,7 +62,8 @@ export interface CallCheck {
  * up without a manifest row looks for one that came meanwhile). `metadata` is the object's metadata
  * as uploaded; `body` the file when it was buffered (else read from S3). A throw is transient: the
  * job is retried, finds the version synced, and runs the step again if it is still owed (a call
- * record still pending).
+ * record still pending). `ctx.manifestRow`, when given, is the row of the job's manifest refs read
+ * right after the sync-state write (null: none), so the step need not look it up again.
  */
 export type AfterUpload = (
   tenant: TenantConfig,
@@ -70,6 +71,7 @@ export type AfterUpload = (
   key: string,
   body: Buffer | undefined,
   metadata: Record<string, string>,
+  ctx?: { manifestRow?: IndexedRow | null },
 ) => Promise<void>;
 
 export interface SyncJobDeps {

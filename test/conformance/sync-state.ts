@@ -207,6 +207,33 @@ export function describeSyncStateConformance(
         expect(info.bySource).toEqual({ manifest: 0, pattern: 0, defaults: 1, partial: 1, api: 0, none: 1 });
       });
 
+      it('with manifest refs, gives the row of the first ref that has one, as stored then (null: none)', async () => {
+        const org = freshOrg();
+        const refs = ['calls/day1/a.wav', 'day1/a.wav', 'a.wav'];
+        // No refs asked: no row in the answer, and nothing else changes.
+        expect(await s.markSynced(org, 'calls/day1/a.wav', rec(1, 'm'), 'pattern')).toStrictEqual({});
+        expect(
+          await s.markSynced(org, 'calls/day1/a.wav', rec(2, 'm'), 'pattern', { manifestRefs: refs }),
+        ).toStrictEqual({ manifestRow: null });
+        const byName = row('name@acme.example', 'a.wav');
+        const byTail = row('tail@acme.example', 'day1/a.wav');
+        await s.indexManifest(org, new Map([['a.wav', byName]]));
+        expect(
+          (await s.markSynced(org, 'calls/day1/a.wav', rec(3, 'm'), 'pattern', { manifestRefs: refs }))
+            .manifestRow,
+        ).toEqual(byName);
+        await s.indexManifest(org, new Map([['day1/a.wav', byTail]]));
+        expect(
+          (await s.markSynced(org, 'calls/day1/a.wav', rec(4, 'm'), undefined, { manifestRefs: refs }))
+            .manifestRow,
+        ).toEqual(byTail);
+        // The write itself is the same with or without refs: each version counted once, by source.
+        const info = await s.info(org);
+        expect(info.files).toBe(4);
+        expect(info.bySource.pattern).toBe(3);
+        expect(await s.getSynced(org, 'calls/day1/a.wav')).toMatchObject({ size: 4, mtime: 'm' });
+      });
+
       it('unparks the path and forgets its seen record, and only that path', async () => {
         const org = freshOrg();
         const parked = (path: string): ParkedRecord => ({

@@ -127,7 +127,7 @@ export function makeMemoryState(opts: { now?: () => number } = {}): MemoryState 
         selfPending: own > 0,
       };
     },
-    async markSynced(org, path, rec, source) {
+    async markSynced(org, path, rec, source, opts = {}) {
       const s = of(org);
       const old = parse<SyncRecord>(s.synced.get(path));
       // The ETag is not kept (as in Redis: nothing reads it back).
@@ -135,10 +135,18 @@ export function makeMemoryState(opts: { now?: () => number } = {}): MemoryState 
       s.synced.set(path, JSON.stringify(kept));
       s.seen.delete(path);
       s.parked.delete(path);
-      if (old && String(old.size) === String(rec.size) && old.mtime === rec.mtime) return;
-      incr(s.info, 'files', 1);
-      incr(s.info, 'bytes', rec.size);
-      if (source) incr(s.info, `meta:${source}`, 1);
+      if (!(old && String(old.size) === String(rec.size) && old.mtime === rec.mtime)) {
+        incr(s.info, 'files', 1);
+        incr(s.info, 'bytes', rec.size);
+        if (source) incr(s.info, `meta:${source}`, 1);
+      }
+      const refs = opts.manifestRefs ?? [];
+      if (!refs.length) return {};
+      for (const ref of refs) {
+        const row = parse<IndexedRow>(s.manifest.get(ref));
+        if (row) return { manifestRow: row };
+      }
+      return { manifestRow: null };
     },
     async recountSource(org, from, to) {
       if (from === to) return;
