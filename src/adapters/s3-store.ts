@@ -22,10 +22,18 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { ObjectHead, ObjectStore, PutOptions } from '../ports/object-store.js';
+import type { ObjectHead, ObjectStore, PutOptions, ResumePoint } from '../ports/object-store.js';
 import type { UploadRecords } from '../ports/upload-records.js';
 import { abortable, makeS3Client } from './s3-client.js';
-import { encodeMetadata, putStreamedParts, safe, toAbortError, type UploadTarget } from './s3-multipart.js';
+import {
+  discardUpload,
+  encodeMetadata,
+  putStreamedParts,
+  resumableUpload,
+  safe,
+  toAbortError,
+  type UploadTarget,
+} from './s3-multipart.js';
 import { putBufferedParts } from './s3-multipart-buffered.js';
 
 /** S3's largest single PutObject: anything larger must be a multipart upload. */
@@ -76,7 +84,13 @@ export function makeS3Store(
 ): S3Store {
   const Bucket = cfg.bucket;
   const { records } = opts;
-  const target: UploadTarget = { client, bucket: Bucket, idleTimeoutMs: cfg.idleTimeout, records };
+  const target: UploadTarget = {
+    client,
+    bucket: Bucket,
+    idleTimeoutMs: cfg.idleTimeout,
+    records,
+    partSize: cfg.partSize,
+  };
   let warnedRefused = false;
 
   /** One PutObject of an in-memory body: the SDK retries it (5xx, throttling, resets, clock skew). */
@@ -167,6 +181,13 @@ export function makeS3Store(
       if (cfg.multipartUpload === 'stream') return putStreamedParts(target, key, body, opts);
       return putBufferedParts({ ...target, queueSize: cfg.queueSize }, key, body, opts);
     },
+    // Streamed multipart uploads resume (lib-storage's buffered `Upload` cannot continue one).
+    ...(cfg.multipartUpload === 'stream' &&
+      records && {
+        resumable: (key: string, version: string, size: number) =>
+          resumableUpload(target, key, version, size),
+        discard: (point: ResumePoint) => discardUpload(target, point),
+      }),
     async get(key) {
       const res = await client.send(new GetObjectCommand({ Bucket, Key: key }));
       return res.Body as Readable;
