@@ -49,8 +49,8 @@ export interface S3Store extends ObjectStore {
   abortStaleUploads(prefix: string, olderThanMs: number): Promise<number | 'unsupported'>;
   /**
    * Aborts, by id, the recorded multipart uploads of this bucket that are `mine` (this process's:
-   * shutdown), or whose owner is gone or that are older than `olderThanMs` (start-up and hourly
-   * cleanup). Works on stores that cannot list uploads. A store that refuses to abort (405) is
+   * shutdown), or that are older than `olderThanMs`, or whose owner is gone unless a retry may still
+   * resume them (start-up and hourly cleanup). Works on stores that cannot list uploads. A store that refuses to abort (405) is
    * warned about once, with the count and bytes left, and those records are dropped. Returns how
    * many were aborted; 0 without a record store.
    */
@@ -261,11 +261,14 @@ export function makeS3Store(
       let bytesLeft = 0;
       for (const r of await records.list()) {
         if (r.bucket !== Bucket) continue;
+        // A resumable upload (one with a version) whose process is gone is kept until it is old: the
+        // job's retry, in any process, continues it (sync/transfer.ts). One this process kept after
+        // a failed attempt is aborted once it is old too.
+        const old = 'olderThanMs' in which && Date.now() - r.startedAt > which.olderThanMs;
         const take =
           'mine' in which
             ? r.owner === records.owner
-            : r.owner !== records.owner &&
-              (Date.now() - r.startedAt > which.olderThanMs || !(await records.alive(r.owner)));
+            : old || (r.owner !== records.owner && !r.version && !(await records.alive(r.owner)));
         if (!take) continue;
         try {
           await client.send(new AbortMultipartUploadCommand({ Bucket, Key: r.key, UploadId: r.uploadId }));

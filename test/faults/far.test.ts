@@ -156,7 +156,7 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     );
   }, 300_000);
 
-  it('the control connection dropped by a gateway during a transfer: that attempt leaves no object (byte count, no final reply), the retry syncs it once', async () => {
+  it('the control connection dropped by a gateway during a transfer: that attempt leaves no object (byte count, no final reply), the retry resumes after REST and syncs it once', async () => {
     env = await makeFaultEnv('far-cut');
     await env.write('calls/cut.wav', 12 * MB);
     // basic-ftp refuses a PASV address other than the control connection's: the gateway relays the
@@ -181,8 +181,12 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
         password: vsftpd.password,
       };
       const acme = { ...env.acme(), ftp };
-      const d = await env.spawn('all', { tenants: [acme] });
+      // 1 MiB parts: the parts complete before the cut are kept, and the retry reads the rest only.
+      const d = await env.spawn('all', { tenants: [acme], s3: { partSize: '1MiB' } });
       await waitFor('3 MiB of the transfer received', () => link!.bytesIn() > 3 * MB, 60_000);
+      const partsBefore = env.s3
+        .requests()
+        .filter((r) => /partNumber=/.test(r.path) && r.status === 200).length;
       const before = link!.bytesIn();
       expect(gateway.cut(), 'control connections dropped').toBeGreaterThan(0);
       await env.waitSynced(90_000);
@@ -191,12 +195,19 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
       const [job] = await env.syncQueue.getJobs(['completed']);
       expect(job!.attemptsMade, 'the cut attempt counted as failed, then retried').toBeGreaterThanOrEqual(1);
       const warned = logsOf([d], /attempt failed|transfer size mismatch|retry/);
+      const [resumed] = logsOf([d], 'transfer resumed');
+      const saved = Number(resumed?.offset ?? 0);
+      const resent = link!.bytesIn() - 12 * MB;
       console.info(
-        `far: control connection cut after ${(before / MB).toFixed(1)} MiB of 12: attempts ${job!.attemptsStarted}, ${((link!.bytesIn() - 12 * MB) / MB).toFixed(1)} MiB re-sent over the link (no REST resume); log: ${warned
+        `far: control connection cut after ${(before / MB).toFixed(1)} MiB of 12 (${partsBefore} parts of 1 MiB in S3): attempts ${job!.attemptsStarted}, resumed at ${(saved / MB).toFixed(1)} MiB (REST): ${(saved / MB).toFixed(1)} MiB not read again, ${(resent / MB).toFixed(1)} MiB re-sent over the link (TCP/IP headers included); log: ${warned
           .map((l) => l.msg)
           .slice(0, 3)
           .join(' | ')}`,
       );
+      expect(saved, 'the retry resumed after the parts in S3').toBeGreaterThanOrEqual(partsBefore * MB);
+      expect(saved % MB).toBe(0);
+      // Only the bytes after the last complete part were read again (+ headers), not the whole start.
+      expect(resent, 'bytes read twice').toBeLessThan(before - saved + 0.06 * 12 * MB);
     } finally {
       await gateway.stop();
       await data.stop();
