@@ -6,12 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, writeFileDeep } from '../support/fs.js';
 import { startFtpServer } from '../support/ftp-server.js';
 import { freePort } from '../support/ports.js';
 import type { DaemonProcess } from '../support/process.js';
 import { listAll } from '../support/s3.js';
+import { unpackDebs } from '../support/servers/debs.js';
+import { startPureFtpd } from '../support/servers/pure-ftpd.js';
+import type { FtpServerUnderTest } from '../support/servers/types.js';
 import { makeSlowLink, requireSlowLink, type SlowLink } from '../support/slow-link.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { hasVsftpd, startVsftpd, type VsftpdServer } from '../support/vsftpd.js';
@@ -238,6 +242,54 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     expect(r.rate / MB).toBeGreaterThan(0.9);
     expect(r.rate / MB).toBeLessThan(1.1);
   });
+});
+
+describe.skipIf(!!noSlowLink)('pure-ftpd (MLSD) in a network namespace behind a thin link', () => {
+  it('syncs through pure-ftpd inside the namespace with MLSD listings (exact UTC times), a multipart file included', async () => {
+    env = await makeFaultEnv('far-pure');
+    // Debian's pure-ftpd conflicts with the installed vsftpd: unpacked and run from there
+    // (test/support/servers/debs.ts), inside the namespace with `ip netns exec`.
+    const debs = await tempDir('far-pure-debs');
+    let pure: FtpServerUnderTest | undefined;
+    try {
+      const debRoot = await unpackDebs(debs.path);
+      link = await makeSlowLink({ bytesPerSecond: 2 * MB });
+      pure = await startPureFtpd({
+        root: env.root,
+        mode: 'plain',
+        debRoot,
+        netns: link.netns,
+        listenAddress: link.nsAddress,
+      });
+      await env.write('calls/big.wav', 10 * MB);
+      for (let i = 0; i < 3; i++) await env.write(`calls/small-${i}.wav`, 200_000 + i);
+      const ftp = {
+        host: pure.host,
+        port: pure.port,
+        secure: false,
+        user: pure.user,
+        password: pure.password,
+      };
+      const t0 = Date.now();
+      const d = await env.spawn('all', { tenants: [{ ...env.acme(), ftp }] });
+      await env.waitSynced(90_000);
+      const took = Date.now() - t0;
+      await stopGracefully([d]);
+      await env.verify();
+      // MLSD's exact UTC time, not LIST's text: what the object's source-mtime says.
+      const head = await env.s3.directClient.send(
+        new HeadObjectCommand({ Bucket: env.s3.bucket, Key: 'acme/calls/big.wav' }),
+      );
+      expect(head.Metadata?.['source-mtime']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+      expect(link.bytesIn(), 'the files came over the shaped link').toBeGreaterThan(10.5 * MB);
+      console.info(
+        `far: pure-ftpd (MLSD) in a namespace behind 2 MiB/s: 10 MiB + 3 small files in ${(took / 1000).toFixed(1)} s, ${(link.bytesIn() / MB).toFixed(1)} MiB over the link`,
+      );
+    } finally {
+      await pure?.stop();
+      await debs.cleanup();
+    }
+  }, 180_000);
 });
 
 describe.skipIf(!!noSlowLink || !hasVsftpd())('many tenants, one slow', () => {
