@@ -156,7 +156,7 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     await env.verify({ openUploads: 0 });
     const total = link!.bytesIn();
     console.info(
-      `far: SIGTERM exit after ${(termMs / 1000).toFixed(1)} s; bytes received: ${(afterTerm / MB).toFixed(1)} MiB before SIGTERM's abort, ${((afterKill - afterTerm) / MB).toFixed(1)} MiB by the killed worker, ${((total - afterKill) / MB).toFixed(1)} MiB by the rescuer; ${((total - 48 * MB) / MB).toFixed(1)} MiB re-sent (no REST resume)`,
+      `far: SIGTERM exit after ${(termMs / 1000).toFixed(1)} s; bytes received: ${(afterTerm / MB).toFixed(1)} MiB before SIGTERM's abort, ${((afterKill - afterTerm) / MB).toFixed(1)} MiB by the killed worker, ${((total - afterKill) / MB).toFixed(1)} MiB by the rescuer; ${((total - 48 * MB) / MB).toFixed(1)} MiB re-sent (SIGTERM aborts the upload: no resume; the rescuer resumed the killed worker's at ${Number(logsOf([c], 'transfer resumed')[0]?.offset ?? 0) / MB} MiB)`,
     );
   }, 300_000);
 

@@ -24,8 +24,8 @@ import type { Rgw } from './rgw.js';
  *   405 instead of the error that made it abort. The fault proxy answers AbortMultipartUpload itself
  *   with 204 (the parts stay on s3rver's disk, which nothing can see).
  * - ListParts answers 405. The fault proxy answers it itself from the UploadPart requests s3rver
- *   answered 200 (number, ETag, bytes), until the upload is completed or aborted (then 404
- *   NoSuchUpload), as S3 does: a part whose request was cut is not listed.
+ *   answered 200 (number, ETag, bytes; none yet: an empty list), until the upload is completed or
+ *   aborted (then 404 NoSuchUpload), as S3 does: a part whose request was cut is not listed.
  * - A multipart object's ETag is the MD5 of the whole object, not S3's `<md5 of part md5s>-<n>`.
  * - ListObjectsV2 answers 500 InternalError when more than 1,000 keys match (it cannot page).
  * - It checks the signing time against its own clock (a request signed 15 min off is refused with
@@ -306,6 +306,7 @@ async function startFaultProxy(
   const stalled = new Set<Socket>();
   // s3rver mode: uploadId → part number → what s3rver confirmed (for ListParts, answered here).
   const uploads = new Map<string, Map<number, { etag: string; size: number }>>();
+  const ended = new Set<string>(); // completed or aborted: NoSuchUpload from then on
 
   const takeFault = (): { status: number; reply: CannedReply } | undefined => {
     if (failCount > 0) {
@@ -352,13 +353,16 @@ async function startFaultProxy(
     }
     const mp = multipartQuery(entry.path);
     if (opts.answerAborts && isAbortMultipart(req)) {
-      if (mp.uploadId) uploads.delete(mp.uploadId);
+      if (mp.uploadId) {
+        uploads.delete(mp.uploadId);
+        ended.add(mp.uploadId);
+      }
       return answer(204);
     }
     if (opts.answerAborts && req.method === 'GET' && mp.uploadId && !mp.partNumber) {
-      const parts = uploads.get(mp.uploadId);
-      if (!parts) return answer(404, errorBody(404, entry.path, 'NoSuchUpload'));
-      return answer(200, listPartsBody(entry.path, mp.uploadId, parts));
+      // An upload not seen ending is open, with the parts s3rver confirmed (none yet: an empty list).
+      if (ended.has(mp.uploadId)) return answer(404, errorBody(404, entry.path, 'NoSuchUpload'));
+      return answer(200, listPartsBody(entry.path, mp.uploadId, uploads.get(mp.uploadId) ?? new Map()));
     }
     let bodyBytes = 0;
     const isPart = req.method === 'PUT' && mp.uploadId !== undefined && mp.partNumber !== undefined;
@@ -376,7 +380,10 @@ async function startFaultProxy(
       (upRes) => {
         entry.status = upRes.statusCode ?? 0;
         if (opts.answerAborts && mp.uploadId && entry.status === 200) {
-          if (req.method === 'POST' && !/[?&]uploads\b/.test(entry.path)) uploads.delete(mp.uploadId);
+          if (req.method === 'POST' && !/[?&]uploads\b/.test(entry.path)) {
+            uploads.delete(mp.uploadId);
+            ended.add(mp.uploadId);
+          }
           if (isPart && req.readableEnded) {
             const parts = uploads.get(mp.uploadId) ?? new Map();
             parts.set(mp.partNumber!, { etag: String(upRes.headers.etag ?? ''), size: bodyBytes });
