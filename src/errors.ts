@@ -55,6 +55,14 @@ export class UnreachableError extends Error {
   }
 }
 
+/**
+ * The source refused to start a download at an offset (FTP `REST` answered 500/501/502/504): the
+ * session is still usable, and the file can be read from its start instead.
+ */
+export class ResumeRefusedError extends Error {
+  override name = 'ResumeRefusedError';
+}
+
 /** No connection slot of the tenant became free in time (its budget is used by the daemon). */
 export class NoSlotError extends Error {
   override name = 'NoSlotError';

@@ -340,6 +340,7 @@ function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWor
       bandwidth: root.bandwidth(),
       keyTemplate: config.s3.keyTemplate,
       multipartThreshold: config.s3.multipartThreshold,
+      onResumed: (org, bytes) => metrics.recordResumed(org, bytes),
       callCheck,
       // A zip synced from a source is expanded after it is in S3 (per tenant `archives`).
       afterUpload: async (tenant, job, key, body, metadata, ctx) => {

@@ -62,6 +62,8 @@ export interface Metrics {
   recordOutcome(org: string, outcome: string, bytes: number, ms: number): void;
   /** One entry of a zip batch got its outcome (batch worker `onEntry`). */
   recordBatchEntry(org: string, outcome: string): void;
+  /** A transfer resumed an upload: `bytes` not read again from the source (sync job `onResumed`). */
+  recordResumed(org: string, bytes: number): void;
   /** A tenant-level error (bad login, TLS, missing directory): worker `onTenantError`. */
   recordTenantError(org: string): void;
   /** A poll ended (poller `onPoll`). */
@@ -118,6 +120,12 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
   const bytesSynced = new Counter({
     name: 'ftpsync_bytes_synced_total',
     help: 'Bytes uploaded to S3.',
+    labelNames: ['org'],
+    registers,
+  });
+  const resumedBytes = new Counter({
+    name: 'ftpsync_resumed_bytes_total',
+    help: 'Bytes not read again from the source because a retried transfer resumed the upload an earlier attempt left (REST / SFTP offset).',
     labelNames: ['org'],
     registers,
   });
@@ -321,6 +329,9 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
         } else if (FAILED.has(outcome)) failures.inc({ org, reason: outcome });
         // `parked` is not counted here: the parked gauge reads how many are parked now.
       });
+    },
+    recordResumed(org, bytes) {
+      safe(() => resumedBytes.inc({ org }, bytes));
     },
     recordTenantError(org) {
       safe(() => {

@@ -165,13 +165,13 @@ describe('recorded multipart uploads (Redis + s3rver, which answers 501 to ListM
    * declared 64 MiB written), made through its own client, recorded under `owner`. `die()` stops
    * its lease, as a kill -9 would; the upload is neither completed nor aborted.
    */
-  async function dyingUpload(owner: string, key: string, sent: number) {
+  async function dyingUpload(owner: string, key: string, sent: number, version?: string) {
     const rec = records(owner);
     const client = s3Client(s3.endpoint);
     const store = makeS3Store(s3Config(s3.endpoint, s3.bucket), client, { records: rec });
     const body = new PassThrough();
     body.write(Buffer.alloc(sent, 7));
-    const put = store.put(key, body, { size: 64 * MiB, metadata: {} });
+    const put = store.put(key, body, { size: 64 * MiB, metadata: {}, ...(version && { version }) });
     put.catch(() => {});
     cleanups.push(async () => {
       body.destroy();
@@ -185,6 +185,18 @@ describe('recorded multipart uploads (Redis + s3rver, which answers 501 to ListM
     if (!found) throw new Error('not recorded');
     return { uploadId: found.uploadId, store, records: rec, die: () => rec.close() };
   }
+
+  it("a dead process's resumable upload (a version recorded) is kept for a retry to resume until it is older than the age", async () => {
+    prefix = uniquePrefix('mpu-resumable');
+    const dead = await dyingUpload('replica-a', 'acme/resumable.wav', 9 * MiB, `${64 * MiB}:2024-01-01`);
+    await dead.die();
+    const fresh = records('replica-b');
+    const store = makeS3Store(s3Config(s3.endpoint, s3.bucket), s3.client, { records: fresh });
+    expect(await store.abortRecorded({ olderThanMs: DAY }), 'kept: a retry may resume it').toBe(0);
+    expect((await fresh.list()).map((r) => r.uploadId)).toContain(dead.uploadId);
+    expect(await store.abortRecorded({ olderThanMs: 0 }), 'old: aborted by id').toBe(1);
+    expect((await fresh.list()).map((r) => r.uploadId)).not.toContain(dead.uploadId);
+  });
 
   it("a dead process's upload is aborted by id by a fresh process's start-up cleanup; a live one's is not", async () => {
     prefix = uniquePrefix('mpu');

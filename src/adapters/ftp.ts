@@ -6,7 +6,15 @@ import type { Writable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Client, type FileInfo, FileType, type FTPResponse, parseList } from 'basic-ftp';
 import type { FtpConfig, TenantConfig } from '../config.js';
-import { ftpCode, NotFoundError, PermanentError, TenantError, TlsError, withContext } from '../errors.js';
+import {
+  ftpCode,
+  NotFoundError,
+  PermanentError,
+  ResumeRefusedError,
+  TenantError,
+  TlsError,
+  withContext,
+} from '../errors.js';
 import type { SourceCredentials, SourceEntry, SourceListing, SourceSession } from '../ports/source.js';
 import { classifyConnectError, classifyPlainAnswer, NOT_FOUND, replyText, TOO_MANY } from './ftp-errors.js';
 
@@ -237,6 +245,37 @@ export async function connectFtp(
       fingerprint: cert?.fingerprint256,
     };
   }
+  /**
+   * RETR, after `REST offset` when `offset` > 0 (basic-ftp's `startAt`). A server that answers REST
+   * with 500/501/502/504 (not implemented, bad parameter) cannot resume: ResumeRefusedError, the
+   * session stays usable (a 5xx reply).
+   */
+  const download = (remotePath: string, dest: Writable, offset: number, signal?: AbortSignal) =>
+    guard(`download ${remotePath}`, async () => {
+      const onAbort = () => {
+        broken = true;
+        client.close();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let restAnswered = false;
+      const track = (res: FTPResponse) => {
+        if (res.code === 350) restAnswered = true;
+      };
+      try {
+        if (offset > 0) replies.onReply(track);
+        await client.downloadTo(dest, remotePath, offset);
+      } catch (err) {
+        const code = ftpCode(err);
+        if (offset > 0 && !restAnswered && code !== undefined && [500, 501, 502, 504].includes(code)) {
+          throw new ResumeRefusedError(`REST ${offset} refused: ${(err as Error).message}`, { cause: err });
+        }
+        throw err;
+      } finally {
+        replies.onReply(undefined);
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+
   return {
     tls,
     get healthy() {
@@ -252,19 +291,8 @@ export async function connectFtp(
         if (reply && /truncat/i.test(reply)) entries.truncated = reply.replace(/\s+/g, ' ').trim();
         return entries;
       }),
-    download: (remotePath: string, dest: Writable, signal?: AbortSignal) =>
-      guard(`download ${remotePath}`, async () => {
-        const onAbort = () => {
-          broken = true;
-          client.close();
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        try {
-          await client.downloadTo(dest, remotePath);
-        } finally {
-          signal?.removeEventListener('abort', onAbort);
-        }
-      }),
+    download: (remotePath, dest, signal) => download(remotePath, dest, 0, signal),
+    downloadFrom: (remotePath, dest, offset, signal) => download(remotePath, dest, offset, signal),
     rename: (from, to) =>
       guard(`rename ${from}`, async () => {
         await client.rename(from, to);
@@ -296,11 +324,17 @@ export async function connectFtp(
  * The final reply of the last listing command. A server that caps a listing says so only there
  * (pure-ftpd `-L`: `226 Output truncated to 2000 matches`), and basic-ftp's `list()` drops it.
  */
-function trackListReplies(client: Client): { take(): string | undefined } {
+function trackListReplies(client: Client): {
+  take(): string | undefined;
+  /** Also shows every reply to `fn` (REST's 350, for a download from an offset); undefined: stop. */
+  onReply(fn: ((res: FTPResponse) => void) | undefined): void;
+} {
   let last: string | undefined;
+  let watcher: ((res: FTPResponse) => void) | undefined;
   const handle = client.ftp.handle.bind(client.ftp);
   client.ftp.handle = (command, onResponse) =>
     handle(command, (res, task) => {
+      if (!(res instanceof Error)) watcher?.(res as FTPResponse);
       if (
         !(res instanceof Error) &&
         res.code >= 200 &&
@@ -316,6 +350,9 @@ function trackListReplies(client: Client): { take(): string | undefined } {
       const reply = last;
       last = undefined;
       return reply;
+    },
+    onReply(fn) {
+      watcher = fn;
     },
   };
 }

@@ -36,6 +36,12 @@ export function makeRedisUploadRecords(
       const full: Omit<UploadRecord, 'bytes'> = { ...rec, owner };
       await redis.hset(hash, rec.uploadId, JSON.stringify(full));
     },
+    async adopt(uploadId) {
+      const raw = await redis.hget(hash, uploadId);
+      if (!raw) return;
+      await hold();
+      await redis.hset(hash, uploadId, JSON.stringify({ ...(JSON.parse(raw) as UploadRecord), owner }));
+    },
     async progress(uploadId, bytes) {
       await redis.hincrby(bytesHash, uploadId, bytes);
     },

@@ -140,7 +140,7 @@ export async function putBufferedParts(
       ContentType: opts.contentType,
       Metadata: encodeMetadata(opts.metadata),
     },
-    partSize: partSizeFor(opts.size),
+    partSize: partSizeFor(opts.size, t.partSize),
     queueSize: t.queueSize,
     leavePartsOnError: false,
   });

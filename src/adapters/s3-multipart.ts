@@ -9,10 +9,12 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  ListPartsCommand,
   type S3Client,
+  S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import type { PutOptions } from '../ports/object-store.js';
+import type { PutOptions, ResumePoint } from '../ports/object-store.js';
 import type { UploadRecords } from '../ports/upload-records.js';
 import { abortable, TunedS3Client } from './s3-client.js';
 
@@ -21,8 +23,9 @@ const MiB = 1024 * 1024;
 const MAX_PARTS = 2000;
 export const MIN_PART_SIZE = 8 * MiB;
 
-export function partSizeFor(size: number): number {
-  return Math.max(MIN_PART_SIZE, Math.ceil(size / MAX_PARTS / MiB) * MiB);
+/** `min`: `s3.partSize` (S3 takes parts of 5 MiB or more, the last one excepted). */
+export function partSizeFor(size: number, min = MIN_PART_SIZE): number {
+  return Math.max(min, Math.ceil(size / MAX_PARTS / MiB) * MiB);
 }
 
 /** HTTP header values must be printable ASCII; other values are percent-encoded. */
@@ -47,6 +50,8 @@ export interface UploadTarget {
   idleTimeoutMs: number;
   /** Where open multipart uploads are recorded (crash safety); none: not recorded. */
   records?: UploadRecords;
+  /** The smallest part size (`s3.partSize`). @defaultValue MIN_PART_SIZE */
+  partSize?: number;
 }
 
 /** Best effort: Redis failing must not fail an upload (the record is a safety net, not a step). */
@@ -78,7 +83,7 @@ export function activityOf(client: S3Client): (() => number) | undefined {
  * Best effort, bounded: a store that does not answer (or refuses) leaves the upload recorded, for
  * the stale-upload cleanup.
  */
-async function abortUpload(t: UploadTarget, key: string, UploadId: string) {
+export async function abortUpload(t: UploadTarget, key: string, UploadId: string) {
   const command = new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: key, UploadId });
   const timeout = AbortSignal.timeout(ABORT_GRACE_MS);
   await t.client
@@ -109,12 +114,14 @@ export async function putStreamedParts(
   opts: PutOptions,
 ): Promise<{ etag?: string }> {
   const { client, bucket: Bucket, idleTimeoutMs: idleMs } = t;
-  const partSize = partSizeFor(opts.size);
+  const resumed = opts.resume ? handleOf(opts.resume) : undefined;
+  const partSize = resumed?.partSize ?? partSizeFor(opts.size, t.partSize);
   const requests = new AbortController();
-  let uploadId: string | undefined;
+  let uploadId: string | undefined = resumed?.uploadId;
   let part: PassThrough | undefined;
   // The first part to fail stops everything: the body (hence the source) and the other parts.
   let failure: Error | undefined;
+  let answered = new Set<number>(); // part numbers the store confirmed
   let onFailure: (err: Error) => void = () => {};
   const failed = new Promise<never>((_, reject) => {
     onFailure = reject;
@@ -154,19 +161,25 @@ export async function putStreamedParts(
     last = Date.now();
   };
   try {
-    const create = new CreateMultipartUploadCommand({
-      Bucket,
-      Key: key,
-      ContentType: opts.contentType,
-      Metadata: encodeMetadata(opts.metadata),
-    });
-    const created = await client.send(create, abortable(client, create, requests.signal));
-    uploadId = created.UploadId;
-    if (uploadId) {
-      await quietly(t.records?.add({ uploadId, bucket: Bucket, key, startedAt: Date.now() }));
+    if (!resumed) {
+      const create = new CreateMultipartUploadCommand({
+        Bucket,
+        Key: key,
+        ContentType: opts.contentType,
+        Metadata: encodeMetadata(opts.metadata),
+      });
+      const created = await client.send(create, abortable(client, create, requests.signal));
+      uploadId = created.UploadId;
+      if (uploadId) {
+        const resumable = opts.version ? { version: opts.version, partSize } : {};
+        await quietly(t.records?.add({ uploadId, bucket: Bucket, key, startedAt: Date.now(), ...resumable }));
+      }
     }
-    const uploads: Promise<{ ETag?: string; PartNumber: number }>[] = [];
-    const answered = new Set<number>(); // part numbers the store confirmed
+    // A resumed upload starts with the parts the store holds already (listed by `resumableUpload`).
+    const uploads: Promise<{ ETag?: string; PartNumber: number }>[] = (resumed?.parts ?? []).map((p) =>
+      Promise.resolve(p),
+    );
+    answered = new Set<number>(uploads.map((_, i) => i + 1));
     const startPart = (length: number) => {
       const PartNumber = uploads.length + 1;
       const stream = new PassThrough({ highWaterMark: 256 * 1024 });
@@ -191,9 +204,10 @@ export async function putStreamedParts(
       uploads.push(sending);
       return stream;
     };
-    let remaining = opts.size;
+    const offset = resumed ? opts.resume!.offset : 0;
+    let remaining = opts.size - offset;
     let left = 0; // bytes still to write into `part`
-    let sent = 0;
+    let sent = offset;
     // Splits the body into parts as it flows, chunk by chunk as they come (a Writable: no copies,
     // unlike async iteration, which concatenates whatever is buffered). Synchronous unless it must
     // wait (a part's drain, or the part before the last one's answer): no promise per chunk.
@@ -264,7 +278,11 @@ export async function putStreamedParts(
   } catch (err) {
     const cause = failure ?? (err as Error);
     fail(cause);
-    if (uploadId) await abortUpload(t, key, uploadId);
+    // Kept for a retry of the same version to resume, when the store holds some of it and the
+    // caller did not stop us (a shutdown or cancel aborts): the record stays, the stale-upload
+    // cleanup aborts it if no retry comes.
+    const keep = opts.version && t.records && !opts.signal?.aborted && answered.size > 0;
+    if (uploadId && !keep) await abortUpload(t, key, uploadId);
     throw cause;
   } finally {
     clearInterval(watchdog);
@@ -284,4 +302,90 @@ function afterDrain(stream: PassThroughType, resume: () => void, fail: (err: Err
   };
   stream.once('drain', onDrain);
   stream.once('error', onError);
+}
+
+/** What `resumableUpload` found: the upload and its complete leading parts. */
+interface ResumeHandle {
+  key: string;
+  uploadId: string;
+  partSize: number;
+  parts: { PartNumber: number; ETag?: string }[];
+}
+
+function handleOf(point: ResumePoint): ResumeHandle {
+  return point.handle as ResumeHandle;
+}
+
+const isNoSuchUpload = (err: unknown) =>
+  err instanceof S3ServiceException && (err.name === 'NoSuchUpload' || err.$metadata.httpStatusCode === 404);
+
+/**
+ * The multipart upload of `key` an earlier attempt left open for `version` (recorded with its part
+ * size), with the parts the store lists (ListParts) that continue from part 1 at their full size.
+ * At least one byte is left to read, so the retry's byte count still proves the whole file arrived
+ * (invariant 1). Uploads of `key` for another version, and one with no complete part, are aborted;
+ * one still owned by another live process is left alone. Undefined: nothing to resume.
+ */
+export async function resumableUpload(
+  t: UploadTarget,
+  key: string,
+  version: string,
+  size: number,
+): Promise<ResumePoint | undefined> {
+  const { records } = t;
+  if (!records) return undefined;
+  let found: ResumePoint | undefined;
+  for (const r of await records.list()) {
+    if (r.bucket !== t.bucket || r.key !== key) continue;
+    if (r.owner !== records.owner && (await records.alive(r.owner))) continue; // running elsewhere
+    if (found || r.version !== version || !r.partSize) {
+      await abortUpload(t, key, r.uploadId);
+      continue;
+    }
+    const parts: { PartNumber: number; ETag?: string }[] = [];
+    const wanted = Math.floor((size - 1) / r.partSize); // full parts before the last byte
+    try {
+      let marker: string | undefined;
+      listing: do {
+        const list = new ListPartsCommand({
+          Bucket: t.bucket,
+          Key: key,
+          UploadId: r.uploadId,
+          PartNumberMarker: marker,
+        });
+        const res = await t.client.send(
+          list,
+          abortable(t.client, list, AbortSignal.timeout(t.idleTimeoutMs)),
+        );
+        for (const p of res.Parts ?? []) {
+          if (parts.length >= wanted || p.PartNumber !== parts.length + 1 || p.Size !== r.partSize)
+            break listing;
+          parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
+        }
+        marker = res.IsTruncated ? res.NextPartNumberMarker : undefined;
+      } while (marker);
+    } catch (err) {
+      if (isNoSuchUpload(err)) {
+        await quietly(records.remove(r.uploadId));
+        continue;
+      }
+      // A store that cannot list parts (or did not answer): start over.
+      await abortUpload(t, key, r.uploadId);
+      continue;
+    }
+    if (parts.length === 0) {
+      await abortUpload(t, key, r.uploadId);
+      continue;
+    }
+    if (r.owner !== records.owner) await quietly(records.adopt(r.uploadId));
+    const handle: ResumeHandle = { key, uploadId: r.uploadId, partSize: r.partSize, parts };
+    found = { offset: parts.length * r.partSize, handle };
+  }
+  return found;
+}
+
+/** Aborts an upload `resumableUpload` offered. Never throws. */
+export async function discardUpload(t: UploadTarget, point: ResumePoint): Promise<void> {
+  const { key, uploadId } = handleOf(point);
+  await abortUpload(t, key, uploadId);
 }

@@ -22,10 +22,18 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { ObjectHead, ObjectStore, PutOptions } from '../ports/object-store.js';
+import type { ObjectHead, ObjectStore, PutOptions, ResumePoint } from '../ports/object-store.js';
 import type { UploadRecords } from '../ports/upload-records.js';
 import { abortable, makeS3Client } from './s3-client.js';
-import { encodeMetadata, putStreamedParts, safe, toAbortError, type UploadTarget } from './s3-multipart.js';
+import {
+  discardUpload,
+  encodeMetadata,
+  putStreamedParts,
+  resumableUpload,
+  safe,
+  toAbortError,
+  type UploadTarget,
+} from './s3-multipart.js';
 import { putBufferedParts } from './s3-multipart-buffered.js';
 
 /** S3's largest single PutObject: anything larger must be a multipart upload. */
@@ -41,8 +49,8 @@ export interface S3Store extends ObjectStore {
   abortStaleUploads(prefix: string, olderThanMs: number): Promise<number | 'unsupported'>;
   /**
    * Aborts, by id, the recorded multipart uploads of this bucket that are `mine` (this process's:
-   * shutdown), or whose owner is gone or that are older than `olderThanMs` (start-up and hourly
-   * cleanup). Works on stores that cannot list uploads. A store that refuses to abort (405) is
+   * shutdown), or that are older than `olderThanMs`, or whose owner is gone unless a retry may still
+   * resume them (start-up and hourly cleanup). Works on stores that cannot list uploads. A store that refuses to abort (405) is
    * warned about once, with the count and bytes left, and those records are dropped. Returns how
    * many were aborted; 0 without a record store.
    */
@@ -76,7 +84,13 @@ export function makeS3Store(
 ): S3Store {
   const Bucket = cfg.bucket;
   const { records } = opts;
-  const target: UploadTarget = { client, bucket: Bucket, idleTimeoutMs: cfg.idleTimeout, records };
+  const target: UploadTarget = {
+    client,
+    bucket: Bucket,
+    idleTimeoutMs: cfg.idleTimeout,
+    records,
+    partSize: cfg.partSize,
+  };
   let warnedRefused = false;
 
   /** One PutObject of an in-memory body: the SDK retries it (5xx, throttling, resets, clock skew). */
@@ -167,6 +181,13 @@ export function makeS3Store(
       if (cfg.multipartUpload === 'stream') return putStreamedParts(target, key, body, opts);
       return putBufferedParts({ ...target, queueSize: cfg.queueSize }, key, body, opts);
     },
+    // Streamed multipart uploads resume (lib-storage's buffered `Upload` cannot continue one).
+    ...(cfg.multipartUpload === 'stream' &&
+      records && {
+        resumable: (key: string, version: string, size: number) =>
+          resumableUpload(target, key, version, size),
+        discard: (point: ResumePoint) => discardUpload(target, point),
+      }),
     async get(key) {
       const res = await client.send(new GetObjectCommand({ Bucket, Key: key }));
       return res.Body as Readable;
@@ -240,11 +261,14 @@ export function makeS3Store(
       let bytesLeft = 0;
       for (const r of await records.list()) {
         if (r.bucket !== Bucket) continue;
+        // A resumable upload (one with a version) whose process is gone is kept until it is old: the
+        // job's retry, in any process, continues it (sync/transfer.ts). One this process kept after
+        // a failed attempt is aborted once it is old too.
+        const old = 'olderThanMs' in which && Date.now() - r.startedAt > which.olderThanMs;
         const take =
           'mine' in which
             ? r.owner === records.owner
-            : r.owner !== records.owner &&
-              (Date.now() - r.startedAt > which.olderThanMs || !(await records.alive(r.owner)));
+            : old || (r.owner !== records.owner && !r.version && !(await records.alive(r.owner)));
         if (!take) continue;
         try {
           await client.send(new AbortMultipartUploadCommand({ Bucket, Key: r.key, UploadId: r.uploadId }));

@@ -227,6 +227,35 @@ export async function connectSftp(
     }
   };
 
+  const download = (remotePath: string, dest: Writable, from: number, signal?: AbortSignal) =>
+    guard(`download ${remotePath}`, async () => {
+      if (signal?.aborted) throw toError(signal.reason ?? new Error('aborted'));
+      const onAbort = () => kill(toError(signal?.reason ?? new Error('aborted')));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const handle = await call<Buffer>(`open ${remotePath}`, (cb) => sftp.open(remotePath, 'r', cb));
+        try {
+          const read = (offset: number) =>
+            call<Buffer>(`read ${remotePath}`, (cb) =>
+              sftp.read(handle, Buffer.allocUnsafe(CHUNK), 0, CHUNK, offset, (err, n, buf) =>
+                cb(err, buf?.subarray(0, n) as Buffer),
+              ),
+            );
+          await readAhead(read, dest, from, signal);
+        } finally {
+          if (!broken && !closed) {
+            await call<void>(`close ${remotePath}`, (cb) =>
+              sftp.close(handle, (err) => cb(err, undefined)),
+            ).catch(() => {});
+          }
+        }
+      } catch (err) {
+        throw signal?.aborted ? toError(signal.reason ?? err) : err;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+
   return {
     get healthy() {
       return !broken && !closed;
@@ -236,34 +265,9 @@ export async function connectSftp(
         const entries = await call<FileEntryWithStats[]>(`list ${dir}`, (cb) => sftp.readdir(dir, cb));
         return entries.map(toSftpEntry);
       }),
-    download: (remotePath: string, dest: Writable, signal?: AbortSignal) =>
-      guard(`download ${remotePath}`, async () => {
-        if (signal?.aborted) throw toError(signal.reason ?? new Error('aborted'));
-        const onAbort = () => kill(toError(signal?.reason ?? new Error('aborted')));
-        signal?.addEventListener('abort', onAbort, { once: true });
-        try {
-          const handle = await call<Buffer>(`open ${remotePath}`, (cb) => sftp.open(remotePath, 'r', cb));
-          try {
-            const read = (offset: number) =>
-              call<Buffer>(`read ${remotePath}`, (cb) =>
-                sftp.read(handle, Buffer.allocUnsafe(CHUNK), 0, CHUNK, offset, (err, n, buf) =>
-                  cb(err, buf?.subarray(0, n) as Buffer),
-                ),
-              );
-            await readAhead(read, dest, signal);
-          } finally {
-            if (!broken && !closed) {
-              await call<void>(`close ${remotePath}`, (cb) =>
-                sftp.close(handle, (err) => cb(err, undefined)),
-              ).catch(() => {});
-            }
-          }
-        } catch (err) {
-          throw signal?.aborted ? toError(signal.reason ?? err) : err;
-        } finally {
-          signal?.removeEventListener('abort', onAbort);
-        }
-      }),
+    download: (remotePath, dest, signal) => download(remotePath, dest, 0, signal),
+    // A read at an offset: every SFTP server can start anywhere.
+    downloadFrom: (remotePath, dest, offset, signal) => download(remotePath, dest, offset, signal),
     rename: (from, to) =>
       guard(`rename ${from}`, async () => {
         // OpenSSH's posix-rename replaces an existing target, as RNFR/RNTO does on most FTP servers.
@@ -302,12 +306,13 @@ export async function connectSftp(
 }
 
 /**
- * Copies a file from offset 0 to its end into `dest` with READ_AHEAD reads of CHUNK bytes in flight,
+ * Copies a file from offset `from` to its end into `dest` with READ_AHEAD reads of CHUNK bytes in flight,
  * written in order; `read(offset)` is one SFTP read (an empty chunk is end of file).
  */
 async function readAhead(
   read: (offset: number) => Promise<Buffer>,
   dest: Writable,
+  from: number,
   signal?: AbortSignal,
 ): Promise<void> {
   let destError: Error | undefined;
@@ -322,7 +327,7 @@ async function readAhead(
     return p;
   };
   try {
-    let next = 0;
+    let next = from;
     for (;;) {
       while (inflight.length < READ_AHEAD) {
         inflight.push(start(next));

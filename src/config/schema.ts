@@ -129,6 +129,12 @@ export const configSchema = z.strictObject({
      * partSize per upload).
      */
     multipartUpload: z.enum(['stream', 'buffer']).default('stream'),
+    /**
+     * The smallest part of a multipart upload (larger files get larger parts: at most 2,000 of
+     * them). S3 takes parts of 5 MiB or more. A retry of an interrupted streamed upload resumes
+     * after its last complete part, so a smaller part loses less on a cut.
+     */
+    partSize: size().prefault('8MiB'),
     /** `multipartUpload: buffer`: parallel part uploads per multipart upload. */
     queueSize: int(1, 16).default(4),
     /**

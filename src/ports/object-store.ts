@@ -18,6 +18,22 @@ export interface PutOptions {
   onProgress?: (bytes: number) => void;
   /** A stream body goes up as one PutObject (its length is `size`) instead of a multipart upload. */
   singlePut?: boolean;
+  /**
+   * The source version the body is (`size:mtime`). With it, a multipart upload that fails after
+   * the store confirmed some of its parts is left open (not aborted) for a retry of the same version
+   * to resume (`resumable`); without it, a failed upload is aborted.
+   */
+  version?: string;
+  /** Continue this upload: the body is the object's bytes from `resume.offset` to `size`. */
+  resume?: ResumePoint;
+}
+
+/** A multipart upload an earlier attempt left open, as far as the store holds it. */
+export interface ResumePoint {
+  /** Leading bytes of the object the store holds in complete parts: the body starts here. */
+  readonly offset: number;
+  /** The store's own handle on the upload; opaque to callers. */
+  readonly handle: unknown;
 }
 
 export interface ObjectStore {
@@ -39,4 +55,12 @@ export interface ObjectStore {
    */
   replaceMetadata(key: string, metadata: Record<string, string>, contentType?: string): Promise<void>;
   list(prefix: string): AsyncIterable<{ key: string; size: number }>;
+  /**
+   * The upload of `key` an earlier attempt left open for this `version` (see `PutOptions.version`),
+   * with how many leading bytes it holds; undefined when there is none worth resuming. An open
+   * upload of `key` for another version is aborted here. Absent: the store does not resume.
+   */
+  resumable?(key: string, version: string, size: number): Promise<ResumePoint | undefined>;
+  /** Aborts an upload `resumable` offered (the source could not start at its offset). Never throws. */
+  discard?(point: ResumePoint): Promise<void>;
 }

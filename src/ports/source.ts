@@ -38,6 +38,13 @@ export interface SourceSession {
    */
   download(remotePath: string, dest: Writable, signal?: AbortSignal): Promise<void>;
   /**
+   * Like `download`, from byte `offset` of the file (FTP `REST` before `RETR`, SFTP a read at an
+   * offset): only the bytes from there on reach `dest`. Rejects with `ResumeRefusedError` (before any
+   * byte reached `dest`, the session still usable) when the server refuses to start there. Absent:
+   * the source cannot resume a download.
+   */
+  downloadFrom?(remotePath: string, dest: Writable, offset: number, signal?: AbortSignal): Promise<void>;
+  /**
    * After-sync actions (src/sync/after-sync.ts). Absolute paths. A refusal rejects with
    * `PermanentError`, a missing file with its subclass `NotFoundError` where the server says so.
    * `rename` replaces an existing target on most servers (OpenSSH's posix-rename, FTP RNFR/RNTO).

@@ -13,6 +13,12 @@ export interface UploadRecord {
   owner: string;
   /** Bytes the store confirmed so far (parts answered). */
   bytes: number;
+  /**
+   * The source version being uploaded (`size:mtime`) and the part size: a retry of the same version
+   * resumes the upload (`ObjectStore.resumable`). Absent: not resumable.
+   */
+  version?: string;
+  partSize?: number;
 }
 
 export interface UploadRecords {
@@ -20,6 +26,11 @@ export interface UploadRecords {
   readonly owner: string;
   /** Records an upload just created (by this process). */
   add(rec: Omit<UploadRecord, 'owner' | 'bytes'>): Promise<void>;
+  /**
+   * Makes an upload recorded by a process that is gone this process's own (a retry resumes it), so
+   * no other process's cleanup aborts it while it continues here.
+   */
+  adopt(uploadId: string): Promise<void>;
   /** Adds `bytes` the store confirmed for the upload. */
   progress(uploadId: string, bytes: number): Promise<void>;
   /** Forgets an upload (completed or aborted). */

@@ -87,6 +87,8 @@ export interface SyncJobDeps {
   afterSync?: AfterSync;
   /** Where tenants' `maxBandwidth` budgets are kept (shared by replicas). */
   bandwidth?: BandwidthLimiter;
+  /** A transfer resumed an upload an earlier attempt left: `bytes` were not read again (metrics). */
+  onResumed?: (org: string, bytes: number) => void;
   log: Logger;
 }
 
@@ -253,7 +255,7 @@ export async function runSyncJob(
       if (superseded) return superseded;
     }
     const started = Date.now();
-    const { buffer, etag } = await transferFile({
+    const { buffer, etag, resumedFrom } = await transferFile({
       session: lease.session,
       store: deps.store,
       remotePath: `/${job.path}`,
@@ -264,6 +266,9 @@ export async function runSyncJob(
       multipartThreshold: deps.multipartThreshold,
       signal: ctx.signal,
       onProgress: ctx.onProgress,
+      // The version identity (as `sameVersion`): an upload left by an attempt at it may be resumed.
+      version: `${job.size}:${job.mtime}`,
+      log,
       throttle:
         tenant.maxBandwidth && deps.bandwidth
           ? makeThrottle({
@@ -290,7 +295,11 @@ export async function runSyncJob(
       session: lease.session,
       index: true,
     });
-    log.info({ key, bytes: job.size, ms: Date.now() - started }, 'synced');
+    if (resumedFrom) deps.onResumed?.(tenant.org, resumedFrom);
+    log.info(
+      { key, bytes: job.size, ms: Date.now() - started, ...(resumedFrom && { resumedFrom }) },
+      'synced',
+    );
     return { kind: 'done', result: { outcome: 'uploaded', key, bytes: job.size } };
   } catch (err) {
     // The source adapter wraps what the transfer threw (with the command as context): look inside.

@@ -5,7 +5,9 @@
  * body itself: it is a sink whose end is ignored.
  */
 import { PassThrough, Writable } from 'node:stream';
-import type { ObjectStore } from '../ports/object-store.js';
+import { causeOf, ResumeRefusedError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ObjectStore, ResumePoint } from '../ports/object-store.js';
 import type { SourceSession } from '../ports/source.js';
 import type { Throttle } from './throttle.js';
 
@@ -138,10 +140,32 @@ export interface TransferInput {
   onProgress?: (bytes: number) => void;
   /** The tenant's `maxBandwidth`, spent as the source is read (sync/throttle.ts). */
   throttle?: Throttle;
+  /**
+   * The source version (`size:mtime`). With it, a multipart upload that fails is kept by the store
+   * for a retry of this version, and a retry resumes one an earlier attempt left: the source is
+   * read from the end of the last part the store holds (FTP `REST`, SFTP offset).
+   */
+  version?: string;
+  log?: Logger;
 }
 
-/** Streams one file from the source into the object store. Resolves once S3 confirmed the object. */
-export async function transferFile(t: TransferInput): Promise<{ etag?: string; buffer?: Buffer }> {
+export interface TransferResult {
+  etag?: string;
+  buffer?: Buffer;
+  /** Bytes not read again from the source because the upload resumed where an earlier attempt left off. */
+  resumedFrom?: number;
+}
+
+/**
+ * Streams one file from the source into the object store. Resolves once S3 confirmed the object.
+ *
+ * Resume: a streamed multipart transfer of a version an earlier attempt left unfinished continues
+ * that upload (the store lists its complete parts) and reads only the rest of the file. The byte
+ * count is still checked (invariant 1): the parts the store holds plus the bytes read must be the
+ * listed size exactly. A source that refuses the offset: the upload is aborted and the file read
+ * from its start.
+ */
+export async function transferFile(t: TransferInput): Promise<TransferResult> {
   const putOpts = {
     size: t.size,
     metadata: t.metadata,
@@ -155,14 +179,59 @@ export async function transferFile(t: TransferInput): Promise<{ etag?: string; b
     return { ...(await t.store.put(t.key, buffer, putOpts)), buffer };
   }
 
-  const gate = makeGate(t.path, t.size, t.throttle);
+  const singlePut = t.size <= t.multipartThreshold;
+  let resume: ResumePoint | undefined;
+  if (!singlePut && t.version && t.store.resumable) {
+    resume = await t.store.resumable(t.key, t.version, t.size);
+    if (resume && !t.session.downloadFrom) {
+      t.log?.debug({ offset: resume.offset }, 'the source cannot resume a download: starting over');
+      await t.store.discard?.(resume);
+      resume = undefined;
+    }
+  }
+  if (resume) {
+    try {
+      const res = await streamFile(t, resume);
+      return { ...res, resumedFrom: resume.offset };
+    } catch (err) {
+      if (!causeOf(err, ResumeRefusedError)) throw err;
+      t.log?.debug(
+        { offset: resume.offset, err: (err as Error).message },
+        'the source refused to resume the download: starting over',
+      );
+      await t.store.discard?.(resume);
+    }
+  }
+  return streamFile(t, undefined);
+}
+
+/** One streamed transfer, from `resume.offset` when given (the store continues that upload). */
+async function streamFile(t: TransferInput, resume: ResumePoint | undefined): Promise<TransferResult> {
+  const putOpts = {
+    size: t.size,
+    metadata: t.metadata,
+    contentType: t.contentType,
+    signal: t.signal,
+    onProgress: t.onProgress,
+    ...(t.version && { version: t.version }),
+    ...(resume && { resume }),
+  };
+  const offset = resume?.offset ?? 0;
+  const singlePut = t.size <= t.multipartThreshold;
+  // The gate counts the bytes read from the source: the rest of the file after `offset`.
+  const gate = makeGate(t.path, t.size - offset, t.throttle);
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort(t.signal?.reason);
   t.signal?.addEventListener('abort', onOuterAbort, { once: true });
   // The first failure is the cause; the other side's failure is only its consequence.
   let first: Error | undefined;
   try {
-    const download = t.session.download(t.remotePath, gate.sink, abort.signal).then(
+    const reading =
+      resume && t.session.downloadFrom
+        ? t.session.downloadFrom(t.remotePath, gate.sink, offset, abort.signal)
+        : t.session.download(t.remotePath, gate.sink, abort.signal);
+    if (resume) t.log?.info({ offset, size: t.size }, 'transfer resumed');
+    const download = reading.then(
       () => {
         try {
           gate.open();
@@ -177,7 +246,6 @@ export async function transferFile(t: TransferInput): Promise<{ etag?: string; b
         throw err;
       },
     );
-    const singlePut = t.size <= t.multipartThreshold;
     const upload = t.store
       .put(t.key, gate.body, { ...putOpts, signal: abort.signal, singlePut })
       .catch((err: Error) => {

@@ -169,6 +169,23 @@ export function describeSourceConformance(
       });
     });
 
+    it('downloads from an offset (resume) exactly the rest of the file, where the source can', async () => {
+      await withSession(async (s) => {
+        if (!s.downloadFrom) return; // a source that cannot resume: transfers start over
+        const file = 'appel ü 1.wav';
+        const whole = countingSink();
+        await s.download(fx.remote(`${DIR}/${file}`), whole.sink);
+        // Offsets on and off SFTP's 32 KiB read boundary, and the last byte alone.
+        for (const offset of [1, 64 * KiB, 100_003, 300_000]) {
+          const out = countingSink();
+          await s.downloadFrom(fx.remote(`${DIR}/${file}`), out.sink, offset);
+          expect(out.received, `from ${offset}`).toBe(300_001 - offset);
+          expect(out.body().equals(whole.body().subarray(offset)), `from ${offset}`).toBe(true);
+        }
+        expect(s.healthy).toBe(true);
+      });
+    });
+
     it('downloads into a slow destination without losing or reordering bytes', async () => {
       await withSession(async (s) => {
         const out = countingSink(undefined, 1);

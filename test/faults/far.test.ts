@@ -6,12 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, writeFileDeep } from '../support/fs.js';
 import { startFtpServer } from '../support/ftp-server.js';
 import { freePort } from '../support/ports.js';
 import type { DaemonProcess } from '../support/process.js';
 import { listAll } from '../support/s3.js';
+import { unpackDebs } from '../support/servers/debs.js';
+import { startPureFtpd } from '../support/servers/pure-ftpd.js';
+import type { FtpServerUnderTest } from '../support/servers/types.js';
 import { makeSlowLink, requireSlowLink, type SlowLink } from '../support/slow-link.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { hasVsftpd, startVsftpd, type VsftpdServer } from '../support/vsftpd.js';
@@ -152,11 +156,11 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     await env.verify({ openUploads: 0 });
     const total = link!.bytesIn();
     console.info(
-      `far: SIGTERM exit after ${(termMs / 1000).toFixed(1)} s; bytes received: ${(afterTerm / MB).toFixed(1)} MiB before SIGTERM's abort, ${((afterKill - afterTerm) / MB).toFixed(1)} MiB by the killed worker, ${((total - afterKill) / MB).toFixed(1)} MiB by the rescuer; ${((total - 48 * MB) / MB).toFixed(1)} MiB re-sent (no REST resume)`,
+      `far: SIGTERM exit after ${(termMs / 1000).toFixed(1)} s; bytes received: ${(afterTerm / MB).toFixed(1)} MiB before SIGTERM's abort, ${((afterKill - afterTerm) / MB).toFixed(1)} MiB by the killed worker, ${((total - afterKill) / MB).toFixed(1)} MiB by the rescuer; ${((total - 48 * MB) / MB).toFixed(1)} MiB re-sent (SIGTERM aborts the upload: no resume; the rescuer resumed the killed worker's at ${Number(logsOf([c], 'transfer resumed')[0]?.offset ?? 0) / MB} MiB)`,
     );
   }, 300_000);
 
-  it('the control connection dropped by a gateway during a transfer: that attempt leaves no object (byte count, no final reply), the retry syncs it once', async () => {
+  it('the control connection dropped by a gateway during a transfer: that attempt leaves no object (byte count, no final reply), the retry resumes after REST and syncs it once', async () => {
     env = await makeFaultEnv('far-cut');
     await env.write('calls/cut.wav', 12 * MB);
     // basic-ftp refuses a PASV address other than the control connection's: the gateway relays the
@@ -181,8 +185,12 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
         password: vsftpd.password,
       };
       const acme = { ...env.acme(), ftp };
-      const d = await env.spawn('all', { tenants: [acme] });
+      // 1 MiB parts: the parts complete before the cut are kept, and the retry reads the rest only.
+      const d = await env.spawn('all', { tenants: [acme], s3: { partSize: '1MiB' } });
       await waitFor('3 MiB of the transfer received', () => link!.bytesIn() > 3 * MB, 60_000);
+      const partsBefore = env.s3
+        .requests()
+        .filter((r) => /partNumber=/.test(r.path) && r.status === 200).length;
       const before = link!.bytesIn();
       expect(gateway.cut(), 'control connections dropped').toBeGreaterThan(0);
       await env.waitSynced(90_000);
@@ -191,12 +199,19 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
       const [job] = await env.syncQueue.getJobs(['completed']);
       expect(job!.attemptsMade, 'the cut attempt counted as failed, then retried').toBeGreaterThanOrEqual(1);
       const warned = logsOf([d], /attempt failed|transfer size mismatch|retry/);
+      const [resumed] = logsOf([d], 'transfer resumed');
+      const saved = Number(resumed?.offset ?? 0);
+      const resent = link!.bytesIn() - 12 * MB;
       console.info(
-        `far: control connection cut after ${(before / MB).toFixed(1)} MiB of 12: attempts ${job!.attemptsStarted}, ${((link!.bytesIn() - 12 * MB) / MB).toFixed(1)} MiB re-sent over the link (no REST resume); log: ${warned
+        `far: control connection cut after ${(before / MB).toFixed(1)} MiB of 12 (${partsBefore} parts of 1 MiB in S3): attempts ${job!.attemptsStarted}, resumed at ${(saved / MB).toFixed(1)} MiB (REST): ${(saved / MB).toFixed(1)} MiB not read again, ${(resent / MB).toFixed(1)} MiB re-sent over the link (TCP/IP headers included); log: ${warned
           .map((l) => l.msg)
           .slice(0, 3)
           .join(' | ')}`,
       );
+      expect(saved, 'the retry resumed after the parts in S3').toBeGreaterThanOrEqual(partsBefore * MB);
+      expect(saved % MB).toBe(0);
+      // Only the bytes after the last complete part were read again (+ headers), not the whole start.
+      expect(resent, 'bytes read twice').toBeLessThan(before - saved + 0.06 * 12 * MB);
     } finally {
       await gateway.stop();
       await data.stop();
@@ -227,6 +242,54 @@ describe.skipIf(!!noSlowLink || !hasVsftpd())('far servers behind a thin link', 
     expect(r.rate / MB).toBeGreaterThan(0.9);
     expect(r.rate / MB).toBeLessThan(1.1);
   });
+});
+
+describe.skipIf(!!noSlowLink)('pure-ftpd (MLSD) in a network namespace behind a thin link', () => {
+  it('syncs through pure-ftpd inside the namespace with MLSD listings (exact UTC times), a multipart file included', async () => {
+    env = await makeFaultEnv('far-pure');
+    // Debian's pure-ftpd conflicts with the installed vsftpd: unpacked and run from there
+    // (test/support/servers/debs.ts), inside the namespace with `ip netns exec`.
+    const debs = await tempDir('far-pure-debs');
+    let pure: FtpServerUnderTest | undefined;
+    try {
+      const debRoot = await unpackDebs(debs.path);
+      link = await makeSlowLink({ bytesPerSecond: 2 * MB });
+      pure = await startPureFtpd({
+        root: env.root,
+        mode: 'plain',
+        debRoot,
+        netns: link.netns,
+        listenAddress: link.nsAddress,
+      });
+      await env.write('calls/big.wav', 10 * MB);
+      for (let i = 0; i < 3; i++) await env.write(`calls/small-${i}.wav`, 200_000 + i);
+      const ftp = {
+        host: pure.host,
+        port: pure.port,
+        secure: false,
+        user: pure.user,
+        password: pure.password,
+      };
+      const t0 = Date.now();
+      const d = await env.spawn('all', { tenants: [{ ...env.acme(), ftp }] });
+      await env.waitSynced(90_000);
+      const took = Date.now() - t0;
+      await stopGracefully([d]);
+      await env.verify();
+      // MLSD's exact UTC time, not LIST's text: what the object's source-mtime says.
+      const head = await env.s3.directClient.send(
+        new HeadObjectCommand({ Bucket: env.s3.bucket, Key: 'acme/calls/big.wav' }),
+      );
+      expect(head.Metadata?.['source-mtime']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+      expect(link.bytesIn(), 'the files came over the shaped link').toBeGreaterThan(10.5 * MB);
+      console.info(
+        `far: pure-ftpd (MLSD) in a namespace behind 2 MiB/s: 10 MiB + 3 small files in ${(took / 1000).toFixed(1)} s, ${(link.bytesIn() / MB).toFixed(1)} MiB over the link`,
+      );
+    } finally {
+      await pure?.stop();
+      await debs.cleanup();
+    }
+  }, 180_000);
 });
 
 describe.skipIf(!!noSlowLink || !hasVsftpd())('many tenants, one slow', () => {

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FileSystem, type FtpConnection, FtpSrv } from 'ftp-srv';
 
@@ -45,6 +45,13 @@ export interface FtpFaults {
    * set, are answered with `code` (default 550: a server that refuses) and not carried out.
    */
   refuseCommand?: { directive: string; path?: RegExp | string; code?: number; message?: string };
+}
+
+/** One RETR as the server served it: from which byte (REST) and how many bytes it sent. */
+export interface RetrRecord {
+  path: string;
+  start: number;
+  bytes: number;
 }
 
 export interface FtpServerOptions {
@@ -93,6 +100,8 @@ export interface FtpTestServer {
   refusedLogins(): number;
   /** Read on every command: change its fields (or replace it) to inject or clear faults at run time. */
   faults: FtpFaults;
+  /** Every RETR so far, in order, with its start offset and the bytes sent (updated as they go). */
+  retrs(): RetrRecord[];
   /** Every login attempt so far, in order (tests check whose credentials reached which user). */
   loginAttempts(): LoginAttempt[];
   /**
@@ -141,6 +150,7 @@ class FaultFileSystem extends FileSystem {
     connection: FtpConnection,
     root: string,
     private readonly faults: () => FtpFaults,
+    private readonly onRetr: (r: RetrRecord) => void = () => {},
   ) {
     super(connection, { root, cwd: '/' });
   }
@@ -154,6 +164,18 @@ class FaultFileSystem extends FileSystem {
     let out = stream;
     if (slow && matches(slow.path, clientPath)) out = throttle(out, slow.bytesPerSecond);
     if (cut && matches(cut.path, clientPath)) out = cutAfter(out, cut.bytes, cut.mode ?? 'abort');
+    const record: RetrRecord = { path: clientPath, start: opts.start ?? 0, bytes: 0 };
+    this.onRetr(record);
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        record.bytes += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const source = out;
+    source.on('error', (err) => counted.destroy(err));
+    counted.on('close', () => source.destroy());
+    out = source.pipe(counted);
     // ftp-srv pauses the control socket during RETR and, when the client hangs up the data
     // connection, may wait for the next chunk forever: it would never see the session end. A real
     // server notices at once; so does this one: a data connection closed early fails the RETR.
@@ -222,6 +244,7 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
   const userOf = new Map<string, string>();
   const perUser = new Map<string, { now: number; max: number }>();
   const attempts: LoginAttempt[] = [];
+  const retrs: RetrRecord[] = [];
 
   // ftp-srv adds SIGTERM/SIGINT/SIGQUIT handlers that exit the process; they are removed on stop.
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
@@ -259,7 +282,14 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
     }
     const home = opts.homes?.[username];
     const root = home ? posix.join(opts.root, home) : opts.root;
-    resolve({ fs: new FaultFileSystem(connection, root, () => faults) });
+    resolve({
+      fs: new FaultFileSystem(
+        connection,
+        root,
+        () => faults,
+        (r) => retrs.push(r),
+      ),
+    });
   });
 
   const events = server as unknown as EventEmitter;
@@ -370,6 +400,7 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
     maxConcurrentLoginsByUser: () => Object.fromEntries([...perUser].map(([user, u]) => [user, u.max])),
     refusedLogins: () => refused,
     loginAttempts: () => [...attempts],
+    retrs: () => retrs.map((r) => ({ ...r })),
     setTls(tls) {
       (server as unknown as { options: { tls: unknown } }).options.tls = { key: tls.key, cert: tls.cert };
     },

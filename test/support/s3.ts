@@ -23,6 +23,9 @@ import type { Rgw } from './rgw.js';
  * - AbortMultipartUpload answers 405 MethodNotAllowed, and lib-storage's `Upload` then throws that
  *   405 instead of the error that made it abort. The fault proxy answers AbortMultipartUpload itself
  *   with 204 (the parts stay on s3rver's disk, which nothing can see).
+ * - ListParts answers 405. The fault proxy answers it itself from the UploadPart requests s3rver
+ *   answered 200 (number, ETag, bytes; none yet: an empty list), until the upload is completed or
+ *   aborted (then 404 NoSuchUpload), as S3 does: a part whose request was cut is not listed.
  * - A multipart object's ETag is the MD5 of the whole object, not S3's `<md5 of part md5s>-<n>`.
  * - ListObjectsV2 answers 500 InternalError when more than 1,000 keys match (it cannot page).
  * - It checks the signing time against its own clock (a request signed 15 min off is refused with
@@ -250,6 +253,32 @@ function throttled(bytesPerSecond: number): Transform {
   });
 }
 
+/** The `uploadId` (and `partNumber`) of a multipart request's query string. */
+function multipartQuery(url: string): { uploadId?: string; partNumber?: number } {
+  const q = new URL(url, 'http://x').searchParams;
+  const n = q.get('partNumber');
+  return { uploadId: q.get('uploadId') ?? undefined, ...(n && { partNumber: Number(n) }) };
+}
+
+function listPartsBody(url: string, uploadId: string, parts: Map<number, { etag: string; size: number }>) {
+  const [path = ''] = url.split('?');
+  const [, bucket = '', ...key] = path.split('/');
+  const esc = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+  const items = [...parts.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(
+      ([n, p]) =>
+        `<Part><PartNumber>${n}</PartNumber><ETag>${esc(p.etag)}</ETag><Size>${p.size}</Size></Part>`,
+    )
+    .join('');
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    '<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    `<Bucket>${esc(bucket)}</Bucket><Key>${esc(decodeURIComponent(key.join('/')))}</Key>` +
+    `<UploadId>${esc(uploadId)}</UploadId><IsTruncated>false</IsTruncated>${items}</ListPartsResult>`
+  );
+}
+
 /** AbortMultipartUpload: DELETE /bucket/key?uploadId=… */
 function isAbortMultipart(req: IncomingMessage): boolean {
   return req.method === 'DELETE' && /[?&]uploadId=/.test(req.url ?? '');
@@ -275,6 +304,9 @@ async function startFaultProxy(
   let stallUntil = 0;
   let throttleRate = 0;
   const stalled = new Set<Socket>();
+  // s3rver mode: uploadId → part number → what s3rver confirmed (for ListParts, answered here).
+  const uploads = new Map<string, Map<number, { etag: string; size: number }>>();
+  const ended = new Set<string>(); // completed or aborted: NoSuchUpload from then on
 
   const takeFault = (): { status: number; reply: CannedReply } | undefined => {
     if (failCount > 0) {
@@ -319,7 +351,22 @@ async function startFaultProxy(
     if (fault) {
       return answer(fault.status, errorBody(fault.status, entry.path, fault.reply.code), fault.reply.headers);
     }
-    if (opts.answerAborts && isAbortMultipart(req)) return answer(204);
+    const mp = multipartQuery(entry.path);
+    if (opts.answerAborts && isAbortMultipart(req)) {
+      if (mp.uploadId) {
+        uploads.delete(mp.uploadId);
+        ended.add(mp.uploadId);
+      }
+      return answer(204);
+    }
+    if (opts.answerAborts && req.method === 'GET' && mp.uploadId && !mp.partNumber) {
+      // An upload not seen ending is open, with the parts s3rver confirmed (none yet: an empty list).
+      if (ended.has(mp.uploadId)) return answer(404, errorBody(404, entry.path, 'NoSuchUpload'));
+      return answer(200, listPartsBody(entry.path, mp.uploadId, uploads.get(mp.uploadId) ?? new Map()));
+    }
+    let bodyBytes = 0;
+    const isPart = req.method === 'PUT' && mp.uploadId !== undefined && mp.partNumber !== undefined;
+    if (isPart) req.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
 
     const upstream = request(
       {
@@ -332,6 +379,17 @@ async function startFaultProxy(
       },
       (upRes) => {
         entry.status = upRes.statusCode ?? 0;
+        if (opts.answerAborts && mp.uploadId && entry.status === 200) {
+          if (req.method === 'POST' && !/[?&]uploads\b/.test(entry.path)) {
+            uploads.delete(mp.uploadId);
+            ended.add(mp.uploadId);
+          }
+          if (isPart && req.readableEnded) {
+            const parts = uploads.get(mp.uploadId) ?? new Map();
+            parts.set(mp.partNumber!, { etag: String(upRes.headers.etag ?? ''), size: bodyBytes });
+            uploads.set(mp.uploadId, parts);
+          }
+        }
         res.writeHead(upRes.statusCode ?? 502, forwardable(upRes.headers));
         pipeline(upRes, res, () => {});
       },

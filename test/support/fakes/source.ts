@@ -13,6 +13,7 @@
  */
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import type { TenantConfig } from '../../../src/config.js';
 import { LoginRefusedError, NotFoundError, PermanentError, toError } from '../../../src/errors.js';
 import type {
@@ -235,6 +236,49 @@ export function makeMemorySource(opts: MemorySourceOptions = {}): MemorySource {
         stats.commands.push(what);
       };
 
+      /** From byte `offset` (0: the whole file), as RETR after REST does. */
+      const download = async (remotePath: string, dest: Writable, offset: number, signal?: AbortSignal) => {
+        command(offset ? `download ${remotePath} from ${offset}` : `download ${remotePath}`);
+        const node = find(remotePath);
+        if (!node) throw new NotFoundError(`download ${remotePath}: no such file`);
+        if (node.type !== 'file') throw new PermanentError(`download ${remotePath}: not a plain file`);
+        const key = `/${segments(remotePath).join('/')}`;
+        const cut = cuts.get(key);
+        cuts.delete(key);
+        const content = node.content;
+        const limit = cut === undefined ? content.length : Math.min(offset + cut.bytes, content.length);
+        const write = (chunk: Buffer) =>
+          new Promise<void>((resolve, reject) => {
+            dest.write(chunk, (err?: Error | null) => (err ? reject(err) : resolve()));
+          });
+        const fail = (err: Error): never => {
+          // basic-ftp ends the destination whatever happened: so does the fake.
+          if (!dest.writableEnded && !dest.destroyed) dest.end();
+          throw err;
+        };
+        try {
+          for (let at = offset; at < limit; at += chunkSize) {
+            if (signal?.aborted) {
+              healthy = false;
+              fail(toError(signal.reason));
+            }
+            await write(content.subarray(at, Math.min(limit, at + chunkSize)));
+          }
+        } catch (err) {
+          fail(toError(err));
+        }
+        if (cut !== undefined && !cut.quiet) {
+          fail(
+            Object.assign(new Error(`download ${remotePath}: read ECONNRESET after ${limit} bytes`), {
+              code: 'ECONNRESET',
+            }),
+          );
+        }
+        await new Promise<void>((resolve, reject) => {
+          dest.end((err?: Error | null) => (err ? reject(err) : resolve()));
+        });
+      };
+
       const session: SourceSession = {
         get healthy() {
           return open && healthy;
@@ -247,46 +291,11 @@ export function makeMemorySource(opts: MemorySourceOptions = {}): MemorySource {
           const out: SourceListing = [...node.children].map(([name, child]) => entryOf(name, child));
           return out;
         },
-        async download(remotePath, dest, signal) {
-          command(`download ${remotePath}`);
-          const node = find(remotePath);
-          if (!node) throw new NotFoundError(`download ${remotePath}: no such file`);
-          if (node.type !== 'file') throw new PermanentError(`download ${remotePath}: not a plain file`);
-          const key = `/${segments(remotePath).join('/')}`;
-          const cut = cuts.get(key);
-          cuts.delete(key);
-          const content = node.content;
-          const limit = cut === undefined ? content.length : Math.min(cut.bytes, content.length);
-          const write = (chunk: Buffer) =>
-            new Promise<void>((resolve, reject) => {
-              dest.write(chunk, (err) => (err ? reject(err) : resolve()));
-            });
-          const fail = (err: Error): never => {
-            // basic-ftp ends the destination whatever happened: so does the fake.
-            if (!dest.writableEnded && !dest.destroyed) dest.end();
-            throw err;
-          };
-          try {
-            for (let at = 0; at < limit; at += chunkSize) {
-              if (signal?.aborted) {
-                healthy = false;
-                fail(toError(signal.reason));
-              }
-              await write(content.subarray(at, Math.min(limit, at + chunkSize)));
-            }
-          } catch (err) {
-            fail(toError(err));
-          }
-          if (cut !== undefined && !cut.quiet) {
-            fail(
-              Object.assign(new Error(`download ${remotePath}: read ECONNRESET after ${limit} bytes`), {
-                code: 'ECONNRESET',
-              }),
-            );
-          }
-          await new Promise<void>((resolve, reject) => {
-            dest.end((err?: Error | null) => (err ? reject(err) : resolve()));
-          });
+        download(remotePath, dest, signal) {
+          return download(remotePath, dest, 0, signal);
+        },
+        downloadFrom(remotePath, dest, offset, signal) {
+          return download(remotePath, dest, offset, signal);
         },
         async rename(from, to) {
           command(`rename ${from} ${to}`);

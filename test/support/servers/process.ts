@@ -27,6 +27,8 @@ export interface SpawnOptions {
   port: number;
   /** The port speaks TLS from the first byte (implicit FTPS): the readiness probe does a handshake. */
   implicitTls?: boolean;
+  /** Where the readiness probe connects (a server in a network namespace). @defaultValue 127.0.0.1 */
+  host?: string;
   env?: Record<string, string>;
 }
 
@@ -51,7 +53,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
     }),
   ]);
   try {
-    await Promise.race([waitForBanner(opts.name, opts.port, opts.implicitTls ?? false), failed]);
+    await Promise.race([waitForBanner(opts.name, opts.port, opts.implicitTls ?? false, opts.host), failed]);
   } catch (err) {
     await stopTree(child);
     throw err;
@@ -74,10 +76,10 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
  * Resolves once a connection got a `220` banner and was closed again. The pause afterwards lets the
  * server reap that session, which still counts towards its per-IP or per-user limits until then.
  */
-async function waitForBanner(name: string, port: number, tls: boolean): Promise<void> {
+async function waitForBanner(name: string, port: number, tls: boolean, host?: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const line = await firstLine(port, tls).catch(() => undefined);
+    const line = await firstLine(port, tls, 2000, host).catch(() => undefined);
     if (line?.startsWith('220')) return void (await delay(100));
     if (line !== undefined) throw new Error(`${name} answered: ${line}`);
     if (Date.now() > deadline) throw new Error(`${name} on port ${port}: no 220 banner`);
@@ -86,11 +88,11 @@ async function waitForBanner(name: string, port: number, tls: boolean): Promise<
 }
 
 /** The first reply line of the server; resolves after the connection closed (QUIT is sent). */
-export function firstLine(port: number, tls = false, timeoutMs = 2000): Promise<string> {
+export function firstLine(port: number, tls = false, timeoutMs = 2000, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket: Socket = tls
-      ? connectTls({ host: '127.0.0.1', port, rejectUnauthorized: false })
-      : connectTcp(port, '127.0.0.1');
+      ? connectTls({ host, port, rejectUnauthorized: false })
+      : connectTcp(port, host);
     let text = '';
     let line: string | undefined;
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timeout')));

@@ -42,17 +42,19 @@ export async function startPureFtpd(opts: ServerOptions): Promise<FtpServerUnder
   if (opts.pki) await writeFile(certFile, opts.pki.server.key + opts.pki.server.cert, { mode: 0o600 });
 
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    // In a namespace of its own nothing else listens: any port is free there.
+    const host = opts.netns ? (opts.listenAddress ?? '127.0.0.1') : '127.0.0.1';
+    const port = opts.netns ? 2100 + attempt : await freePort();
     const [lo, hi] = passiveRange();
     const args = [
-      `--bind=127.0.0.1,${port}`,
+      `--bind=${host},${port}`,
       '--ipv4only',
       '--noanonymous',
       '--chrooteveryone',
       '--dontresolve',
       `--login=puredb:${pdb}`,
       `--passiveportrange=${lo}:${hi}`,
-      '--forcepassiveip=127.0.0.1',
+      `--forcepassiveip=${host}`,
       `--tls=${opts.mode === 'plain' ? 0 : 3}`,
     ];
     if (opts.mode !== 'plain') args.push(`--certfile=${certFile}`);
@@ -61,8 +63,9 @@ export async function startPureFtpd(opts: ServerOptions): Promise<FtpServerUnder
     try {
       const proc = await spawnServer({
         name: 'pure-ftpd',
-        command: bin.pureFtpd,
-        args,
+        ...(opts.netns
+          ? { command: 'ip', args: ['netns', 'exec', opts.netns, bin.pureFtpd, ...args], host }
+          : { command: bin.pureFtpd, args }),
         port,
         env: opts.tz ? { TZ: opts.tz } : {},
       });
@@ -70,7 +73,7 @@ export async function startPureFtpd(opts: ServerOptions): Promise<FtpServerUnder
       return {
         kind: 'pure-ftpd',
         mode: opts.mode,
-        host: '127.0.0.1',
+        host,
         port,
         user: USER,
         password: PASSWORD,

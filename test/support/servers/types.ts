@@ -34,12 +34,19 @@ export interface ServerOptions {
   writable?: boolean;
   /** pure-ftpd and proftpd: the tree `unpackDebs()` made. */
   debRoot?: string;
+  /**
+   * pure-ftpd: run inside this network namespace (`ip netns exec`, test/support/slow-link.ts),
+   * listening (and answering PASV) on `listenAddress` there.
+   */
+  netns?: string;
+  listenAddress?: string;
 }
 
 export interface FtpServerUnderTest {
   kind: ServerKind;
   mode: TlsMode;
-  host: '127.0.0.1';
+  /** 127.0.0.1, or the namespace address of a server in a network namespace. */
+  host: string;
   port: number;
   user: string;
   password: string;
