@@ -21,6 +21,10 @@ const fileLimit = take('--file', 400);
 const roots = args.length ? args : ['src'];
 
 function* files(dir) {
+  if (!statSync(dir).isDirectory()) {
+    yield dir;
+    return;
+  }
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) yield* files(p);
