@@ -29,7 +29,7 @@ import type {
   Version,
 } from '../ports/sync-state.js';
 import { METADATA_SOURCES, type MetadataSource, type ParkedRecord, type SyncRecord } from '../types.js';
-import type { RedisClient } from './redis-client.js';
+import { type LuaScript, luaScript, type RedisClient } from './redis-client.js';
 import { LH_LUA, packRow, packSynced, unpackRow, unpackSynced, versionPart } from './redis-compact.js';
 import { stateKey } from './redis-keys.js';
 import { makePollNotes } from './redis-poll-notes.js';
@@ -169,22 +169,15 @@ const KEY_COUNTS: Record<keyof typeof SCRIPTS, number> = {
   INDEX_ROWS: 4,
 };
 
-/**
- * The scripts as ioredis commands (EVALSHA, the body sent only when Redis does not have it yet, in
- * pipelines too): sending a few KB of Lua with every call would cost more than the call itself.
- */
-function defineScripts(redis: RedisClient) {
-  for (const [name, lua] of Object.entries(SCRIPTS))
-    redis.defineCommand(`ftpsync${name}`, { lua, numberOfKeys: KEY_COUNTS[name as keyof typeof SCRIPTS] });
-}
+/** The scripts run by EVALSHA (`luaScript`): a few KB of Lua with every call would cost more than the call. */
+const LUA = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([name, lua]) => [name, luaScript(lua)]),
+) as Record<keyof typeof SCRIPTS, LuaScript>;
 
 type Commander = RedisClient | ChainableCommander;
 function run(target: Commander, name: keyof typeof SCRIPTS, ...args: (string | number)[]): Promise<unknown> {
-  const fn = (target as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[
-    `ftpsync${name}`
-  ];
-  if (!fn) throw new Error(`script ${name} not defined on this connection`);
-  return fn.apply(target, args);
+  const n = KEY_COUNTS[name];
+  return LUA[name](target, args.slice(0, n).map(String), args.slice(n));
 }
 
 /** Buckets a table has, from its level and split pointer. */
@@ -194,7 +187,6 @@ const bucketCount = (l: string | null | undefined, s: string | null | undefined)
 export function makeRedisState(redis: RedisClient, prefix: string): SyncStateStore {
   const k = (org: string, name: string) => stateKey(prefix, org, name);
   const notes = makePollNotes(redis, prefix);
-  defineScripts(redis);
   const lh = (org: string) => k(org, 'lh');
   const base = (org: string, t: string) => `${k(org, t)}:`;
   const mf = (org: string) => k(org, 'manifests');
