@@ -38,7 +38,7 @@ export interface Snapshot {
 }
 
 /** Returns the function each gauge calls for this scrape's snapshot (undefined: the reads failed). */
-export function makeSnapshotReader(
+function makeSnapshotReader(
   sources: ScrapeSources | undefined,
   scrapeTimeoutMs: number,
   scrapeError: (source: string, err: unknown) => void,

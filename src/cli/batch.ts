@@ -13,7 +13,7 @@ import { configOption, examples, json, orgOption, readConfig, stdout } from './c
 import { formatBytes } from './render.js';
 
 /** Exit codes of `batch import`: like resync's. */
-export const BATCH_EXIT = { ok: 0, failed: 1, parked: 3 } as const;
+const BATCH_EXIT = { ok: 0, failed: 1, parked: 3 } as const;
 
 async function withRoot<T>(file: string | undefined, fn: (root: Root) => Promise<T>): Promise<T> {
   const config = await readConfig(file, { sourceCredentials: 'optional' });
@@ -30,7 +30,7 @@ const counts = (b: BatchRecord) =>
     .map((o) => `${b.counts[o]} ${o}`)
     .join(', ') || 'no entries yet';
 
-export async function batchImportCommand(
+async function batchImportCommand(
   file: string,
   opts: { config?: string; org: string; wait?: boolean; timeout?: string },
 ): Promise<void> {
@@ -75,7 +75,7 @@ export async function batchImportCommand(
   process.exitCode = code;
 }
 
-export async function batchStatusCommand(
+async function batchStatusCommand(
   id: string | undefined,
   opts: { config?: string; org?: string; json?: boolean },
 ): Promise<void> {
@@ -88,7 +88,7 @@ export async function batchStatusCommand(
   for (const line of renderBatches(list)) out.line(line);
 }
 
-export function renderBatches(list: BatchStatus[]): string[] {
+function renderBatches(list: BatchStatus[]): string[] {
   if (list.length === 0) return ['no batches'];
   const lines: string[] = [];
   for (const { batch: b, entries } of list) {

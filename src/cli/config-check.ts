@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { configOption, examples, readConfig, stdout } from './common.js';
 import { formatBytes, formatDuration } from './render.js';
 
-export async function configCheckCommand(opts: { config?: string }): Promise<void> {
+async function configCheckCommand(opts: { config?: string }): Promise<void> {
   const c = await readConfig(opts.config);
   const out = stdout();
   out.line(

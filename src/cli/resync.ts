@@ -18,7 +18,7 @@ import {
 } from './render.js';
 
 /** Exit codes of `resync` (also in its --help). */
-export const RESYNC_EXIT = { ok: 0, failed: 1, parked: 3, interrupted: 130 } as const;
+const RESYNC_EXIT = { ok: 0, failed: 1, parked: 3, interrupted: 130 } as const;
 
 export interface ResyncCommandOptions {
   config?: string;
@@ -34,7 +34,7 @@ const SHOWN = 20;
 /** On a terminal the line is redrawn on every look; elsewhere a line is printed this often. */
 const LOG_EVERY_MS = 5_000;
 
-export async function resyncCommand(opts: ResyncCommandOptions): Promise<void> {
+async function resyncCommand(opts: ResyncCommandOptions): Promise<void> {
   const config = await readConfig(opts.config);
   const out = stdout();
   process.exitCode = await withOps(config, async (ctx) => {

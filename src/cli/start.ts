@@ -4,7 +4,7 @@ import { makeLogger } from '../log.js';
 import { type Role, startDaemon } from '../main.js';
 import { configOption, examples, readConfig } from './common.js';
 
-export async function startCommand(opts: { config?: string; role: Role }): Promise<void> {
+async function startCommand(opts: { config?: string; role: Role }): Promise<void> {
   const config = await readConfig(opts.config);
   const log = makeLogger({ level: config.log.level });
   const daemon = await startDaemon(config, { role: opts.role, log });

@@ -15,7 +15,7 @@ import {
   truncate,
 } from './render.js';
 
-export async function statusCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
+async function statusCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
   // status never logs in to a source: it runs without the tenants' FTP passwords.
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const status = await withOps(config, (ctx) => getStatus(ctx, { org: opts.org }));

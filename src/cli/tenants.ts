@@ -32,7 +32,7 @@ import { tenantSettingsOptions } from './tenant-options.js';
 
 const secureLabel = (s: TenantSummary['secure']) => (s === false ? 'no' : s);
 
-export async function tenantsListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
+async function tenantsListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const tenants = await withOps(config, (ctx) => listTenants(ctx));
   const out = stdout();
@@ -158,7 +158,7 @@ const asUsageError = (command: string) => (err: unknown) => {
   throw err;
 };
 
-export async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<void> {
+async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<void> {
   if (!opts.passwordStdin) {
     throw new CliError(
       'tenants add needs --password-stdin: a password is read from stdin, never from the command line',
@@ -196,7 +196,7 @@ export async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<vo
   });
 }
 
-export async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise<void> {
+async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise<void> {
   const input = settingsInput(opts, 'update');
   const config = await readConfig(opts.config);
   if (!config.secretKey) {
@@ -223,18 +223,14 @@ export async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise
   });
 }
 
-export async function tenantsRemoveCommand(opts: { config?: string; org: string }): Promise<void> {
+async function tenantsRemoveCommand(opts: { config?: string; org: string }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const removed = await withOps(config, (ctx) => removeTenant(ctx, opts.org));
   if (!removed) throw new CliError(`no onboarded tenant "${opts.org}"`, { hint: 'ftp-sync tenants list' });
   stdout().line(`removed tenant ${opts.org} and its credentials (its sync state and objects in S3 are kept)`);
 }
 
-export async function tenantsTestCommand(opts: {
-  config?: string;
-  org: string;
-  json?: boolean;
-}): Promise<void> {
+async function tenantsTestCommand(opts: { config?: string; org: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config);
   const report = await withOps(config, (ctx) => testTenant(ctx, opts.org));
   if (report.failure === 'unknown-tenant') {

@@ -9,11 +9,7 @@ import { table } from './render.js';
 
 const asCli = (err: unknown) => new CliError((err as Error).message);
 
-export async function tokensCreateCommand(opts: {
-  config?: string;
-  org: string;
-  json?: boolean;
-}): Promise<void> {
+async function tokensCreateCommand(opts: { config?: string; org: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const { token, info } = await withOps(config, (ctx) => createToken(ctx, opts.org)).catch((err) => {
     throw err instanceof CliError ? err : asCli(err);
@@ -27,11 +23,7 @@ export async function tokensCreateCommand(opts: {
   out.line(token);
 }
 
-export async function tokensListCommand(opts: {
-  config?: string;
-  org?: string;
-  json?: boolean;
-}): Promise<void> {
+async function tokensListCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const tokens = await withOps(config, (ctx) => listTokens(ctx, opts.org)).catch((err) => {
     throw err instanceof CliError ? err : asCli(err);
@@ -53,7 +45,7 @@ export async function tokensListCommand(opts: {
     out.line(line);
 }
 
-export async function tokensRevokeCommand(opts: { config?: string; org: string; id: string }): Promise<void> {
+async function tokensRevokeCommand(opts: { config?: string; org: string; id: string }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   await withOps(config, (ctx) => revokeToken(ctx, opts.org, opts.id)).catch((err) => {
     throw err instanceof CliError ? err : asCli(err);
