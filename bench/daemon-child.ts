@@ -6,6 +6,10 @@
  * workers transfer them. Done when the sync state counts every file. The figures are the process's
  * CPU time over that window and its peak RSS.
  *
+ * `batch`: timed from `go`, the archive already in S3 is queued as a zip batch (`enqueueBatch`, as
+ * `ftp-sync batch import s3://…` does) and the daemon's batch worker expands it; done when its record
+ * is settled. Reports the record too (counts, range GETs).
+ *
  * `poll`: a tenant whose files are all already synced; each `pollNow` is timed between two marks (the
  * parent counts Redis commands around them), then the bare listing of the same directory over one
  * basic-ftp connection for comparison.
@@ -24,10 +28,14 @@ import { makeS3Client } from '../src/adapters/s3.js';
 import { parseConfig } from '../src/config.js';
 import { makeLogger } from '../src/log.js';
 import { startDaemon } from '../src/main.js';
+import { enqueueBatch } from '../src/ops/batch.js';
+import { makeRoot } from '../src/root.js';
 import { failChild, mark, receive } from './lib/child.js';
 
 export interface DaemonSpec {
-  mode: 'sync' | 'poll';
+  mode: 'sync' | 'poll' | 'batch';
+  /** Batch mode: the archive (already in S3) whose expansion is timed, and its org. */
+  batch?: { org: string; key: string };
   /** The configuration document (as YAML would give it). */
   config: Record<string, unknown>;
   /** A Redis URL that bypasses any counting proxy (for the child's own readings). */
@@ -89,7 +97,28 @@ async function main() {
   process.send?.({ type: 'ready', startupCpuSeconds: cpuSeconds(process.cpuUsage()) });
   await receive('go');
 
-  if (spec.mode === 'sync') {
+  if (spec.mode === 'batch') {
+    const root = makeRoot(config, log);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const queued = await enqueueBatch(root, { org: spec.batch!.org, key: spec.batch!.key, via: 'cli' });
+    let record = queued;
+    while (!['done', 'failed', 'parked'].includes(record.state)) {
+      if (Date.now() > deadline) throw new Error(`the batch did not settle: ${JSON.stringify(record)}`);
+      await delay(100);
+      record = (await root.batches().get(queued.id)) ?? record;
+    }
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    await root.close();
+    process.send?.({
+      type: 'done',
+      wallMs,
+      cpuSeconds: cpuSeconds(cpu),
+      maxRssKiB: process.resourceUsage().maxRSS,
+      record,
+    });
+  } else if (spec.mode === 'sync') {
     const profiler = spec.profile ? new Session() : undefined;
     if (profiler) {
       profiler.connect();

@@ -17,7 +17,7 @@ import {
   writeEmptyFiles,
 } from './lib/corpus.js';
 import { type BenchEnv, compile, imageNodeFlags, startEnv } from './lib/env.js';
-import { runFtpSync, runLimit, runRcloneCorpus, type Sample } from './lib/measure.js';
+import { runFtpSync, runLimit, runRcloneCorpus, type Sample, type Tool } from './lib/measure.js';
 import { type PollResult, runPoll } from './lib/poll.js';
 import { missingTools, obscure, rcloneVersion } from './lib/rclone.js';
 import { fmt, limitTable, table, transferTable, type Verdict, verdicts, verdictTable } from './lib/report.js';
@@ -35,6 +35,12 @@ const sizes = { ...(quick ? QUICK : FULL), ...(rounds ? { rounds } : {}) };
 /** `--profile`: a CPU profile of each ftp-sync timed window, in bench/results/profiles. */
 const profileDir = (_env: BenchEnv) =>
   argv.includes('--profile') ? join(project, 'bench', 'results', 'profiles') : undefined;
+/**
+ * `--ref=DIR`: another checkout of ftp-sync (an older commit, with its own node_modules) whose daemon
+ * is measured in the same rounds as this one, alternating, as 'ftp-sync (ref)'; the targets then
+ * include this build against it. How a restructuring shows it kept the figures.
+ */
+const refDir = argv.find((a) => a.startsWith('--ref='))?.slice(6);
 const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 /** Node flags of the measured daemon: the Docker image's (Dockerfile ENTRYPOINT) unless given. */
 const imageFlags = imageNodeFlags(project);
@@ -59,6 +65,8 @@ async function main() {
   say('compiling (tsc, no type check) so the measured programs run as plain node');
   const build = await compile(project);
   say('starting redis-server, vsftpd, s3rver and the Vela stand-in on 127.0.0.1');
+  const refBuild = refDir ? await compile(refDir) : undefined;
+  if (refDir) say(`compiled the reference checkout ${refDir}`);
   const env = await startEnv(build, { keep: argv.includes('--keep') });
   let stopped = false;
   const stop = async () => {
@@ -68,13 +76,13 @@ async function main() {
   };
   process.on('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    await bench(env);
+    await bench(env, refBuild);
   } finally {
     await stop();
   }
 }
 
-async function bench(env: BenchEnv) {
+async function bench(env: BenchEnv, refBuild: string | undefined) {
   const corpora = transferCorpora(sizes).filter((c) => want(c.name));
   const memory = want('memory') ? memoryCorpora(sizes) : [];
   say(`writing the corpora (${sizes.rounds} round${sizes.rounds > 1 ? 's' : ''})`);
@@ -88,12 +96,22 @@ async function bench(env: BenchEnv) {
       const connections = c.dirs.length > 1 ? sizes.tenantConnections : sizes.connections;
       const o = { round, connections, profileDir: profileDir(env), nodeArgs };
       // Alternate which tool goes first, so that neither always meets a warmer or cooler machine.
-      const tools = round % 2 ? (['ftp-sync', 'rclone'] as const) : (['rclone', 'ftp-sync'] as const);
+      const all: Tool[] = refBuild ? ['ftp-sync', 'ftp-sync (ref)', 'rclone'] : ['ftp-sync', 'rclone'];
+      const tools = round % 2 ? all : [...all].reverse();
       for (const tool of tools) {
         const s =
           tool === 'ftp-sync'
             ? await runFtpSync(env, c, o)
-            : await runRcloneCorpus(env, c, { ...o, obscuredPass });
+            : tool === 'ftp-sync (ref)' && refBuild
+              ? {
+                  ...(await runFtpSync({ ...env, build: refBuild }, c, {
+                    ...o,
+                    variant: 'ref',
+                    profileDir: undefined,
+                  })),
+                  tool,
+                }
+              : await runRcloneCorpus(env, c, { ...o, obscuredPass });
         samples.push(s);
         say(`round ${round} ${c.name}: ${tool} ${fmt(s.wallMs / 1000)} s, CPU ${fmt(s.cpuSeconds)} s`);
         if (argv.includes('--verbose')) say(`  redis: ${s.redisByCommand}`);

@@ -13,6 +13,7 @@ import {
   makeRedisPendingUploads,
   makeRedisRateLimiter,
 } from '../src/adapters/redis-api.js';
+import { stateKey } from '../src/adapters/redis-keys.js';
 import { makeS3Presigner } from '../src/adapters/s3-presign.js';
 import { parseConfig } from '../src/config.js';
 import { makeApiApp } from '../src/http/api.js';
@@ -129,13 +130,17 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
       await ctx.close();
     }
     expect((await env.state.getSynced('acme', key.slice('acme/'.length)))?.key).toBe(key);
-    // A second complete: nothing pending under that id any more.
+    // A second complete (a client retrying): the same answer, recorded once.
     const again = await fetch(`${api}${UPLOAD}/${out.upload_id}/complete`, {
       method: 'POST',
       headers: { authorization: `Bearer ${acme}` },
     });
-    expect(again.status).toBe(404);
-    expect(await again.json()).toMatchObject({ code: 'upload_not_found', field: 'id' });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ status: 'completed', key, size: wav.length });
+    expect((await env.state.info('acme')).files).toBe(1);
+    expect(await daemon.metrics.render()).toMatch(
+      /ftpsync_api_uploads_total\{org="acme",outcome="completed"\} 1\n/,
+    );
   });
 
   it('Node FormData: an upload without metadata is found by the sweep (one listing) and counted; the response has the documented lower-case fields', async () => {
@@ -176,6 +181,60 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     const metrics = await daemon.metrics.render();
     expect(metrics).toMatch(/ftpsync_api_uploads_total\{org="globex",outcome="completed"\} 1/);
     expect(metrics).toMatch(/ftpsync_files_synced_total\{org="globex",outcome="api-upload"\} 1/);
+  });
+
+  it('complete is idempotent: after the sweep recorded it, twice at once, and 404 only for an id never recorded', async () => {
+    const complete = (id: string, token = other) =>
+      fetch(`${api}${UPLOAD}/${id}/complete`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const grant = (await (await post({ org_id: 'globex', filename: 'twice.wav' }, other)).json()) as {
+      upload_id: string;
+      key: string;
+      url: string;
+      fields: Record<string, string>;
+    };
+    expect((await uploadForm(grant, wav)).status).toBe(204);
+    const filesBefore = (await env.state.info('globex')).files;
+    // Two at once: one records it; the other answers the same, or 409 while the first is recording.
+    const both = await Promise.all([complete(grant.upload_id), complete(grant.upload_id)]);
+    for (const res of both) {
+      const body = (await res.json()) as Record<string, unknown>;
+      if (res.status === 409) expect(body).toMatchObject({ code: 'completion_in_progress', field: 'id' });
+      else
+        expect([res.status, body]).toEqual([200, { status: 'completed', key: grant.key, size: wav.length }]);
+    }
+    expect(both.some((r) => r.status === 200)).toBe(true);
+    expect((await env.state.info('globex')).files).toBe(filesBefore + 1);
+    // Later: the same answer again.
+    const later = await complete(grant.upload_id);
+    expect(later.status).toBe(200);
+    expect(await later.json()).toEqual({ status: 'completed', key: grant.key, size: wav.length });
+
+    // Recorded by the sweep first: complete answers 200 with the same body.
+    const swept = (await (
+      await post({ org_id: 'globex', filename: 'swept.wav' }, other)
+    ).json()) as typeof grant;
+    expect((await uploadForm(swept, wav)).status).toBe(204);
+    expect((await daemon.api!.uploads.sweep()).completed).toBe(1);
+    const afterSweep = await complete(swept.upload_id);
+    expect(afterSweep.status).toBe(200);
+    expect(await afterSweep.json()).toEqual({ status: 'completed', key: swept.key, size: wav.length });
+    expect((await env.state.info('globex')).files).toBe(filesBefore + 2);
+
+    // Another org's token never sees it; an id never handed out, or not an id at all: 404.
+    expect((await complete(swept.upload_id, acme)).status).toBe(404);
+    for (const id of ['00000000-0000-4000-8000-000000000000', 'not-an-id']) {
+      const res = await complete(id);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ code: 'upload_not_found', field: 'id' });
+    }
+    // Signed but never uploaded: still 409 object_missing (pending), not 200.
+    const never = (await (await post({ org_id: 'globex' }, other)).json()) as typeof grant;
+    const missing = await complete(never.upload_id);
+    expect(missing.status).toBe(409);
+    expect(await missing.json()).toMatchObject({ code: 'object_missing' });
   });
 
   it('a zip uploaded through the API is handed to the archive intake once', async () => {
@@ -262,6 +321,26 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     const big = await post({ org_id: 'acme', pad: 'x'.repeat(20_000) });
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ code: 'body_too_large' });
+    // Chunked (no Content-Length): counted as it is read.
+    const before = env.vela!.calls().length;
+    const chunks = [
+      JSON.stringify({ org_id: 'acme', pad: 'x'.repeat(10_000) }).slice(0, -1),
+      `,"more":"${'y'.repeat(10_000)}"}`,
+    ];
+    const chunked = await fetch(`${api}${UPLOAD}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${acme}`, 'content-type': 'application/json' },
+      body: new ReadableStream({
+        start(c) {
+          for (const part of chunks) c.enqueue(new TextEncoder().encode(part));
+          c.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(await chunked.json()).toMatchObject({ code: 'body_too_large', field: 'body' });
+    expect(env.vela!.calls().length).toBe(before);
   });
 
   it('allocation exceeded: 403 minute_allocation_exceeded, nothing signed, nothing pending', async () => {
@@ -338,6 +417,16 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await third.json()).toMatchObject({ code: 'rate_limited' });
     expect((await call(other, 'globex')).status).toBe(200);
+    // One counter per org and minute, shared by replicas, gone two windows later.
+    const window = Math.floor(Date.now() / 60_000);
+    const counters = await Promise.all(
+      [window - 1, window].map((w) => env.redis.get(stateKey(`${env.prefix}-rl`, 'acme', `api-rate:${w}`))),
+    );
+    expect(counters.map(Number).reduce((a, b) => a + b, 0)).toBe(3);
+    const key = stateKey(`${env.prefix}-rl`, 'acme', `api-rate:${counters[1] ? window : window - 1}`);
+    const ttl = await env.redis.pttl(key);
+    expect(ttl).toBeGreaterThan(60_000);
+    expect(ttl).toBeLessThanOrEqual(120_000);
   });
 
   it('role all serves the API only when api.enabled (on once an api: section is given)', async () => {

@@ -6,9 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/main.js';
 import { batchStatus, importArchive } from '../src/ops/batch.js';
+import { openOps } from '../src/ops/context.js';
+import { resync } from '../src/ops/resync.js';
 import type { BatchRecord } from '../src/ports/batches.js';
 import { makeRoot, type Root } from '../src/root.js';
 import { captureLog, makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
@@ -184,5 +186,113 @@ describe.skipIf(!hasVsftpd() && !process.env.CI)('a zip dropped on a vsftpd tena
     expect(status?.batch).toMatchObject({ state: 'done', via: 'source', counts: { synced: 1 } });
     const got = await getObjectBuffer(env.s3.client, env.s3.bucket, 'acme/in/vs.zip/calls/v.wav');
     expect(got.equals(body)).toBe(true);
+  }, 120_000);
+});
+
+describe('resync releases the parked entries of a zip batch', () => {
+  let env: TestEnv | undefined;
+  let root: Root | undefined;
+  afterEach(async () => {
+    await root?.close();
+    await env?.stop();
+    root = undefined;
+    env = undefined;
+  });
+
+  async function parkedBatch(name: string, opts: Parameters<typeof makeTestEnv>[1], overAllocation: boolean) {
+    env = await makeTestEnv(name, {
+      vela: true,
+      // The worker's own recheck would come only after an hour: what releases them here is resync.
+      ...opts,
+      config: { defaults: { pollInterval: '1h', minFileAge: '1ms', allocationRecheck: '1h' } },
+    });
+    const src = join(env.root, '..', `${env.prefix}-zipsrc`);
+    const files = new Map([
+      ['calls/p1.wav', randomBytes(40_000)],
+      ['calls/p2.wav', randomBytes(30_000)],
+    ]);
+    for (const [p, b] of files) await writeFileDeep(src, p, b);
+    execFileSync('zip', ['-qr', join(src, 'parked.zip'), 'calls'], { cwd: src });
+    if (overAllocation) env.vela!.setAllocation('acme', { status: 'exceeded' });
+    await env.start();
+    root = makeRoot(env.config, captureLog('silent').log, { tenantCacheMs: 0, store: env.store });
+    const rec = await importArchive(root, 'acme', join(src, 'parked.zip'));
+    const b = await waitFor(
+      'batch parked',
+      async () => {
+        const got = await root!.batches().get(rec.id);
+        return got?.state === 'parked' ? got : undefined;
+      },
+      60_000,
+    );
+    expect(b.counts).toMatchObject({ parked: 2, synced: 0 });
+    const parked = await env.state.parked('acme');
+    expect(parked.map((p) => p.jobId)).toEqual([rec.id, rec.id]);
+    for (const p of files.keys())
+      expect(await env.store.head(`acme/batches/parked.zip/${p}`)).toBeUndefined();
+    return { rec, files, parked };
+  }
+
+  async function releasedAndSynced(rec: BatchRecord, files: Map<string, Buffer>) {
+    const ops = openOps(env!.config, env!.logs.log);
+    try {
+      const plan = await resync(ops, { org: 'acme' });
+      expect(plan.released).toBe(2);
+    } finally {
+      await ops.close();
+    }
+    const b = await waitFor(
+      'batch done',
+      async () => {
+        const got = await root!.batches().get(rec.id);
+        return got?.state === 'done' ? got : undefined;
+      },
+      30_000,
+    );
+    expect(b.counts).toMatchObject({ synced: 2, parked: 0 });
+    expect(await env!.state.parked('acme')).toEqual([]);
+    for (const [p, body] of files) {
+      const got = await getObjectBuffer(env!.s3.client, env!.s3.bucket, `acme/batches/parked.zip/${p}`);
+      expect(got.equals(body), p).toBe(true);
+    }
+    const report = JSON.parse(
+      (
+        await getObjectBuffer(env!.s3.client, env!.s3.bucket, 'acme/batches/parked.zip.report.json')
+      ).toString(),
+    ) as { batch: BatchRecord; entries: { name: string; outcome: string }[] };
+    expect(report.batch.state).toBe('done');
+    expect(
+      report.entries
+        .filter((e) => e.name.endsWith('.wav'))
+        .map((e) => [e.name, e.outcome])
+        .sort(),
+    ).toEqual([
+      ['calls/p1.wav', 'synced'],
+      ['calls/p2.wav', 'synced'],
+    ]);
+  }
+
+  it('over allocation: entries parked; allocation raised at Vela; resync --org → synced, report updated', async () => {
+    const { rec, files, parked } = await parkedBatch('batch-resync', {}, true);
+    expect(parked[0]).toMatchObject({ reason: 'allocation-exceeded' });
+    env!.vela!.setAllocation('acme', { minutes: 30 });
+    await releasedAndSynced(rec, files);
+    // Vela was asked again for each entry (the recheck), and said yes.
+    const calls = env!.vela!.calls().filter((c) => c.org_id === 'acme');
+    expect(calls.filter((c) => c.status === 200).length).toBeGreaterThanOrEqual(4);
+  }, 120_000);
+
+  it('requireManifest with no row: entries parked missing-metadata; resync lets them go on without one', async () => {
+    const { rec, files, parked } = await parkedBatch(
+      'batch-resync-meta',
+      {
+        tenant: {
+          metadata: { defaultEmail: 'agent@acme.example', requireManifest: true, manifestWait: '0s' },
+        },
+      },
+      false,
+    );
+    expect(parked[0]).toMatchObject({ reason: 'missing-metadata' });
+    await releasedAndSynced(rec, files);
   }, 120_000);
 });

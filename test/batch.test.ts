@@ -22,7 +22,7 @@ import type { TenantDirectory } from '../src/ports/tenants.js';
 import { batchId } from '../src/queue/batch-jobs.js';
 import { startVelaStandin, type VelaStandin } from '../src/standin/vela-standin.js';
 import { DEFAULT_BATCH_LIMITS } from '../src/sync/batch/entries.js';
-import { type BatchDeps, type BatchRun, reportKey, runBatch } from '../src/sync/batch/expand.js';
+import { type BatchDeps, type BatchRun, inLanes, reportKey, runBatch } from '../src/sync/batch/expand.js';
 import { makeCallCheck, makeManifestIndexer } from '../src/sync/calls.js';
 import { objectKey } from '../src/sync/key.js';
 import { redisUrl, uniquePrefix } from './support/env.js';
@@ -413,5 +413,76 @@ describe('the call pipeline: allocation, exactly once, duplicates', () => {
     const again = await runBatch(deps, { ...run.record, via: 'cli' });
     expect(again.record.counts.synced).toBe(4);
     expect(writes('in/resume.zip/')).toBe(before);
+  });
+});
+
+describe('several entries at once (worker.batchEntries)', () => {
+  it('4 at once: call records still first, the same bytes twice still one upload and a duplicate, each key written once', async () => {
+    const { root, files } = await callData('lanes');
+    // More recordings, and one whose bytes are a.wav's: it must be reported a duplicate, not put.
+    for (let i = 0; i < 12; i++) {
+      const body = randomBytes(10_000 + i * 9_000);
+      files[`calls/more/m${i}.wav`] = body;
+      await writeFileDeep(root, `calls/more/m${i}.wav`, body);
+    }
+    await writeFileDeep(root, 'calls/more/same-as-a.wav', files['calls/a.wav'] as Buffer);
+    // Sorted: a.wav comes before its copy in the central directory.
+    sh('find calls -type f | LC_ALL=C sort | zip -q ../lanes.zip -@', root);
+    const saved = deps.entryConcurrency;
+    deps.entryConcurrency = 4;
+    try {
+      const run = await importArchive('acme', join(dir.path, 'lanes.zip'), 'in/lanes.zip');
+      expect(run.record).toMatchObject({ state: 'done', counts: { synced: 16, duplicate: 1, rejected: 0 } });
+      const e = byName(await batches.entries(run.record.id));
+      expect(e['calls/more/same-as-a.wav']).toMatchObject({
+        outcome: 'duplicate',
+        key: objectKey(template, 'acme', 'in/lanes.zip/calls/a.wav'),
+      });
+      await expectAllArrived('acme', 'in/lanes.zip', files);
+      for (const name of Object.keys(files)) {
+        expect(writes(`in/lanes.zip/${name}`), name).toBeLessThanOrEqual(
+          // a multipart upload is a create, its parts and a complete; a PutObject one write
+          (files[name] as Buffer).length > 64 * 1024 ? 10 : 1,
+        );
+      }
+      expect(writes('in/lanes.zip/calls/more/same-as-a.wav')).toBe(0);
+    } finally {
+      deps.entryConcurrency = saved;
+    }
+  });
+
+  it('inLanes: in order, at most `limit` at once, one per lane at a time; a failure stops new work after what runs', async () => {
+    const started: number[] = [];
+    let running = 0;
+    let most = 0;
+    const lanes = new Map<string, number>();
+    const lane = (i: number) => (i % 5 === 0 ? 'same' : `l${i}`);
+    await inLanes(
+      Array.from({ length: 20 }, (_, i) => i),
+      3,
+      lane,
+      async (i) => {
+        started.push(i);
+        running++;
+        most = Math.max(most, running);
+        lanes.set(lane(i), (lanes.get(lane(i)) ?? 0) + 1);
+        expect(lanes.get(lane(i))).toBe(1);
+        await new Promise((r) => setTimeout(r, 5 + (i % 3) * 5));
+        lanes.set(lane(i), (lanes.get(lane(i)) ?? 0) - 1);
+        running--;
+      },
+    );
+    expect(started.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(most).toBe(3);
+    const ended: number[] = [];
+    await expect(
+      inLanes([1, 2, 3, 4, 5, 6], 2, String, async (i) => {
+        await new Promise((r) => setTimeout(r, i === 2 ? 30 : 5));
+        if (i === 1) throw new Error('boom');
+        ended.push(i);
+      }),
+    ).rejects.toThrow('boom');
+    // 2 was running when 1 failed: it ended before the failure was thrown; nothing started after.
+    expect(ended).toEqual([2]);
   });
 });

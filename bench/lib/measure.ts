@@ -15,7 +15,8 @@ import { busyShare, machineCpu, sampleFtpSessions } from './proc.js';
 import { runRclone } from './rclone.js';
 import { commandStats, diffStats } from './redis-count.js';
 
-export type Tool = 'ftp-sync' | 'rclone' | 'ftp-read' | 's3-write';
+/** 'ftp-sync (ref)': the daemon of another checkout (`--ref=DIR`), measured in the same rounds. */
+export type Tool = 'ftp-sync' | 'ftp-sync (ref)' | 'rclone' | 'ftp-read' | 's3-write';
 
 export interface Sample {
   tool: Tool;
@@ -73,7 +74,10 @@ async function around<T extends { wallMs: number; cpuSeconds: number; maxRssKiB:
 }
 
 /** Counts the objects (and bytes) under `prefix` on s3rver's disk, then removes them. */
-async function checkAndClear(env: BenchEnv, prefixes: string[]): Promise<{ files: number; bytes: number }> {
+export async function checkAndClear(
+  env: BenchEnv,
+  prefixes: string[],
+): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
   const walk = async (dir: string): Promise<void> => {

@@ -58,7 +58,7 @@ export const pct = (n: number | undefined): string =>
 export function transferTable(samples: Sample[], corpora: Corpus[]): string {
   const rows: (string | number)[][] = [];
   for (const c of corpora) {
-    for (const tool of ['ftp-sync', 'rclone', 'ftp-read', 's3-write'] as const) {
+    for (const tool of ['ftp-sync', 'ftp-sync (ref)', 'rclone', 'ftp-read', 's3-write'] as const) {
       const f = figures(samples, tool, c.name);
       if (!f) continue;
       rows.push([
@@ -118,6 +118,25 @@ export function verdicts(samples: Sample[], corpora: Corpus[]): Verdict[] {
     const fr = f('ftp-read', c.name);
     const sw = f('s3-write', c.name);
     if (!fs) continue;
+    const ref = f('ftp-sync (ref)', c.name);
+    if (ref) {
+      // A restructuring keeps the figures: within 10 % of the reference build's, same run.
+      const r =
+        c.name === 'small' || c.name === 'tenants' ? fs.filesPerS / ref.filesPerS : fs.mibPerS / ref.mibPerS;
+      out.push({
+        what: `${c.label}: ${c.name === 'small' || c.name === 'tenants' ? 'files/s' : 'MiB/s'} vs the reference build`,
+        value: `${fmt(r)}×`,
+        target: '≥ 0.9×',
+        met: r >= 0.9,
+      });
+      const cpu = fs.cpuPerGiB / ref.cpuPerGiB;
+      out.push({
+        what: `${c.label}: CPU s/GiB vs the reference build`,
+        value: `${fmt(cpu)}×`,
+        target: '≤ 1.1×',
+        met: cpu <= 1.1,
+      });
+    }
     const limitFiles = fr && sw ? Math.min(fr.filesPerS, sw.filesPerS) : undefined;
     const limitMiB = fr && sw ? Math.min(fr.mibPerS, sw.mibPerS) : undefined;
     const perFile = c.name === 'small' || c.name === 'tenants';

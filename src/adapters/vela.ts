@@ -12,7 +12,7 @@
  * echoing the request, a quoted value) is scrubbed before it goes into a message.
  */
 import { STATUS_CODES } from 'node:http';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { PermanentError, toError } from '../errors.js';
 import type { AllocationCheck, AllocationRequest } from '../ports/allocation.js';
 import type { AllocationAnswer, AllocationStatus } from '../types.js';
@@ -109,25 +109,12 @@ function makePoster(url: string) {
         body: o.body,
         signal: exchange.signal,
       });
-      const max = o.maxBytes(res.statusCode);
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      let truncated = false;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        chunks.push(chunk);
-        bytes += chunk.length;
-        if (bytes > max) {
-          truncated = true;
-          // The rest is not wanted: undici closes this connection instead of reusing it.
-          res.body.destroy();
-          break;
-        }
-      }
+      const { text, truncated } = await readCapped(res.body, o.maxBytes(res.statusCode));
       return {
         status: res.statusCode,
         statusText: STATUS_CODES[res.statusCode] ?? '',
         headers: res.headers,
-        text: Buffer.concat(chunks).subarray(0, max).toString('utf8'),
+        text,
         truncated,
       };
     } catch (err) {
@@ -138,6 +125,42 @@ function makePoster(url: string) {
       o.signal?.removeEventListener('abort', onAbort);
     }
   };
+}
+
+/**
+ * At most `max` bytes of an answer's body. Beyond that the rest is not wanted: the body is destroyed
+ * and undici closes that connection instead of reusing it. Events, not `for await`: an async iterator
+ * per answer costs more than the rest of reading a few hundred bytes.
+ */
+function readCapped(
+  body: Dispatcher.ResponseData['body'],
+  max: number,
+): Promise<{ text: string; truncated: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const finish = (truncated: boolean) => {
+      body.off('data', onData).off('end', onEnd).off('error', onError);
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      resolve({ text: all.subarray(0, max).toString('utf8'), truncated });
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      bytes += chunk.length;
+      if (bytes > max) {
+        finish(true);
+        // Destroying makes undici emit its abort error: nobody waits for it any more.
+        body.on('error', () => {});
+        body.destroy();
+      }
+    };
+    const onEnd = () => finish(false);
+    const onError = (err: Error) => {
+      body.off('data', onData).off('end', onEnd).off('error', onError);
+      reject(err);
+    };
+    body.on('data', onData).on('end', onEnd).on('error', onError);
+  });
 }
 
 const WITHIN = new Set(['ok', 'within', 'available']);

@@ -169,6 +169,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Sync jobs processed at once per worker process. */
       concurrency: int(1, 256).default(8),
+      /**
+       * Entries of one zip batch expanded at once (README: Batch upload): each holds up to 16 MiB in
+       * memory while its PutObject runs; larger entries stream as multipart uploads.
+       */
+      batchEntries: int(1, 16).default(4),
       /** Attempts of a sync job before it stays failed (backoff grows to 5 minutes). */
       attempts: int(1, 1000).default(40),
       /** On SIGTERM, how long transfers may run before they are aborted and handed back. */

@@ -35,6 +35,7 @@ export function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): 
       limits: (t) => t.batch,
       callCheck,
       afterUpload: indexer,
+      entryConcurrency: config.worker.batchEntries,
       onEntry: (org, outcome) => metrics.recordBatchEntry(org, outcome),
       log,
     },

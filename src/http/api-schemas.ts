@@ -105,6 +105,7 @@ export const ERROR_CODES = [
   'vela_rejected',
   'upload_not_found',
   'object_missing',
+  'completion_in_progress',
   'upload_too_large',
   'not_found',
   'internal',

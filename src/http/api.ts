@@ -12,11 +12,10 @@
  * JSON `{code, message, field?}` with a stable `code`. An org_id other than the token's gets 403 whether
  * or not such an org exists, so a token cannot be used to find out which orgs exist.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { toError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -64,11 +63,55 @@ function fieldError(err: z.ZodError): ApiError {
   return new ApiError(400, 'invalid_field', `${field}: ${iss.message}`, { field });
 }
 
+const tooLarge = (max: number) =>
+  new ApiError(413, 'body_too_large', `body: larger than ${max} bytes`, { field: 'body' });
+
+/** A declared Content-Length over the limit is refused before anything is read. */
+function checkDeclaredLength(c: Context, max: number): void {
+  const declared = c.req.header('content-length');
+  if (declared !== undefined && Number(declared) > max) throw tooLarge(max);
+}
+
+/**
+ * The body as text, at most `max` bytes (413 beyond, whether declared or chunked). Read straight off
+ * Node's request when served by node:http: going through `c.req.raw.body` (hono's bodyLimit does)
+ * makes @hono/node-server build a full web `Request` and a web stream per request, which cost more
+ * CPU than the rest of a presign.
+ */
+async function readBody(c: Context, max: number): Promise<string> {
+  checkDeclaredLength(c, max);
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming) {
+    const buf = Buffer.from(await c.req.arrayBuffer());
+    if (buf.length > max) throw tooLarge(max);
+    return buf.toString('utf8');
+  }
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (err?: Error) => {
+      incoming.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
+      if (err) reject(err);
+      else
+        resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) return done(tooLarge(max));
+      chunks.push(chunk);
+    };
+    const onEnd = () => done();
+    const onError = (err: Error) => done(err);
+    const onAborted = () => done(new Error('client closed the request'));
+    incoming.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
+  });
+}
+
 /** The request's fields: query string, then the body (JSON or a form) over it. */
-async function readFields(c: Context): Promise<Record<string, unknown>> {
+async function readFields(c: Context, maxBodyBytes: number): Promise<Record<string, unknown>> {
   const fields: Record<string, unknown> = { ...c.req.query() };
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const text = await c.req.text();
+  const text = await readBody(c, maxBodyBytes);
   if (text.trim() !== '') {
     if (type === 'application/json' || type === '' || type.endsWith('+json')) {
       let body: unknown;
@@ -198,14 +241,11 @@ export function makeApiApp(
     await next();
   };
 
-  const limit = bodyLimit({
-    maxSize: opts.maxBodyBytes,
-    onError: () => {
-      throw new ApiError(413, 'body_too_large', `body: larger than ${opts.maxBodyBytes} bytes`, {
-        field: 'body',
-      });
-    },
-  });
+  // `complete` reads no body: a declared length over the limit is still refused, as for an upload.
+  const limit: MiddlewareHandler = async (c, next) => {
+    checkDeclaredLength(c, opts.maxBodyBytes);
+    await next();
+  };
 
   const rate = async (org: string) => {
     const r = await opts.rateLimiter.take(org);
@@ -222,8 +262,8 @@ export function makeApiApp(
     }
   };
 
-  app.post(UPLOAD_PATH, timed('upload'), auth, limit, async (c) => {
-    const parsed = uploadRequestSchema.safeParse(await readFields(c));
+  app.post(UPLOAD_PATH, timed('upload'), auth, async (c) => {
+    const parsed = uploadRequestSchema.safeParse(await readFields(c, opts.maxBodyBytes));
     if (!parsed.success) throw fieldError(parsed.error);
     const body = parsed.data;
     const org = c.get('org');

@@ -100,19 +100,22 @@ export function openApiDocument(opts: { serverUrl?: string; maxBodyBytes: number
           operationId: 'completeUpload',
           summary: 'Optional: tell the server the POST to the store is done',
           description:
-            'Records the call at once instead of at the next sweep. Without it, the sweep finds the object within `api.sweepInterval`.',
+            'Records the call at once instead of at the next sweep. Without it, the sweep finds the object within `api.sweepInterval`. Idempotent: calling it again for an upload already recorded (by an earlier call or by the sweep) answers 200 with the same body, so a client may retry it freely.',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': {
-              description: 'The object was found and the call recorded.',
+              description:
+                'The object was found and the call recorded, now or before (the same body every time).',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/CompleteResponse' } } },
             },
             '400': errorResponse('The object is larger than allowed (`upload_too_large`); it was deleted.'),
             '401': errorResponse('No valid bearer token.'),
             '404': errorResponse(
-              "No pending upload of the token's org with this id (`upload_not_found`): unknown, expired or already completed.",
+              "No pending or recorded upload of the token's org with this id (`upload_not_found`): unknown, expired without an object, or refused as too large.",
             ),
-            '409': errorResponse('Nothing was uploaded under the key yet (`object_missing`).'),
+            '409': errorResponse(
+              'Nothing was uploaded under the key yet (`object_missing`), or the upload is being recorded by another call at this moment (`completion_in_progress`, with Retry-After: call again for the 200).',
+            ),
           },
         },
       },

@@ -11,6 +11,7 @@ import type { BatchStore } from '../ports/batches.js';
 import type { SyncJobs } from '../ports/jobs.js';
 import type { SyncStateStore } from '../ports/sync-state.js';
 import type { TenantStore } from '../ports/tenants.js';
+import { releaseBatchJobs } from '../queue/batch-jobs.js';
 import { makeRoot, type Root, type RootOptions } from '../root.js';
 import type { Lease, SessionPool } from '../sync/pool.js';
 
@@ -25,6 +26,8 @@ export interface OpsContext {
   /** Zip batches and their entries (status). */
   readonly batches: BatchStore;
   readonly jobs: SyncJobs;
+  /** The batch queue: lets batches with parked entries run again now (`resync`); the batch ids released. */
+  releaseBatches(ids: string[], patch?: { released?: boolean }): Promise<string[]>;
   /** Sessions for `tenants test` and `resync`, inside each tenant's connection budget. */
   readonly pool: SessionPool;
   readonly log: Logger;
@@ -58,6 +61,7 @@ export function openOps(from: Root | Config, log?: Logger, opts: RootOptions = {
     get jobs() {
       return root.jobs();
     },
+    releaseBatches: (ids, patch) => releaseBatchJobs(root.batchQueue(), ids, patch),
     get apiTokens() {
       return root.apiTokens();
     },

@@ -1,9 +1,10 @@
 /**
  * `resync`: re-lists a tenant now and queues what is not in S3 (or everything matching, with
- * `force`), releases its parked files, and reports progress of the batch until it is finished.
+ * `force`), releases its parked files (and its zip batches' parked entries), and reports progress of the batch until it is finished.
  */
 import { randomBytes } from 'node:crypto';
 import picomatch from 'picomatch';
+import { isBatchJobId } from '../queue/batch-jobs.js';
 import { versionJobId } from '../queue/jobs.js';
 import { listingDate } from '../sync/listing-time.js';
 import { sameVersion } from '../sync/plan.js';
@@ -81,8 +82,12 @@ export async function resync(ctx: OpsContext, opts: ResyncOptions): Promise<Resy
   };
   if (opts.dryRun) return plan;
 
-  // Parked files of the tenant go at once.
-  const parked = await ctx.state.parked(tenant.org);
+  // Parked files of the tenant go at once: each job runs its call check (Vela's allocation) again.
+  const allParked = await ctx.state.parked(tenant.org);
+  // Entries of zip batches are parked under their batch's job: that job runs again (its parked
+  // entries only), like a file's job.
+  const parked = allParked.filter((r) => !isBatchJobId(r.jobId));
+  const entries = allParked.filter((r) => isBatchJobId(r.jobId));
   // A recording held for a manifest row (requireManifest) is released to go on without one.
   const held = parked.filter((r) => r.reason === 'missing-metadata');
   plan.released =
@@ -90,6 +95,14 @@ export async function resync(ctx: OpsContext, opts: ResyncOptions): Promise<Resy
       held.map((p) => p.jobId),
       { released: true },
     )) + (await ctx.jobs.release(parked.filter((r) => r.reason !== 'missing-metadata').map((p) => p.jobId)));
+  if (entries.length) {
+    const heldBatches = new Set(entries.filter((r) => r.reason === 'missing-metadata').map((r) => r.jobId));
+    const batches = new Set([
+      ...(await ctx.releaseBatches([...heldBatches], { released: true })),
+      ...(await ctx.releaseBatches(entries.filter((r) => !heldBatches.has(r.jobId)).map((r) => r.jobId))),
+    ]);
+    plan.released += entries.filter((r) => batches.has(r.jobId)).length;
+  }
 
   if (opts.force) {
     plan.jobIds = await ctx.jobs.enqueue(tenant.org, files, { force: true, batch });

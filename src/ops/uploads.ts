@@ -64,7 +64,7 @@ export interface UploadServiceDeps {
   presigner: Presigner;
   pending: PendingUploads;
   tokens: Pick<ApiTokenStore, 'orgs'>;
-  state: Pick<SyncStateStore, 'markSynced'>;
+  state: Pick<SyncStateStore, 'markSynced' | 'getSynced'>;
   store: Pick<ObjectStore, 'head' | 'list' | 'delete'>;
   archives: ArchiveIntake;
   keyTemplate: string;
@@ -77,6 +77,9 @@ export interface UploadServiceDeps {
   expiryGraceMs?: number;
 }
 
+/** An upload id as `request` makes them (randomUUID). */
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** A Vela answer that does not come within this long is a 503 (a client waits for the signature). */
 const DEFAULT_RETRY_AFTER_S = 5;
 /**
@@ -87,7 +90,10 @@ const EXPIRY_GRACE_MS = 30 * 60_000;
 
 export interface UploadService {
   request(req: UploadRequest, signal?: AbortSignal): Promise<UploadGrant>;
-  /** The client says its POST is done: the object is looked up (one HEAD) and recorded. */
+  /**
+   * The client says its POST is done: the object is looked up (one HEAD) and recorded. Idempotent:
+   * for an upload already recorded (by an earlier `complete` or the sweep) it answers the same.
+   */
   complete(org: string, id: string): Promise<{ key: string; size: number }>;
   /** One pass over every API org with pending uploads. */
   sweep(): Promise<{ completed: number; expired: number; tooLarge: number }>;
@@ -106,6 +112,27 @@ export function makeUploadService(deps: UploadServiceDeps): UploadService {
 
   const allocation = (req: UploadRequest, signal?: AbortSignal) => checkAllocation(deps, event, req, signal);
   const record = (u: PendingUpload, size: number) => recordUpload(deps, event, now, u, size);
+
+  /**
+   * An upload of `org` no longer pending: `recorded` when its object (one listing of
+   * `<org prefix>api/<id>/`) has a sync-state record of that key; `recording` when the object is there
+   * without one yet (another `complete` or the sweep claimed it and is recording it right now).
+   * Undefined for an id never handed out, expired, or refused as too large (its object deleted).
+   */
+  async function after(
+    org: string,
+    id: string,
+  ): Promise<{ state: 'recorded'; key: string; size: number } | { state: 'recording' } | undefined> {
+    if (!UPLOAD_ID.test(id)) return undefined;
+    const prefix = tenantPrefix(deps.keyTemplate, org);
+    let found = false;
+    for await (const o of deps.store.list(`${prefix}api/${id}/`)) {
+      found = true;
+      const rec = await deps.state.getSynced(org, o.key.slice(prefix.length));
+      if (rec?.key === o.key) return { state: 'recorded', key: o.key, size: rec.size };
+    }
+    return found ? { state: 'recording' } : undefined;
+  }
 
   return {
     async request(req, signal) {
@@ -163,10 +190,21 @@ export function makeUploadService(deps: UploadServiceDeps): UploadService {
     async complete(org, id) {
       const u = await deps.pending.get(org, id);
       if (!u) {
+        // Completed before (a retried call, or the sweep was first): the same answer again.
+        const done = await after(org, id);
+        if (done?.state === 'recorded') return { key: done.key, size: done.size };
+        if (done?.state === 'recording') {
+          throw new ApiError(
+            409,
+            'completion_in_progress',
+            `id ${JSON.stringify(id)}: being recorded right now; call again for its answer`,
+            { field: 'id', retryAfterSeconds: 1 },
+          );
+        }
         throw new ApiError(
           404,
           'upload_not_found',
-          `id ${JSON.stringify(id)}: no pending upload of this org`,
+          `id ${JSON.stringify(id)}: no pending or recorded upload of this org`,
           {
             field: 'id',
           },

@@ -14,6 +14,31 @@ export function batchId(org: string, key: string, etag: string): string {
   return `b-${org}-${h}`;
 }
 
+/** Whether a job id is a batch's (`b-…`): a parked record of a batch entry carries its batch's id. */
+export const isBatchJobId = (id: string) => id.startsWith('b-');
+
+/**
+ * Lets delayed batch jobs (batches with parked entries waiting for their recheck) run now, `patch`
+ * merged into their data first; returns the ids of the jobs released.
+ */
+export async function releaseBatchJobs(
+  queue: Queue<BatchJobData>,
+  ids: string[],
+  patch?: Partial<BatchJobData>,
+): Promise<string[]> {
+  const released: string[] = [];
+  for (const id of new Set(ids)) {
+    const job = await queue.getJob(id);
+    if (!job || !(await job.isDelayed())) continue;
+    if (patch) await job.updateData({ ...job.data, ...patch }).catch(() => {});
+    await job.promote().then(
+      () => released.push(id),
+      () => {},
+    );
+  }
+  return released;
+}
+
 /** Adds the batch's job (a no-op while a job with its id is kept). */
 export async function addBatchJob(queue: Queue<BatchJobData>, data: BatchJobData, attempts: number) {
   await queue.add('batch', data, {

@@ -70,6 +70,8 @@ export interface FaultEnv {
   rehash(path: string): Promise<void>;
   /** The tenant `acme` as the configuration has it (to list more tenants in an override). */
   acme(): Record<string, unknown>;
+  /** The configuration document `spawn` writes (deep-merged with `overrides`), for an in-process root. */
+  configDoc(overrides?: Record<string, unknown>): Record<string, unknown>;
   /** Writes the YAML configuration (deep-merged with `overrides`) and starts a daemon. */
   spawn(role: Role, overrides?: Record<string, unknown>, name?: string): Promise<DaemonProcess>;
   /** Stops the FTP server (connections cut), waits `downMs`, starts it again on the same port. */
@@ -197,6 +199,7 @@ export async function makeFaultEnv(name: string, opts: FaultEnvOptions = {}): Pr
     async rehash(path) {
       files.set(path, sha256(await readFile(join(root, path))));
     },
+    configDoc: (overrides = {}) => merge(baseConfig(), overrides),
     async spawn(role, overrides = {}, name) {
       const file = await writeConfigFile(
         dir.path,

@@ -31,7 +31,14 @@ import type { SyncJobData } from '../../types.js';
 import { objectKey } from '../key.js';
 import type { AfterUpload, CallCheck } from '../sync-job.js';
 import { type BatchLimits, type EntryDecision, planEntries } from './entries.js';
-import { CorruptArchiveError, type OpenedZip, openZip, StoreReadError, type ZipEntryInfo } from './zip.js';
+import {
+  CorruptArchiveError,
+  EntryChecksumError,
+  type OpenedZip,
+  openZip,
+  StoreReadError,
+  type ZipEntryInfo,
+} from './zip.js';
 
 export interface BatchJobData {
   id: string;
@@ -41,6 +48,11 @@ export interface BatchJobData {
   /** The archive's path (relative, `/`-separated): its entries become `<path>/<entry name>`. */
   path: string;
   via: BatchRecord['via'];
+  /**
+   * `resync` released the batch's entries parked for a missing manifest row (`requireManifest`):
+   * they go on with what is known, like a released file from a source.
+   */
+  released?: boolean;
 }
 
 export interface BatchDeps {
@@ -52,6 +64,11 @@ export interface BatchDeps {
   limits: (tenant: TenantConfig) => BatchLimits;
   callCheck?: CallCheck;
   afterUpload?: AfterUpload;
+  /**
+   * Entries of one archive expanded at once (default 1). Call records still all go before any
+   * recording, and entries with the same bytes one after the other.
+   */
+  entryConcurrency?: number;
   /** Entries up to this size are read into memory and sent as one PutObject. */
   bufferBytes?: number;
   /** Side channel (metrics): never breaks a batch. */
@@ -127,9 +144,9 @@ export async function runBatch(deps: BatchDeps, job: BatchJobData): Promise<Batc
     const rank = (d: EntryDecision) => (d.action !== 'expand' ? 2 : d.kind === 'call-record' ? 0 : 1);
     const order = [...plan.decisions].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
     let retryInMs: number | undefined;
-    for (const d of order) {
+    const settle = async (d: EntryDecision) => {
       const prior = done.get(d.index);
-      if (prior && prior.outcome !== 'parked') continue;
+      if (prior && prior.outcome !== 'parked') return;
       const entry = zip.entries[d.index] as ZipEntryInfo;
       let rec: EntryRecord;
       if (d.action === 'ignore') rec = { index: d.index, name: d.name, outcome: 'ignored', detail: d.detail };
@@ -143,6 +160,11 @@ export async function runBatch(deps: BatchDeps, job: BatchJobData): Promise<Batc
       await deps.batches.setEntry(job.id, rec);
       done.set(d.index, rec);
       safe(() => deps.onEntry?.(job.org, rec.outcome));
+    };
+    // Call records (all of them) before any recording; within each, several entries at once.
+    const phases = [0, 1, 2].map((r) => order.filter((d) => rank(d) === r));
+    for (const phase of phases) {
+      await inLanes(phase, deps.entryConcurrency ?? 1, (d) => fingerprintOf(zip.entries[d.index]!), settle);
     }
     const entries = [...done.values()].sort((a, b) => a.index - b.index);
     for (const e of entries) record.counts[e.outcome] += 1;
@@ -167,6 +189,55 @@ async function writeReport(deps: BatchDeps, record: BatchRecord, entries: EntryR
   });
 }
 
+/** Size and CRC-32: what the content index (duplicates) knows an entry's bytes by. */
+const fingerprintOf = (entry: ZipEntryInfo) =>
+  `${entry.uncompressedSize}:${(entry.crc32 >>> 0).toString(16)}`;
+
+/**
+ * Runs `fn` over `items` in order, at most `limit` at once, never two of the same `lane` at once (two
+ * entries with the same bytes go one after the other, so the second finds the first in the content
+ * index and is a duplicate, as when they are expanded one by one). The first failure stops new work;
+ * what is running ends first (nothing is left behind reading the archive), then it is thrown.
+ */
+export async function inLanes<T>(
+  items: T[],
+  limit: number,
+  lane: (item: T) => string,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const pending = [...items];
+  const busy = new Set<string>();
+  let failed: { err: unknown } | undefined;
+  let running = 0;
+  await new Promise<void>((resolve) => {
+    const pump = () => {
+      while (!failed && running < limit) {
+        const i = pending.findIndex((x) => !busy.has(lane(x)));
+        if (i < 0) break;
+        const [item] = pending.splice(i, 1) as [T];
+        const l = lane(item);
+        busy.add(l);
+        running++;
+        fn(item)
+          .then(
+            () => {},
+            (err) => {
+              failed ??= { err };
+            },
+          )
+          .finally(() => {
+            busy.delete(l);
+            running--;
+            pump();
+          });
+      }
+      if (running === 0 && (failed || pending.length === 0)) resolve();
+    };
+    pump();
+  });
+  if (failed) throw failed.err;
+}
+
 /** One entry to expand: duplicate? call check, HEAD, upload, sync state, after-upload steps. */
 async function expandEntry(
   deps: BatchDeps,
@@ -189,12 +260,13 @@ async function expandEntry(
     path,
     size: entry.uncompressedSize,
     mtime: entry.modifiedAt.toISOString(),
+    ...(job.released && { released: true }),
   };
   const synced = await deps.state.getSynced(tenant.org, path);
   if (synced && synced.size === version.size && synced.mtime === version.mtime) {
     return { rec: { ...base, outcome: 'synced', key: synced.key, bytes: 0, detail: 'already synced' } };
   }
-  const fingerprint = `${entry.uncompressedSize}:${(entry.crc32 >>> 0).toString(16)}`;
+  const fingerprint = fingerprintOf(entry);
   try {
     const seen = await deps.batches.findContent(tenant.org, fingerprint);
     if (seen && seen.path !== path) {
@@ -287,12 +359,19 @@ async function uploadEntry(
   const h = createHash('sha256');
   const stream = await zip.entryStream(entry);
   if (size <= (deps.bufferBytes ?? 16 * 1024 * 1024)) {
-    const chunks: Buffer[] = [];
+    // One buffer of the size the central directory gives, filled as the bytes come (no list of
+    // chunks joined at the end: one copy less to collect, and no more bytes than announced).
+    const body = Buffer.allocUnsafe(size);
+    let at = 0;
     for await (const c of stream) {
-      h.update(c as Buffer);
-      chunks.push(c as Buffer);
+      const chunk = c as Buffer;
+      if (at + chunk.length > size) {
+        stream.destroy();
+        throw new EntryChecksumError(`more than the ${size} bytes the central directory says`);
+      }
+      h.update(chunk);
+      at += chunk.copy(body, at);
     }
-    const body = Buffer.concat(chunks);
     const sha256 = h.digest('hex');
     const { etag } = await deps.store.put(key, body, {
       size,
