@@ -5,22 +5,21 @@
  */
 import type { Queue } from 'bullmq';
 import type { Config, TenantConfig } from './config.js';
+import { startHttp } from './daemon/admin-http.js';
+import { apiRole } from './daemon/api-role.js';
+import { pollerRole } from './daemon/poller-role.js';
+import { workerRole } from './daemon/worker-role.js';
 import { toError } from './errors.js';
-import type { ApiServer } from './http/api.js';
 import type { AdminHttp } from './http/server.js';
 import type { Logger } from './log.js';
 import { type Metrics, makeMetrics } from './metrics.js';
-import { enqueueBatch } from './ops/batch.js';
-import { makeUploadService, type UploadService } from './ops/uploads.js';
+import type { UploadService } from './ops/uploads.js';
 import type { ArchiveIntake } from './ports/api.js';
 import type { ObjectStore } from './ports/object-store.js';
-import { startBatchWorker } from './queue/batch-worker.js';
-import { type Poller, startPoller } from './queue/poller.js';
-import { type SyncWorker, startSyncWorker } from './queue/worker.js';
+import type { Poller } from './queue/poller.js';
+import type { SyncWorker } from './queue/worker.js';
 import { makeRoot, type Root, type RootOptions } from './root.js';
-import { findAbsent } from './sync/absent.js';
-import { type AfterSync, makeAfterSync } from './sync/after-sync.js';
-import { makeCallCheck, makeManifestIndexer } from './sync/calls.js';
+import { makeAfterSync } from './sync/after-sync.js';
 import { tenantPrefix } from './sync/key.js';
 import { startStaleUploadCleanup } from './sync/stale-uploads.js';
 import type { SyncJobData } from './types.js';
@@ -214,213 +213,4 @@ function observe(root: Root): Metrics {
     },
     onScrapeError: (source, err) => root.log.debug({ source, err: err.message }, 'metrics read failed'),
   });
-}
-
-/** The admin HTTP server (health, readiness, metrics, dashboard), when enabled. */
-async function startHttp(root: Root, metrics: Metrics): Promise<AdminHttp | undefined> {
-  const { config, log } = root;
-  if (!config.http.enabled) return undefined;
-  // Loaded only when enabled: the admin server and its dashboard (Bull Board, Hono) weigh some 30 MiB
-  // of memory that a daemon without them does not need.
-  const { startAdminHttp } = await import('./http/server.js');
-  const redis = root.redis();
-  const s3 = root.s3();
-  return startAdminHttp({
-    host: config.http.host,
-    port: config.http.port,
-    token: config.http.token || undefined,
-    metrics,
-    checks: {
-      redis: async () => {
-        // Commands wait through an outage (maxRetriesPerRequest: null): say "not ready" at once instead.
-        if (redis.status !== 'ready')
-          throw Object.assign(new Error(`redis ${redis.status}`), { code: 'NOT_CONNECTED' });
-        await redis.ping();
-      },
-      // A store given by a test counts as reachable.
-      s3: s3 ? () => s3.ping() : async () => {},
-    },
-    // The dashboard shows every queue whatever the role.
-    queues: [root.syncQueue(), root.pollQueue(), root.batchQueue()],
-    // The status page: what `ftp-sync status` shows, read from this process's root (not closed here).
-    status: async () => {
-      const { openOps } = await import('./ops/context.js');
-      const { getStatus } = await import('./ops/status.js');
-      return getStatus(openOps(root));
-    },
-    log,
-  });
-}
-
-function pollerRole(
-  root: Root,
-  opts: DaemonOptions,
-  metrics: Metrics,
-  afterSync: AfterSync,
-  onTenant: (t: TenantConfig) => void,
-): Poller {
-  const { config, log } = root;
-  const jobs = root.jobs();
-  const state = root.state();
-  return startPoller(
-    {
-      state,
-      pool: root.pool(),
-      enqueue: async (org, files, absent) => void (await jobs.enqueue(org, files, { absent })),
-      pending: (org, files) => jobs.pending(org, files),
-      findAbsent: (org, files) => findAbsent(root.store(), config.s3.keyTemplate, org, files),
-    },
-    {
-      connection: root.redis(),
-      prefix: config.redis.prefix,
-      tenants: root.tenants(),
-      state,
-      locks: root.pollLocks(),
-      log,
-      reconcileMs: opts.reconcileMs,
-      lockDuration: config.worker.lockDuration,
-      stalledInterval: config.worker.stalledInterval,
-      shutdownTimeoutMs: config.worker.shutdownTimeout,
-      onPoll: (org, outcome) => metrics.recordPoll(org, outcome),
-      onTenant,
-      afterPoll: (t) => afterSync.pass(t),
-      releaseParked: async (org, reason) =>
-        jobs.release((await state.parked(org)).filter((p) => p.reason === reason).map((p) => p.jobId)),
-    },
-  );
-}
-
-function workerRole(root: Root, metrics: Metrics, afterSync: AfterSync): SyncWorker {
-  const { config, log } = root;
-  const state = root.state();
-  const store = root.store();
-  const jobs = root.jobs();
-  const callCheck = makeCallCheck({
-    state,
-    allocation: root.allocation((c) => metrics.recordVelaCall(c)),
-    allocationRecheckMs: config.defaults.allocationRecheck,
-  });
-  const indexer = makeManifestIndexer({
-    state,
-    store,
-    log,
-    release: async (_org, ids) => void (await jobs.release(ids)),
-    onMetadataUpdate: (org) => metrics.recordMetadataUpdate(org),
-  });
-  // Zip batches: the same call check and indexer, one archive per batch job (README: Batch upload).
-  const batches = startBatchWorker(
-    {
-      tenants: root.callTenants(),
-      state,
-      store,
-      batches: root.batches(),
-      keyTemplate: config.s3.keyTemplate,
-      limits: (t) => t.batch,
-      callCheck,
-      afterUpload: indexer,
-      entryConcurrency: config.worker.batchEntries,
-      onEntry: (org, outcome) => metrics.recordBatchEntry(org, outcome),
-      log,
-    },
-    {
-      connection: root.redis(),
-      prefix: config.redis.prefix,
-      concurrency: 1,
-      lockDuration: config.worker.lockDuration,
-      stalledInterval: config.worker.stalledInterval,
-      allocationRecheckMs: config.defaults.allocationRecheck,
-    },
-  );
-  const sync = startSyncWorker(
-    {
-      tenants: root.tenants(),
-      state,
-      store,
-      pool: root.pool(),
-      bandwidth: root.bandwidth(),
-      keyTemplate: config.s3.keyTemplate,
-      multipartThreshold: config.s3.multipartThreshold,
-      onResumed: (org, bytes) => metrics.recordResumed(org, bytes),
-      callCheck,
-      // A zip synced from a source is expanded after it is in S3 (per tenant `archives`).
-      afterUpload: async (tenant, job, key, body, metadata, ctx) => {
-        await indexer(tenant, job, key, body, metadata, ctx);
-        if (tenant.archives === 'expand' && /\.zip$/i.test(job.path)) {
-          await enqueueBatch(root, { org: tenant.org, key, path: job.path, via: 'source' });
-        }
-      },
-      afterSync,
-      log,
-    },
-    {
-      connection: root.redis(),
-      prefix: config.redis.prefix,
-      concurrency: config.worker.concurrency,
-      lockDuration: config.worker.lockDuration,
-      stalledInterval: config.worker.stalledInterval,
-      shutdownTimeoutMs: config.worker.shutdownTimeout,
-      // The job has marked the tenant unhealthy already (sync/sync-job.ts): metrics only.
-      onTenantError: (org) => metrics.recordTenantError(org),
-      onOutcome: (org, outcome, bytes, ms) => metrics.recordOutcome(org, outcome, bytes, ms),
-    },
-  );
-  return {
-    worker: sync.worker,
-    close: async () => {
-      await Promise.all([sync.close(), batches.close()]);
-    },
-  };
-}
-
-/**
- * The upload API: its HTTP server and the sweep that turns uploaded objects into calls. Every replica
- * sweeps; a pending upload is recorded by exactly one (the one whose claim takes it).
- */
-async function apiRole(root: Root, metrics: Metrics) {
-  const { config, log } = root;
-  const uploads = makeUploadService({
-    allocation: root.allocation((c) => metrics.recordVelaCall(c)),
-    presigner: root.presigner(),
-    pending: root.pendingUploads(),
-    tokens: root.apiTokens(),
-    state: root.state(),
-    store: root.store(),
-    archives: root.archives(),
-    keyTemplate: config.s3.keyTemplate,
-    maxUploadSize: config.api.maxUploadSize,
-    expiryMs: config.api.presignExpiry,
-    log,
-    onEvent: (org, event, bytes) => metrics.recordApiUpload(org, event, bytes),
-  });
-  const { startApiServer } = await import('./http/api.js');
-  const server: ApiServer = await startApiServer({
-    host: config.api.host,
-    port: config.api.port,
-    publicUrl: config.api.publicUrl,
-    maxBodyBytes: config.api.maxBodySize,
-    tokens: root.apiTokens(),
-    rateLimiter: root.rateLimiter(),
-    uploads,
-    log,
-    onRequest: (r) => metrics.recordApiRequest(r),
-  });
-  let sweeping: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    sweeping ??= uploads
-      .sweep()
-      .catch((err) => log.error({ err: String(err) }, 'upload api: sweep failed'))
-      .finally(() => {
-        sweeping = undefined;
-      });
-  }, config.api.sweepInterval);
-  timer.unref();
-  return {
-    server,
-    uploads,
-    async close() {
-      clearInterval(timer);
-      await server.close();
-      await sweeping;
-    },
-  };
 }

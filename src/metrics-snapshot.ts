@@ -2,6 +2,9 @@
  * The reads behind the scrape-time gauges (queue depths, parked files and health per tenant): one
  * snapshot per scrape, shared by every gauge's collect(), bounded in time, never piling up.
  */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export type Registers = Registry[];
 
 export interface JobCounter {
   readonly name: string;
@@ -35,7 +38,7 @@ export interface Snapshot {
 }
 
 /** Returns the function each gauge calls for this scrape's snapshot (undefined: the reads failed). */
-export function makeSnapshotReader(
+function makeSnapshotReader(
   sources: ScrapeSources | undefined,
   scrapeTimeoutMs: number,
   scrapeError: (source: string, err: unknown) => void,
@@ -117,4 +120,111 @@ export function makeSnapshotReader(
   }
 
   return snapshot;
+}
+
+/**
+ * The scrape-time gauges: one shared snapshot per scrape (metrics-snapshot.ts), applied by each
+ * gauge's collect(). Returns the health gauge, which polls and tenant errors also set.
+ */
+export function scrapeGauges(
+  registers: Registers,
+  sources: ScrapeSources | undefined,
+  scrapeTimeoutMs: number,
+  onScrapeError?: (source: string, err: Error) => void,
+): Gauge<'org'> {
+  const scrapeErrors = new Counter({
+    name: 'ftpsync_scrape_errors_total',
+    help: 'Scrape-time reads that failed or timed out, by source (orgs, parked, health, queues).',
+    labelNames: ['source'],
+    registers,
+    // Rendered after this scrape's reads, so a failure shows in the scrape it happened in.
+    async collect() {
+      if (sources) await snapshot();
+    },
+  });
+  const scrapeError = (source: string, err: unknown) => {
+    safe(() => scrapeErrors.inc({ source }));
+    safe(() => onScrapeError?.(source, err instanceof Error ? err : new Error(String(err))));
+  };
+
+  const snapshot = makeSnapshotReader(sources, scrapeTimeoutMs, scrapeError);
+
+  /** Replaces every series of a gauge with `values` (or clears it when the read failed). */
+  const fill = <L extends string>(
+    gauge: Gauge<L>,
+    values: Iterable<[Partial<Record<L, string>>, number]> = [],
+  ) => {
+    gauge.reset();
+    for (const [labels, v] of values) gauge.set(labels, v);
+  };
+
+  new Gauge({
+    name: 'ftpsync_queue_jobs',
+    help: 'Jobs in each BullMQ queue by state (cluster-wide: every replica reports the same value).',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      if (!sources?.queues) return;
+      const snap = await snapshot();
+      fill(
+        this,
+        snap?.queues?.map(({ queue, state, count }) => [{ queue, state }, count]),
+      );
+    },
+  });
+  new Gauge({
+    name: 'ftpsync_parked_files',
+    help: 'Files parked (held back on purpose) per tenant (cluster-wide).',
+    labelNames: ['org'],
+    registers,
+    async collect() {
+      if (!sources?.parked) return;
+      const snap = await snapshot();
+      fill(
+        this,
+        [...(snap?.parked ?? [])].map(([org, n]) => [{ org }, n]),
+      );
+    },
+  });
+  const healthy = new Gauge({
+    name: 'ftpsync_tenant_healthy',
+    help: "1 when the tenant's last poll succeeded, 0 after a tenant-level error (login, TLS, directory).",
+    labelNames: ['org'],
+    registers,
+    async collect() {
+      if (!sources?.health) return;
+      const snap = await snapshot();
+      // Without a fresh read, the values this process saw itself stand.
+      if (snap?.health)
+        fill(
+          this,
+          [...snap.health].map(([org, v]) => [{ org }, v]),
+        );
+    },
+  });
+  new Gauge({
+    name: 'ftpsync_ftp_connections_in_use',
+    help: 'FTP sessions this process holds open per tenant (sum over replicas; the budget is per tenant).',
+    labelNames: ['org'],
+    registers,
+    async collect() {
+      const count = sources?.connectionsInUse;
+      if (!count) return;
+      const snap = await snapshot();
+      fill(
+        this,
+        (snap?.orgs ?? []).map((org) => [{ org }, count.call(sources, org)]),
+      );
+    },
+  });
+  return healthy;
+}
+
+/** Runs a metric update; a side channel never breaks what it observes. */
+export function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // a side channel never breaks what it observes
+  }
 }

@@ -17,7 +17,7 @@
  * of series stays bounded by the number of tenants.
  */
 import { Counter, collectDefaultMetrics, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
-import { makeSnapshotReader, type ScrapeSources } from './metrics-snapshot.js';
+import { type Registers, type ScrapeSources, safe, scrapeGauges } from './metrics-snapshot.js';
 
 /** Outcomes of a sync job that put (or found) the version in S3. */
 const SYNCED_OUTCOMES = ['uploaded', 'already-in-s3', 'already-synced', 'superseded'] as const;
@@ -107,10 +107,42 @@ const FAILED = new Set<string>(FAILURE_REASONS);
 export function makeMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
-  const sources = opts.sources;
-  const scrapeTimeoutMs = opts.scrapeTimeoutMs ?? 2000;
   const registers = [registry];
+  const sync = syncMetrics(registers);
+  const polls = pollMetrics(registers);
+  const afterSync = afterSyncMetrics(registers);
+  const api = apiMetrics(registers, sync);
+  const vela = velaMetrics(registers);
+  const healthy = scrapeGauges(registers, opts.sources, opts.scrapeTimeoutMs ?? 2000, opts.onScrapeError);
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    recordBatchEntry: sync.recordBatchEntry,
+    recordResumed: sync.recordResumed,
+    recordOutcome: sync.recordOutcome,
+    recordMetadataUpdate: sync.recordMetadataUpdate,
+    recordTenantError(org) {
+      safe(() => {
+        sync.failures.inc({ org, reason: 'tenant' });
+        healthy.set({ org }, 0);
+      });
+    },
+    recordPoll(org, outcome) {
+      safe(() => {
+        polls.record(org, outcome);
+        if ('listed' in outcome && outcome.kind === 'done') healthy.set({ org }, 1);
+      });
+    },
+    recordAfterSync: afterSync.record,
+    recordVelaCall: vela.record,
+    recordApiRequest: api.recordRequest,
+    recordApiUpload: api.recordUpload,
+  };
+}
 
+/** What sync jobs and zip batches put in S3, and what failed. */
+function syncMetrics(registers: Registers) {
   const filesSynced = new Counter({
     name: 'ftpsync_files_synced_total',
     help: 'Calls that ended in S3, by outcome: sync jobs (uploaded, already-in-s3, already-synced, superseded) and upload API uploads (api-upload).',
@@ -120,12 +152,6 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
   const bytesSynced = new Counter({
     name: 'ftpsync_bytes_synced_total',
     help: 'Bytes uploaded to S3.',
-    labelNames: ['org'],
-    registers,
-  });
-  const resumedBytes = new Counter({
-    name: 'ftpsync_resumed_bytes_total',
-    help: 'Bytes not read again from the source because a retried transfer resumed the upload an earlier attempt left (REST / SFTP offset).',
     labelNames: ['org'],
     registers,
   });
@@ -141,12 +167,61 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     labelNames: ['org', 'outcome'],
     registers,
   });
+  const resumedBytes = new Counter({
+    name: 'ftpsync_resumed_bytes_total',
+    help: 'Bytes not read again from the source because a retried transfer resumed the upload an earlier attempt left (REST / SFTP offset).',
+    labelNames: ['org'],
+    registers,
+  });
   const metadataUpdates = new Counter({
     name: 'ftpsync_metadata_updates_total',
     help: 'Synced recordings whose object metadata a later call record updated in place (no new upload).',
     labelNames: ['org'],
     registers,
   });
+  const transferDuration = new Histogram({
+    name: 'ftpsync_transfer_duration_seconds',
+    help: 'Time of a sync job that uploaded a file (allocation check, FTP download, S3 upload, verify).',
+    buckets: TRANSFER_SECONDS,
+    registers,
+  });
+  const transferSize = new Histogram({
+    name: 'ftpsync_transfer_size_bytes',
+    help: 'Size of each uploaded file.',
+    buckets: TRANSFER_BYTES,
+    registers,
+  });
+  return {
+    filesSynced,
+    bytesSynced,
+    failures,
+    recordBatchEntry(org: string, outcome: string) {
+      safe(() => batchEntries.inc({ org, outcome }));
+    },
+    recordResumed(org: string, bytes: number) {
+      safe(() => resumedBytes.inc({ org }, bytes));
+    },
+    recordOutcome(org: string, outcome: string, bytes: number, ms: number) {
+      safe(() => {
+        if (SYNCED.has(outcome)) {
+          filesSynced.inc({ org, outcome });
+          if (outcome === 'uploaded') {
+            bytesSynced.inc({ org }, bytes);
+            transferDuration.observe(ms / 1000);
+            transferSize.observe(bytes);
+          }
+        } else if (FAILED.has(outcome)) failures.inc({ org, reason: outcome });
+        // `parked` is not counted here: the parked gauge reads how many are parked now.
+      });
+    },
+    recordMetadataUpdate(org: string) {
+      safe(() => metadataUpdates.inc({ org }));
+    },
+  };
+}
+
+/** Polls: how they ended, how long they took, what they listed. */
+function pollMetrics(registers: Registers) {
   const polls = new Counter({
     name: 'ftpsync_polls_total',
     help: 'Polls by outcome (done, failed, skipped, no-slot).',
@@ -178,24 +253,45 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     labelNames: ['org'],
     registers,
   });
-  const transferDuration = new Histogram({
-    name: 'ftpsync_transfer_duration_seconds',
-    help: 'Time of a sync job that uploaded a file (allocation check, FTP download, S3 upload, verify).',
-    buckets: TRANSFER_SECONDS,
-    registers,
-  });
-  const transferSize = new Histogram({
-    name: 'ftpsync_transfer_size_bytes',
-    help: 'Size of each uploaded file.',
-    buckets: TRANSFER_BYTES,
-    registers,
-  });
+  return {
+    /** Throws like prom-client does: the caller wraps it in `safe`. */
+    record(org: string, outcome: PollReport) {
+      polls.inc({ org, outcome: POLL_OUTCOMES.has(outcome.kind) ? outcome.kind : 'other' });
+      if ('listed' in outcome && outcome.kind === 'done') {
+        pollDuration.observe({ org }, outcome.ms / 1000);
+        listingSize.set({ org }, outcome.listed);
+        if ('missingDirs' in outcome) missingDirs.set({ org }, outcome.missingDirs?.length ?? 0);
+        if ('unsyncable' in outcome) unsyncableNames.set({ org }, outcome.unsyncable?.count ?? 0);
+      }
+    },
+  };
+}
+
+function afterSyncMetrics(registers: Registers) {
   const afterSync = new Counter({
     name: 'ftpsync_after_sync_actions_total',
     help: 'After-sync attempts on source files by action (delete, move) and outcome: done, gone (already not on the server), changed (a new version there: kept), failed (retried with backoff).',
     labelNames: ['org', 'action', 'outcome'],
     registers,
   });
+  return {
+    record(org: string, action: string, outcome: string) {
+      safe(() =>
+        afterSync.inc({
+          org,
+          action: action === 'move' ? 'move' : 'delete',
+          outcome: (AFTER_SYNC_OUTCOMES as readonly string[]).includes(outcome) ? outcome : 'other',
+        }),
+      );
+    },
+  };
+}
+
+/** The upload API: requests answered and uploads by outcome (a completed one counts as a synced call). */
+function apiMetrics(
+  registers: Registers,
+  sync: Pick<ReturnType<typeof syncMetrics>, 'filesSynced' | 'bytesSynced'>,
+) {
   const apiRequests = new Counter({
     name: 'ftpsync_api_requests_total',
     help: 'Upload API requests answered, by route (upload, complete) and code (ok or the error code).',
@@ -215,6 +311,27 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     labelNames: ['org', 'outcome'],
     registers,
   });
+  return {
+    recordRequest(r: { route: string; code: string; ms: number }) {
+      safe(() => {
+        apiRequests.inc({ route: r.route, code: r.code });
+        apiDuration.observe({ route: r.route }, r.ms / 1000);
+      });
+    },
+    recordUpload(org: string, event: string, bytes?: number) {
+      safe(() => {
+        apiUploads.inc({ org, outcome: API_UPLOAD_EVENTS.has(event) ? event : 'other' });
+        // An uploaded call counts like one synced from FTP.
+        if (event === 'completed') {
+          sync.filesSynced.inc({ org, outcome: 'api-upload' });
+          sync.bytesSynced.inc({ org }, bytes ?? 0);
+        }
+      });
+    },
+  };
+}
+
+function velaMetrics(registers: Registers) {
   const velaDuration = new Histogram({
     name: 'ftpsync_vela_request_duration_seconds',
     help: 'Time of an allocation check with Vela, by outcome (within, exceeded, unavailable, rejected, invalid, aborted).',
@@ -222,173 +339,9 @@ export function makeMetrics(opts: MetricsOptions = {}): Metrics {
     buckets: VELA_SECONDS,
     registers,
   });
-
-  // Scrape-time gauges: one shared snapshot per scrape (metrics-snapshot.ts), applied by each gauge's collect().
-  const scrapeErrors = new Counter({
-    name: 'ftpsync_scrape_errors_total',
-    help: 'Scrape-time reads that failed or timed out, by source (orgs, parked, health, queues).',
-    labelNames: ['source'],
-    registers,
-    // Rendered after this scrape's reads, so a failure shows in the scrape it happened in.
-    async collect() {
-      if (sources) await snapshot();
-    },
-  });
-  const scrapeError = (source: string, err: unknown) => {
-    safe(() => scrapeErrors.inc({ source }));
-    safe(() => opts.onScrapeError?.(source, err instanceof Error ? err : new Error(String(err))));
-  };
-
-  const snapshot = makeSnapshotReader(sources, scrapeTimeoutMs, scrapeError);
-
-  /** Replaces every series of a gauge with `values` (or clears it when the read failed). */
-  const fill = <L extends string>(
-    gauge: Gauge<L>,
-    values: Iterable<[Partial<Record<L, string>>, number]> = [],
-  ) => {
-    gauge.reset();
-    for (const [labels, v] of values) gauge.set(labels, v);
-  };
-
-  new Gauge({
-    name: 'ftpsync_queue_jobs',
-    help: 'Jobs in each BullMQ queue by state (cluster-wide: every replica reports the same value).',
-    labelNames: ['queue', 'state'],
-    registers,
-    async collect() {
-      if (!sources?.queues) return;
-      const snap = await snapshot();
-      fill(
-        this,
-        snap?.queues?.map(({ queue, state, count }) => [{ queue, state }, count]),
-      );
-    },
-  });
-  new Gauge({
-    name: 'ftpsync_parked_files',
-    help: 'Files parked (held back on purpose) per tenant (cluster-wide).',
-    labelNames: ['org'],
-    registers,
-    async collect() {
-      if (!sources?.parked) return;
-      const snap = await snapshot();
-      fill(
-        this,
-        [...(snap?.parked ?? [])].map(([org, n]) => [{ org }, n]),
-      );
-    },
-  });
-  const healthy = new Gauge({
-    name: 'ftpsync_tenant_healthy',
-    help: "1 when the tenant's last poll succeeded, 0 after a tenant-level error (login, TLS, directory).",
-    labelNames: ['org'],
-    registers,
-    async collect() {
-      if (!sources?.health) return;
-      const snap = await snapshot();
-      // Without a fresh read, the values this process saw itself stand.
-      if (snap?.health)
-        fill(
-          this,
-          [...snap.health].map(([org, v]) => [{ org }, v]),
-        );
-    },
-  });
-  new Gauge({
-    name: 'ftpsync_ftp_connections_in_use',
-    help: 'FTP sessions this process holds open per tenant (sum over replicas; the budget is per tenant).',
-    labelNames: ['org'],
-    registers,
-    async collect() {
-      const count = sources?.connectionsInUse;
-      if (!count) return;
-      const snap = await snapshot();
-      fill(
-        this,
-        (snap?.orgs ?? []).map((org) => [{ org }, count.call(sources, org)]),
-      );
-    },
-  });
-
   return {
-    registry,
-    contentType: registry.contentType,
-    render: () => registry.metrics(),
-    recordBatchEntry(org, outcome) {
-      safe(() => batchEntries.inc({ org, outcome }));
-    },
-    recordOutcome(org, outcome, bytes, ms) {
-      safe(() => {
-        if (SYNCED.has(outcome)) {
-          filesSynced.inc({ org, outcome });
-          if (outcome === 'uploaded') {
-            bytesSynced.inc({ org }, bytes);
-            transferDuration.observe(ms / 1000);
-            transferSize.observe(bytes);
-          }
-        } else if (FAILED.has(outcome)) failures.inc({ org, reason: outcome });
-        // `parked` is not counted here: the parked gauge reads how many are parked now.
-      });
-    },
-    recordResumed(org, bytes) {
-      safe(() => resumedBytes.inc({ org }, bytes));
-    },
-    recordTenantError(org) {
-      safe(() => {
-        failures.inc({ org, reason: 'tenant' });
-        healthy.set({ org }, 0);
-      });
-    },
-    recordPoll(org, outcome) {
-      safe(() => {
-        polls.inc({ org, outcome: POLL_OUTCOMES.has(outcome.kind) ? outcome.kind : 'other' });
-        if ('listed' in outcome && outcome.kind === 'done') {
-          pollDuration.observe({ org }, outcome.ms / 1000);
-          listingSize.set({ org }, outcome.listed);
-          if ('missingDirs' in outcome) missingDirs.set({ org }, outcome.missingDirs?.length ?? 0);
-          if ('unsyncable' in outcome) unsyncableNames.set({ org }, outcome.unsyncable?.count ?? 0);
-          healthy.set({ org }, 1);
-        }
-      });
-    },
-    recordAfterSync(org, action, outcome) {
-      safe(() =>
-        afterSync.inc({
-          org,
-          action: action === 'move' ? 'move' : 'delete',
-          outcome: (AFTER_SYNC_OUTCOMES as readonly string[]).includes(outcome) ? outcome : 'other',
-        }),
-      );
-    },
-    recordVelaCall(call) {
+    record(call: { outcome: string; ms: number }) {
       safe(() => velaDuration.observe({ outcome: call.outcome }, call.ms / 1000));
     },
-    recordMetadataUpdate(org) {
-      safe(() => metadataUpdates.inc({ org }));
-    },
-    recordApiRequest(r) {
-      safe(() => {
-        apiRequests.inc({ route: r.route, code: r.code });
-        apiDuration.observe({ route: r.route }, r.ms / 1000);
-      });
-    },
-    recordApiUpload(org, event, bytes) {
-      safe(() => {
-        apiUploads.inc({ org, outcome: API_UPLOAD_EVENTS.has(event) ? event : 'other' });
-        // An uploaded call counts like one synced from FTP.
-        if (event === 'completed') {
-          filesSynced.inc({ org, outcome: 'api-upload' });
-          bytesSynced.inc({ org }, bytes ?? 0);
-        }
-      });
-    },
   };
-}
-
-function safe(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // a side channel never breaks what it observes
-  }
 }

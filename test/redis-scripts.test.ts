@@ -1,6 +1,7 @@
 /**
- * Per-file Lua scripts run by EVALSHA (`luaScript`): the source crosses the wire once per server,
- * and a server that lost its script cache (a restart, SCRIPT FLUSH, a failover) is served again.
+ * Per-file Lua scripts run by EVALSHA (`luaScript`): the source crosses the wire once per connection,
+ * and a server that lost its script cache (a restart, SCRIPT FLUSH, a failover) is served again; in a
+ * pipeline too.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,8 +34,8 @@ describe('luaScript', () => {
     const results = [];
     for (let i = 0; i < 5; i++) results.push(await incr(redis, ['n'], [2]));
     expect(results).toEqual([2, 4, 6, 8, 10]);
-    // The first EVALSHA fails (NOSCRIPT), one EVAL loads it; the other four run by SHA.
-    expect(await commands()).toEqual({ eval: 1, evalsha: 5 });
+    // The first call sends the source (EVAL, which loads it); the other four run by SHA.
+    expect(await commands()).toEqual({ eval: 1, evalsha: 4 });
   });
 
   it('loads the script again after the server forgot it', async () => {
@@ -43,6 +44,18 @@ describe('luaScript', () => {
     await server.restart();
     await redis.ping(); // reconnected
     expect(await incr(redis, ['n'], [1])).toBe(1);
+  });
+
+  it('runs in a pipeline, by SHA once the connection sent the source', async () => {
+    await redis.config('RESETSTAT');
+    const pipe = redis.pipeline();
+    incr(pipe, ['m'], [3]);
+    incr(pipe, ['m'], [4]);
+    expect(await pipe.exec()).toEqual([
+      [null, 3],
+      [null, 7],
+    ]);
+    expect(await commands()).toEqual({ eval: 0, evalsha: 2 });
   });
 
   it("passes the script's own error through", async () => {

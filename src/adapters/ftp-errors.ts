@@ -88,7 +88,7 @@ export async function classifyPlainAnswer(err: unknown, host: string, port: numb
 }
 
 /** The first line a server sends on a plain TCP connection (which is then closed). */
-export function firstLine(host: string, port: number, timeoutMs: number): Promise<string> {
+function firstLine(host: string, port: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connectTcp({ host, port });
     let text = '';

@@ -11,7 +11,7 @@ import type { RedisClient } from './redis-client.js';
 import { stateKey } from './redis-keys.js';
 
 /** The tenant of a batch id (`b-<org>-<hash>`, see `queue/batch-jobs.ts`). */
-export function orgOfBatch(id: string): string | undefined {
+function orgOfBatch(id: string): string | undefined {
   return /^b-(.+)-[0-9a-f]{16}$/.exec(id)?.[1];
 }
 

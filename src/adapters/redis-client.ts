@@ -11,7 +11,7 @@
  *   (see `stateKey`): one slot per tenant, so tenants spread over the cluster's masters.
  */
 import { createHash } from 'node:crypto';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { type ChainableCommander, Cluster, Redis, type RedisOptions } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
 
@@ -89,26 +89,40 @@ export function makeRedis(cfg: string | RedisConnectionConfig): RedisClient {
   return makeRedisClient(typeof cfg === 'string' ? { url: cfg } : cfg);
 }
 
-/** A Lua script run by `EVALSHA`: its source crosses the wire once per server, not once per call. */
+/**
+ * A Lua script run by `EVALSHA`: its source crosses the wire once per connection, not once per call.
+ * Called on a client, or on a pipeline or MULTI of it (its reply then comes with `exec()`).
+ */
 export type LuaScript = (
-  redis: RedisClient,
+  target: RedisClient | ChainableCommander,
   keys: readonly string[],
   args?: readonly (string | number)[],
 ) => Promise<unknown>;
 
+/** What `luaScript` reads of a client or pipeline beyond ioredis's public types. */
+interface ScriptHost {
+  isPipeline?: boolean;
+  redis?: ScriptHost;
+  scriptsSet?: Record<string, unknown>;
+  defineCommand(name: string, def: { lua: string }): void;
+  [name: string]: unknown;
+}
+
 /**
- * `source` as a script called by its SHA-1. A server that does not know it yet (first call, a
- * restart, `SCRIPT FLUSH`, another cluster master) answers NOSCRIPT and gets one `EVAL` instead,
- * which also loads it there. Per-file scripts go this way: the source is most of a call's bytes.
+ * `source` as an ioredis command (`defineCommand`, named by its SHA-1, defined on a connection the
+ * first time it is run there). ioredis sends the body once per connection (`EVAL`), then only the
+ * SHA-1; a server that forgot it (a restart, `SCRIPT FLUSH`, another cluster master) answers
+ * NOSCRIPT and gets the body again. The same on a single server, Sentinel or a Cluster (routed by
+ * the first key), in pipelines and MULTI too. Every script of the adapters goes this way: the source
+ * is most of a call's bytes.
  */
 export function luaScript(source: string): LuaScript {
-  const sha = createHash('sha1').update(source).digest('hex');
-  return async (redis, keys, args = []) => {
-    try {
-      return await redis.evalsha(sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return redis.eval(source, keys.length, ...keys, ...args);
-    }
+  const name = `ftpsync:${createHash('sha1').update(source).digest('hex')}`;
+  return (target, keys, args = []) => {
+    const host = target as unknown as ScriptHost;
+    const client = host.isPipeline && host.redis ? host.redis : host;
+    if (!client.scriptsSet?.[name]) client.defineCommand(name, { lua: source });
+    const fn = client[name] as (...a: (string | number)[]) => Promise<unknown>;
+    return fn.call(target, keys.length, ...keys, ...args);
   };
 }

@@ -26,7 +26,7 @@ import type { IndexedRow } from '../ports/sync-state.js';
 import type { SyncRecord } from '../types.js';
 
 /** Average entries per bucket above which the table splits its next bucket. */
-export const LOAD = 44;
+const LOAD = 44;
 
 /** Separator of the packed fields (a unit separator: never in a size, time or e-mail). */
 const SEP = '\x1f';
@@ -101,14 +101,14 @@ end
 const b36 = (n: number) => n.toString(36);
 
 /** An mtime as stored: an exact ISO time as `~` + its ms in base 36, any other text as it is. */
-export function packMtime(mtime: string): string {
+function packMtime(mtime: string): string {
   if (mtime.startsWith('~')) return `~${mtime}`;
   const ms = Date.parse(mtime);
   if (Number.isFinite(ms) && ms >= 0 && new Date(ms).toISOString() === mtime) return `~${b36(ms)}`;
   return mtime;
 }
 
-export function unpackMtime(s: string): string {
+function unpackMtime(s: string): string {
   if (s.startsWith('~~')) return s.slice(1);
   if (s.startsWith('~')) return new Date(Number.parseInt(s.slice(1), 36)).toISOString();
   return s;

@@ -7,3 +7,14 @@
 export function stateKey(prefix: string, org: string, name: string): string {
   return `${prefix.replace(/[{}]/g, '')}:{${org}}:${name}`;
 }
+
+/** A tenant's key names (one slot: the `{org}` hash tag); the bucketed tables' bases end in `:`. */
+export function stateKeys(prefix: string) {
+  const k = (org: string, name: string) => stateKey(prefix, org, name);
+  return {
+    k,
+    lh: (org: string) => k(org, 'lh'),
+    base: (org: string, t: string) => `${k(org, t)}:`,
+    mf: (org: string) => k(org, 'manifests'),
+  };
+}

@@ -59,7 +59,7 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * `patch` over `base`: objects merged key by key (so `{"metadata":{"pattern":…}}` keeps the other
  * metadata), anything else (arrays too) replaced; `null` removes a key.
  */
-export function mergeSettings(
+function mergeSettings(
   base: Record<string, unknown>,
   patch: Record<string, unknown>,
 ): Record<string, unknown> {

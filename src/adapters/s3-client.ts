@@ -28,7 +28,7 @@ const MAX_SOCKETS = 64;
  * header of AWS Lambda; a log line per call to a silent logger; the user agent rebuilt per request
  * (replaced by a fixed one). Signing, retries, redirects, endpoints and body checks all stay.
  */
-export const REMOVED_MIDDLEWARE = [
+const REMOVED_MIDDLEWARE = [
   'recursionDetectionMiddleware',
   'loggerMiddleware',
   'getUserAgentMiddleware',

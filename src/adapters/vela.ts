@@ -408,7 +408,7 @@ function safeSideChannel<T>(fn: ((o: T) => void) | undefined): (o: T) => void {
  * The request body Vela receives: `org_id` always, `email` and `date_of_call` only when known
  * (the platform's API takes metadata as optional; an absent field is never sent as null or "").
  */
-export function velaBody(req: AllocationRequest): string {
+function velaBody(req: AllocationRequest): string {
   return JSON.stringify({
     org_id: req.org,
     ...(req.email !== undefined && { email: req.email }),

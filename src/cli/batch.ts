@@ -2,17 +2,18 @@
  * `ftp-sync batch import` and `ftp-sync batch status`: an operator's manual batch upload on a
  * customer's behalf, and what became of each batch and each of its entries.
  */
+import type { Command } from 'commander';
 import { makeLogger } from '../log.js';
 import { type BatchStatus, batchStatus, importArchive } from '../ops/batch.js';
 import type { BatchRecord } from '../ports/batches.js';
 import { ENTRY_OUTCOMES } from '../ports/batches.js';
 import { makeRoot, type Root } from '../root.js';
 import { reportKey } from '../sync/batch/expand.js';
-import { json, readConfig, stdout } from './common.js';
+import { configOption, examples, json, orgOption, readConfig, stdout } from './common.js';
 import { formatBytes } from './render.js';
 
 /** Exit codes of `batch import`: like resync's. */
-export const BATCH_EXIT = { ok: 0, failed: 1, parked: 3 } as const;
+const BATCH_EXIT = { ok: 0, failed: 1, parked: 3 } as const;
 
 async function withRoot<T>(file: string | undefined, fn: (root: Root) => Promise<T>): Promise<T> {
   const config = await readConfig(file, { sourceCredentials: 'optional' });
@@ -29,7 +30,7 @@ const counts = (b: BatchRecord) =>
     .map((o) => `${b.counts[o]} ${o}`)
     .join(', ') || 'no entries yet';
 
-export async function batchImportCommand(
+async function batchImportCommand(
   file: string,
   opts: { config?: string; org: string; wait?: boolean; timeout?: string },
 ): Promise<void> {
@@ -74,7 +75,7 @@ export async function batchImportCommand(
   process.exitCode = code;
 }
 
-export async function batchStatusCommand(
+async function batchStatusCommand(
   id: string | undefined,
   opts: { config?: string; org?: string; json?: boolean },
 ): Promise<void> {
@@ -87,7 +88,7 @@ export async function batchStatusCommand(
   for (const line of renderBatches(list)) out.line(line);
 }
 
-export function renderBatches(list: BatchStatus[]): string[] {
+function renderBatches(list: BatchStatus[]): string[] {
   if (list.length === 0) return ['no batches'];
   const lines: string[] = [];
   for (const { batch: b, entries } of list) {
@@ -99,4 +100,44 @@ export function renderBatches(list: BatchStatus[]): string[] {
     }
   }
   return lines;
+}
+
+/** `batch import | status`, and the exit codes of import. */
+export function registerBatch(program: Command): void {
+  const batch = program
+    .command('batch')
+    .description('zip batches: import an archive, see what became of each entry');
+  batch
+    .command('import')
+    .description('upload a zip (or use one already in S3) and queue its expansion; then follow it')
+    .argument('<file>', 'a local .zip, or s3://<bucket>/<key> of one already in the configured bucket')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--no-wait', 'queue and exit without following the batch')
+    .addHelpText(
+      'after',
+      `
+A running worker (ftp-sync start) expands the archive; import uploads it, queues it and, unless
+--no-wait, follows it until every entry has an outcome.
+
+Exit codes:
+  ${BATCH_EXIT.ok}    every entry synced, a duplicate or ignored
+  ${BATCH_EXIT.failed}    the archive was refused, or some entries were rejected (see batch status)
+  2    configuration error
+  ${BATCH_EXIT.parked}    some recordings were parked (allocation exceeded); the worker retries them
+${examples('ftp-sync batch import --org acme export-2024-03.zip', 'ftp-sync batch import --org acme s3://calls/acme/uploads/export.zip')}`,
+    )
+    .action(batchImportCommand);
+  batch
+    .command('status')
+    .description('batches (newest first) with counts by outcome; one batch with each entry and its reason')
+    .argument('[id]', 'a batch id (b-<org>-<hash>)')
+    .addOption(configOption())
+    .option('--org <id>', 'only this tenant')
+    .option('--json', 'print as JSON')
+    .addHelpText(
+      'after',
+      examples('ftp-sync batch status --org acme', 'ftp-sync batch status b-acme-0123456789abcdef --json'),
+    )
+    .action(batchStatusCommand);
 }

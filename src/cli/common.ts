@@ -31,6 +31,11 @@ export async function readConfig(file: string | undefined, opts: LoadOptions = {
 export const configOption = () =>
   new Option('-c, --config <file>', `configuration file (default: $FTPSYNC_CONFIG or ${DEFAULT_CONFIG})`);
 
+export const orgOption = () => new Option('--org <id>', 'tenant (org_id)').makeOptionMandatory();
+
+/** The `Examples:` block at the end of a command's help. */
+export const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+
 /** Logs of the operations go to stderr, warnings and worse only: stdout stays clean for --json. */
 function opsLogger() {
   return makeLogger({ level: 'warn' }, pino.destination({ dest: 2, sync: true }));

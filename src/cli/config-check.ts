@@ -1,8 +1,9 @@
 /** `ftp-sync config check`: validates a configuration file and prints a summary, secrets hidden. */
-import { readConfig, stdout } from './common.js';
+import type { Command } from 'commander';
+import { configOption, examples, readConfig, stdout } from './common.js';
 import { formatBytes, formatDuration } from './render.js';
 
-export async function configCheckCommand(opts: { config?: string }): Promise<void> {
+async function configCheckCommand(opts: { config?: string }): Promise<void> {
   const c = await readConfig(opts.config);
   const out = stdout();
   out.line(
@@ -28,4 +29,19 @@ export async function configCheckCommand(opts: { config?: string }): Promise<voi
   }
   if (!c.vela.enabled)
     out.line(out.style.yellow('  warning: vela.enabled is false: no minute-allocation check'));
+}
+
+/** `config check`. */
+export function registerConfig(program: Command): void {
+  program
+    .command('config')
+    .description('configuration commands')
+    .command('check')
+    .description('validate a configuration file and print a summary (secrets hidden)')
+    .addOption(configOption())
+    .addHelpText(
+      'after',
+      `\nExits with 2 and names the field when the file is not valid.${examples('ftp-sync config check -c config/ftp-sync.yaml')}`,
+    )
+    .action(configCheckCommand);
 }

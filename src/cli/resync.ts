@@ -3,9 +3,10 @@
  * --force), releases its parked files, then follows the batch until every job is finished.
  * A running worker (`ftp-sync start`) does the transfers; this process only queues and watches.
  */
+import type { Command } from 'commander';
 import type { OpsContext } from '../ops/context.js';
 import { type BatchProgress, batchProgress, type ResyncPlan, resync } from '../ops/resync.js';
-import { type Output, readConfig, stdout, withOps } from './common.js';
+import { configOption, examples, type Output, orgOption, readConfig, stdout, withOps } from './common.js';
 import {
   formatBytes,
   formatClock,
@@ -17,7 +18,7 @@ import {
 } from './render.js';
 
 /** Exit codes of `resync` (also in its --help). */
-export const RESYNC_EXIT = { ok: 0, failed: 1, parked: 3, interrupted: 130 } as const;
+const RESYNC_EXIT = { ok: 0, failed: 1, parked: 3, interrupted: 130 } as const;
 
 export interface ResyncCommandOptions {
   config?: string;
@@ -33,7 +34,7 @@ const SHOWN = 20;
 /** On a terminal the line is redrawn on every look; elsewhere a line is printed this often. */
 const LOG_EVERY_MS = 5_000;
 
-export async function resyncCommand(opts: ResyncCommandOptions): Promise<void> {
+async function resyncCommand(opts: ResyncCommandOptions): Promise<void> {
   const config = await readConfig(opts.config);
   const out = stdout();
   process.exitCode = await withOps(config, async (ctx) => {
@@ -162,4 +163,43 @@ function summarise(out: Output, plan: ResyncPlan, p: BatchProgress | undefined, 
   if (p.failed) return RESYNC_EXIT.failed;
   if (p.parked) return RESYNC_EXIT.parked;
   return RESYNC_EXIT.ok;
+}
+
+/** `resync`, its options and exit codes. */
+export function registerResync(program: Command): void {
+  program
+    .command('resync')
+    .description(
+      'list a tenant now, queue what is not in S3 and release its parked files; then follow the batch',
+    )
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option(
+      '--path <glob>',
+      'only paths matching this glob (relative to the source root, e.g. "calls/2024-03/**")',
+    )
+    .option('--since <date>', 'only files modified on or after this date (YYYY-MM-DD or ISO time)')
+    .option('--force', 'queue every matching file, even those already in S3 (uploads them again)')
+    .option('--dry-run', 'print what would be queued (count, size, the first paths) and queue nothing')
+    .option('--no-wait', 'queue and exit without following the batch')
+    .addHelpText(
+      'after',
+      `
+A running worker (ftp-sync start, in another process) does the transfers; resync queues them and,
+unless --no-wait, shows progress until every file is uploaded, failed or parked.
+
+Exit codes:
+  ${RESYNC_EXIT.ok}    every file uploaded (or already in S3)
+  ${RESYNC_EXIT.failed}    some files failed (listed as path: reason)
+  2    configuration error
+  ${RESYNC_EXIT.parked}    none failed but some were parked (allocation exceeded, missing call metadata):
+       held back on purpose and retried by the worker; a later resync releases them again
+  ${RESYNC_EXIT.interrupted}  interrupted (Ctrl-C); the batch goes on in the worker
+${examples(
+  'ftp-sync resync --org acme --dry-run',
+  'ftp-sync resync --org acme --path "calls/2024-03/**" --since 2024-03-01',
+  'ftp-sync resync --org acme --force --no-wait',
+)}`,
+    )
+    .action(resyncCommand);
 }

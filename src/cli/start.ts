@@ -1,9 +1,10 @@
 /** `ftp-sync start`: runs the daemon until SIGTERM/SIGINT; a second signal exits at once. */
+import { type Command, Option } from 'commander';
 import { makeLogger } from '../log.js';
 import { type Role, startDaemon } from '../main.js';
-import { readConfig } from './common.js';
+import { configOption, examples, readConfig } from './common.js';
 
-export async function startCommand(opts: { config?: string; role: Role }): Promise<void> {
+async function startCommand(opts: { config?: string; role: Role }): Promise<void> {
   const config = await readConfig(opts.config);
   const log = makeLogger({ level: config.log.level });
   const daemon = await startDaemon(config, { role: opts.role, log });
@@ -25,4 +26,26 @@ export async function startCommand(opts: { config?: string; role: Role }): Promi
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** `start` and its options. */
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('run the daemon (poller, worker or both) until SIGTERM/SIGINT')
+    .addOption(configOption())
+    .addOption(
+      new Option('--role <role>', 'which roles this process runs')
+        .choices(['all', 'poller', 'worker', 'api'])
+        .default('all'),
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'ftp-sync start --config config/ftp-sync.yaml',
+        'ftp-sync start --role worker',
+        'ftp-sync start --role api    # the upload API only (api: host, port in the configuration)',
+      ),
+    )
+    .action(startCommand);
 }

@@ -1,9 +1,10 @@
 /** `ftp-sync status`: a table per tenant, or the Status object as JSON with --json. */
 
+import type { Command } from 'commander';
 import { getStatus, type Status, type TenantStatus } from '../ops/status.js';
 import { validationReportKey } from '../sync/metadata/report.js';
 import { METADATA_SOURCES } from '../types.js';
-import { json, readConfig, stdout, withOps } from './common.js';
+import { configOption, examples, json, readConfig, stdout, withOps } from './common.js';
 import {
   formatAgo,
   formatBytes,
@@ -14,7 +15,7 @@ import {
   truncate,
 } from './render.js';
 
-export async function statusCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
+async function statusCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
   // status never logs in to a source: it runs without the tenants' FTP passwords.
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const status = await withOps(config, (ctx) => getStatus(ctx, { org: opts.org }));
@@ -157,4 +158,23 @@ function queueCounts(c: Record<string, number>): string {
     .filter((k) => c[k] !== undefined)
     .map((k) => `${k} ${formatCount(c[k] ?? 0)}`)
     .join(', ');
+}
+
+/** `status`. */
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('per tenant: health, last poll, files synced, queued/active/failed/parked, errors')
+    .addOption(configOption())
+    .option('--org <id>', 'only this tenant')
+    .option('--json', 'print the status as JSON (stable field names, for scripts)')
+    .addHelpText(
+      'after',
+      examples(
+        'ftp-sync status',
+        'ftp-sync status --org acme',
+        'ftp-sync status --json | jq \'.tenants[] | select(.health != "ok") | .org\'',
+      ),
+    )
+    .action(statusCommand);
 }

@@ -2,6 +2,7 @@
  * `ftp-sync tenants list | add | update | remove | test`. A password is only ever read from stdin, stored
  * encrypted (FTPSYNC_SECRET_KEY) and never printed.
  */
+import type { Command } from 'commander';
 import { ConfigError } from '../config.js';
 import {
   addTenant,
@@ -13,12 +14,25 @@ import {
   testTenant,
   updateTenant,
 } from '../ops/tenants.js';
-import { CliError, json, type Output, readConfig, readStdin, stdout, withOps } from './common.js';
+import {
+  CliError,
+  collect,
+  configOption,
+  examples,
+  json,
+  type Output,
+  orgOption,
+  readConfig,
+  readStdin,
+  stdout,
+  withOps,
+} from './common.js';
 import { formatBytes, formatCount, formatDuration, table } from './render.js';
+import { tenantSettingsOptions } from './tenant-options.js';
 
 const secureLabel = (s: TenantSummary['secure']) => (s === false ? 'no' : s);
 
-export async function tenantsListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
+async function tenantsListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const tenants = await withOps(config, (ctx) => listTenants(ctx));
   const out = stdout();
@@ -144,7 +158,7 @@ const asUsageError = (command: string) => (err: unknown) => {
   throw err;
 };
 
-export async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<void> {
+async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<void> {
   if (!opts.passwordStdin) {
     throw new CliError(
       'tenants add needs --password-stdin: a password is read from stdin, never from the command line',
@@ -182,7 +196,7 @@ export async function tenantsAddCommand(opts: TenantSettingsOptions): Promise<vo
   });
 }
 
-export async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise<void> {
+async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise<void> {
   const input = settingsInput(opts, 'update');
   const config = await readConfig(opts.config);
   if (!config.secretKey) {
@@ -209,18 +223,14 @@ export async function tenantsUpdateCommand(opts: TenantSettingsOptions): Promise
   });
 }
 
-export async function tenantsRemoveCommand(opts: { config?: string; org: string }): Promise<void> {
+async function tenantsRemoveCommand(opts: { config?: string; org: string }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const removed = await withOps(config, (ctx) => removeTenant(ctx, opts.org));
   if (!removed) throw new CliError(`no onboarded tenant "${opts.org}"`, { hint: 'ftp-sync tenants list' });
   stdout().line(`removed tenant ${opts.org} and its credentials (its sync state and objects in S3 are kept)`);
 }
 
-export async function tenantsTestCommand(opts: {
-  config?: string;
-  org: string;
-  json?: boolean;
-}): Promise<void> {
+async function tenantsTestCommand(opts: { config?: string; org: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config);
   const report = await withOps(config, (ctx) => testTenant(ctx, opts.org));
   if (report.failure === 'unknown-tenant') {
@@ -263,4 +273,93 @@ function printReport(out: Output, r: TestReport): void {
   }
   if ((r.matched ?? 0) > sample.length)
     out.line(`    … and ${formatCount((r.matched ?? 0) - sample.length)} more`);
+}
+
+/** `tenants list | add | update | remove | test`. */
+export function registerTenants(program: Command): void {
+  const tenants = program
+    .command('tenants')
+    .description('list, onboard, remove and test tenants')
+    .addHelpText('after', examples('ftp-sync tenants list', 'ftp-sync tenants test --org acme'));
+
+  tenants
+    .command('list')
+    .description('every tenant: from the configuration file and onboarded ones (never a password)')
+    .addOption(configOption())
+    .option('--json', 'print as JSON')
+    .addHelpText('after', examples('ftp-sync tenants list', 'ftp-sync tenants list --json'))
+    .action(tenantsListCommand);
+
+  const add = tenants
+    .command('add')
+    .description('onboard a tenant at run time; its password is read from stdin and stored encrypted')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .requiredOption('--host <host>', 'FTP server host name')
+    .requiredOption('--user <user>', 'FTP user name')
+    .option('--password-stdin', 'read the password from stdin (all of it, one trailing newline removed)')
+    .requiredOption('--dir <dir>', 'directory to watch (repeat for more)', collect);
+  tenantSettingsOptions(add)
+    .addHelpText(
+      'after',
+      `
+Needs FTPSYNC_SECRET_KEY in the environment (the same key as the daemons). Adding an org that
+exists replaces its settings and password.
+${examples(
+  'printf %s "$ACME_PASSWORD" | ftp-sync tenants add --org acme --host ftp.acme.example \\',
+  '    --user vela --password-stdin --dir /calls --dir /records --max-connections 2',
+  'ftp-sync tenants add --org beta --host 10.0.0.5 --secure false --user up --password-stdin \\',
+  '    --dir / --include "**/*.wav" --poll-interval 5m < password.txt',
+)}`,
+    )
+    .action(tenantsAddCommand);
+
+  const update = tenants
+    .command('update')
+    .description('change only the given settings of an onboarded tenant; its password is kept unless given')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--host <host>', 'FTP server host name')
+    .option('--user <user>', 'FTP user name (the stored password is kept unless --password-stdin)')
+    .option('--password-stdin', 'a new password, read from stdin (all of it, one trailing newline removed)')
+    .option('--dir <dir>', 'directories to watch, replacing the stored ones (repeat for more)', collect)
+    .option('--enabled', 'poll the tenant again (after --disabled)');
+  tenantSettingsOptions(update)
+    .addHelpText(
+      'after',
+      `
+Onboarded tenants only (a tenant of the configuration file is changed there). Running daemons
+pick the change up within seconds, without a restart; new credentials (or server) also end the
+tenant's poll backoff, so the next poll logs in at once. Lists (--dir, --include, --exclude)
+replace the stored ones; --settings-json is merged key by key into the stored settings.
+${examples(
+  'ftp-sync tenants update --org acme --after-sync delete --default-email calls@acme.example',
+  'printf %s "$NEW_PASSWORD" | ftp-sync tenants update --org acme --password-stdin',
+  'ftp-sync tenants update --org acme --settings-json \'{"metadata":{"columns":{"email":["agent"]}}}\'',
+)}`,
+    )
+    .action(tenantsUpdateCommand);
+
+  tenants
+    .command('remove')
+    .description('remove an onboarded tenant and its credentials (sync state and S3 objects are kept)')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .addHelpText('after', examples('ftp-sync tenants remove --org acme'))
+    .action(tenantsRemoveCommand);
+
+  tenants
+    .command('test')
+    .description('log in, list the directories and count matching files; exits 1 when it fails')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--json', 'print the report as JSON')
+    .addHelpText(
+      'after',
+      `
+A failure names its class: dns, refused, too-many-connections, busy, tls, login,
+missing-directory, timeout, tenant or other.
+${examples('ftp-sync tenants test --org acme', 'ftp-sync tenants test --org acme --json')}`,
+    )
+    .action(tenantsTestCommand);
 }

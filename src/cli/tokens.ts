@@ -2,17 +2,14 @@
  * `ftp-sync tokens create | list | revoke`: upload API tokens. A token is printed once, by `create`,
  * alone on the last line (or as `{"token": …}` with `--json`); only its hash is stored.
  */
+import type { Command } from 'commander';
 import { createToken, listTokens, revokeToken } from '../ops/tokens.js';
-import { CliError, json, readConfig, stdout, withOps } from './common.js';
+import { CliError, configOption, examples, json, orgOption, readConfig, stdout, withOps } from './common.js';
 import { table } from './render.js';
 
 const asCli = (err: unknown) => new CliError((err as Error).message);
 
-export async function tokensCreateCommand(opts: {
-  config?: string;
-  org: string;
-  json?: boolean;
-}): Promise<void> {
+async function tokensCreateCommand(opts: { config?: string; org: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const { token, info } = await withOps(config, (ctx) => createToken(ctx, opts.org)).catch((err) => {
     throw err instanceof CliError ? err : asCli(err);
@@ -26,11 +23,7 @@ export async function tokensCreateCommand(opts: {
   out.line(token);
 }
 
-export async function tokensListCommand(opts: {
-  config?: string;
-  org?: string;
-  json?: boolean;
-}): Promise<void> {
+async function tokensListCommand(opts: { config?: string; org?: string; json?: boolean }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   const tokens = await withOps(config, (ctx) => listTokens(ctx, opts.org)).catch((err) => {
     throw err instanceof CliError ? err : asCli(err);
@@ -52,10 +45,47 @@ export async function tokensListCommand(opts: {
     out.line(line);
 }
 
-export async function tokensRevokeCommand(opts: { config?: string; org: string; id: string }): Promise<void> {
+async function tokensRevokeCommand(opts: { config?: string; org: string; id: string }): Promise<void> {
   const config = await readConfig(opts.config, { sourceCredentials: 'optional' });
   await withOps(config, (ctx) => revokeToken(ctx, opts.org, opts.id)).catch((err) => {
     throw err instanceof CliError ? err : asCli(err);
   });
   stdout().line(`revoked token ${opts.id} of org ${opts.org}`);
+}
+
+/** `tokens create | list | revoke`. */
+export function registerTokens(program: Command): void {
+  const tokens = program
+    .command('tokens')
+    .description('upload API tokens per org (stored as hashes; an org with a token can use the API)')
+    .addHelpText('after', examples('ftp-sync tokens create --org acme', 'ftp-sync tokens list --org acme'));
+  tokens
+    .command('create')
+    .description(
+      'make a token for the org (registering it for the API); printed once, alone on the last line',
+    )
+    .addOption(configOption())
+    .addOption(orgOption())
+    .option('--json', 'print {"token": …}')
+    .addHelpText(
+      'after',
+      examples('ftp-sync tokens create --org acme', 'TOKEN=$(ftp-sync tokens create --org acme | tail -n 1)'),
+    )
+    .action(tokensCreateCommand);
+  tokens
+    .command('list')
+    .description("tokens' ids, orgs and creation times (never a token)")
+    .addOption(configOption())
+    .option('--org <id>', 'only this org')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', examples('ftp-sync tokens list', 'ftp-sync tokens list --org acme --json'))
+    .action(tokensListCommand);
+  tokens
+    .command('revoke')
+    .description('revoke one token of the org (its requests get 401 at once)')
+    .addOption(configOption())
+    .addOption(orgOption())
+    .requiredOption('--id <id>', 'the token id (tokens list)')
+    .addHelpText('after', examples('ftp-sync tokens revoke --org acme --id Zk3xQ0aB1cD'))
+    .action(tokensRevokeCommand);
 }

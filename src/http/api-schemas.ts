@@ -10,7 +10,7 @@ import { parseCallDate } from '../sync/metadata/dates.js';
 /** An email as Vela takes it: one `@`, no spaces, a dot in the domain. */
 const EMAIL = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
 
-export const metadataSchema = z
+const metadataSchema = z
   .strictObject({
     email: z
       .string({ error: 'expected a string' })
@@ -119,5 +119,4 @@ export const errorSchema = z
   })
   .meta({ title: 'Error' });
 
-export type UploadRequestBody = z.output<typeof uploadRequestSchema>;
 export type ApiErrorBody = z.output<typeof errorSchema>;

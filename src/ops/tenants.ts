@@ -38,7 +38,7 @@ export interface TenantSummary {
   metadata: TenantConfig['metadata'];
 }
 
-export function summarise(t: TenantConfig): TenantSummary {
+function summarise(t: TenantConfig): TenantSummary {
   return {
     org: t.org,
     origin: t.origin,
@@ -103,7 +103,7 @@ const defined = <T extends Record<string, unknown>>(o: T): Partial<T> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** The options as a partial tenant object, over `input.settings`. */
-export function settingsPatch(input: TenantSettingsInput): Record<string, unknown> {
+function settingsPatch(input: TenantSettingsInput): Record<string, unknown> {
   const base = input.settings ?? {};
   const ftp = defined({
     host: input.host,

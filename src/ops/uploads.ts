@@ -110,80 +110,8 @@ export function makeUploadService(deps: UploadServiceDeps): UploadService {
     }
   };
 
-  async function allocation(req: UploadRequest, signal?: AbortSignal): Promise<string> {
-    if (!deps.allocation) return 'unchecked';
-    let answer: Awaited<ReturnType<AllocationCheck['check']>>;
-    try {
-      answer = await deps.allocation.check(
-        {
-          org: req.org,
-          ...(req.email !== undefined && { email: req.email }),
-          ...(req.dateOfCall !== undefined && { dateOfCall: req.dateOfCall }),
-        },
-        signal,
-      );
-    } catch (err) {
-      if (err instanceof PermanentError) {
-        deps.log.warn({ org: req.org, err: err.message }, 'upload api: vela refused the check');
-        throw new ApiError(502, 'vela_rejected', 'Vela refused the allocation check for this org');
-      }
-      event(req.org, 'vela-unavailable');
-      const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
-      const retryAfterSeconds =
-        typeof ms === 'number' && ms > 0 ? Math.min(300, Math.ceil(ms / 1000)) : DEFAULT_RETRY_AFTER_S;
-      deps.log.warn({ org: req.org, err: toError(err).message }, 'upload api: vela unavailable');
-      throw new ApiError(503, 'vela_unavailable', 'the allocation check is unavailable; retry later', {
-        retryAfterSeconds,
-      });
-    }
-    if (answer.allocation === 'exceeded') {
-      event(req.org, 'exceeded');
-      const left = answer.remainingMinutes !== undefined ? ` (${answer.remainingMinutes} minutes left)` : '';
-      throw new ApiError(
-        403,
-        'minute_allocation_exceeded',
-        `org_id ${JSON.stringify(req.org)}: minute allocation exceeded${left}; nothing was signed`,
-        { field: 'org_id' },
-      );
-    }
-    return answer.voiceId;
-  }
-
-  async function record(u: PendingUpload, size: number): Promise<'completed' | 'too-large' | 'gone'> {
-    if (!(await deps.pending.claim(u.org, u.id))) return 'gone';
-    const log = deps.log.child({ org: u.org, key: u.key, upload: u.id });
-    if (size > u.maxSize || size < 1) {
-      // A store that does not enforce the policy's content-length-range: the object is not a call.
-      await deps.store
-        .delete(u.key)
-        .catch((err) => log.error({ err: toError(err).message }, 'delete failed'));
-      log.warn({ size, maxSize: u.maxSize }, 'upload api: object outside the allowed size, deleted');
-      event(u.org, 'too-large');
-      return 'too-large';
-    }
-    const source = u.email !== undefined || u.dateOfCall !== undefined ? 'api' : 'none';
-    await deps.state.markSynced(
-      u.org,
-      u.path,
-      { size, mtime: new Date(u.createdAt).toISOString(), key: u.key, syncedAt: now() },
-      source,
-    );
-    event(u.org, 'completed', size);
-    log.info({ size }, 'upload api: call uploaded');
-    if (u.path.toLowerCase().endsWith('.zip')) {
-      await deps.archives
-        .onArchiveUploaded({
-          org: u.org,
-          key: u.key,
-          path: u.path,
-          size,
-          ...(u.email !== undefined && { email: u.email }),
-          ...(u.dateOfCall !== undefined && { dateOfCall: u.dateOfCall }),
-        })
-        .catch((err) => log.error({ err: toError(err).message }, 'upload api: archive hand-off failed'));
-    }
-    return 'completed';
-  }
+  const allocation = (req: UploadRequest, signal?: AbortSignal) => checkAllocation(deps, event, req, signal);
+  const record = (u: PendingUpload, size: number) => recordUpload(deps, event, now, u, size);
 
   /**
    * An upload of `org` no longer pending: `recorded` when its object (one listing of
@@ -339,4 +267,92 @@ export function makeUploadService(deps: UploadServiceDeps): UploadService {
       return totals;
     },
   };
+}
+
+type UploadEventSink = (org: string, e: UploadEvent, bytes?: number) => void;
+
+/** The Vela check before anything is signed: the voice id, or the API error that answers the request. */
+async function checkAllocation(
+  deps: UploadServiceDeps,
+  event: UploadEventSink,
+  req: UploadRequest,
+  signal?: AbortSignal,
+): Promise<string> {
+  if (!deps.allocation) return 'unchecked';
+  let answer: Awaited<ReturnType<AllocationCheck['check']>>;
+  try {
+    answer = await deps.allocation.check(
+      {
+        org: req.org,
+        ...(req.email !== undefined && { email: req.email }),
+        ...(req.dateOfCall !== undefined && { dateOfCall: req.dateOfCall }),
+      },
+      signal,
+    );
+  } catch (err) {
+    if (err instanceof PermanentError) {
+      deps.log.warn({ org: req.org, err: err.message }, 'upload api: vela refused the check');
+      throw new ApiError(502, 'vela_rejected', 'Vela refused the allocation check for this org');
+    }
+    event(req.org, 'vela-unavailable');
+    const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
+    const retryAfterSeconds =
+      typeof ms === 'number' && ms > 0 ? Math.min(300, Math.ceil(ms / 1000)) : DEFAULT_RETRY_AFTER_S;
+    deps.log.warn({ org: req.org, err: toError(err).message }, 'upload api: vela unavailable');
+    throw new ApiError(503, 'vela_unavailable', 'the allocation check is unavailable; retry later', {
+      retryAfterSeconds,
+    });
+  }
+  if (answer.allocation === 'exceeded') {
+    event(req.org, 'exceeded');
+    const left = answer.remainingMinutes !== undefined ? ` (${answer.remainingMinutes} minutes left)` : '';
+    throw new ApiError(
+      403,
+      'minute_allocation_exceeded',
+      `org_id ${JSON.stringify(req.org)}: minute allocation exceeded${left}; nothing was signed`,
+      { field: 'org_id' },
+    );
+  }
+  return answer.voiceId;
+}
+
+/** An uploaded object becomes a call (claimed by one replica only), or is deleted when outside the size. */
+async function recordUpload(
+  deps: UploadServiceDeps,
+  event: UploadEventSink,
+  now: () => number,
+  u: PendingUpload,
+  size: number,
+): Promise<'completed' | 'too-large' | 'gone'> {
+  if (!(await deps.pending.claim(u.org, u.id))) return 'gone';
+  const log = deps.log.child({ org: u.org, key: u.key, upload: u.id });
+  if (size > u.maxSize || size < 1) {
+    // A store that does not enforce the policy's content-length-range: the object is not a call.
+    await deps.store.delete(u.key).catch((err) => log.error({ err: toError(err).message }, 'delete failed'));
+    log.warn({ size, maxSize: u.maxSize }, 'upload api: object outside the allowed size, deleted');
+    event(u.org, 'too-large');
+    return 'too-large';
+  }
+  const source = u.email !== undefined || u.dateOfCall !== undefined ? 'api' : 'none';
+  await deps.state.markSynced(
+    u.org,
+    u.path,
+    { size, mtime: new Date(u.createdAt).toISOString(), key: u.key, syncedAt: now() },
+    source,
+  );
+  event(u.org, 'completed', size);
+  log.info({ size }, 'upload api: call uploaded');
+  if (u.path.toLowerCase().endsWith('.zip')) {
+    await deps.archives
+      .onArchiveUploaded({
+        org: u.org,
+        key: u.key,
+        path: u.path,
+        size,
+        ...(u.email !== undefined && { email: u.email }),
+        ...(u.dateOfCall !== undefined && { dateOfCall: u.dateOfCall }),
+      })
+      .catch((err) => log.error({ err: toError(err).message }, 'upload api: archive hand-off failed'));
+  }
+  return 'completed';
 }

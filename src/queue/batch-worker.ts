@@ -3,12 +3,12 @@
  * is retried with backoff and the run resumes where it stopped; a batch with parked recordings runs
  * again after the allocation recheck delay (only its parked entries are looked at again).
  */
-import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { PermanentError, toError } from '../errors.js';
 import { type BatchDeps, type BatchJobData, runBatch } from '../sync/batch/expand.js';
 import { BATCH_QUEUE } from './batch-jobs.js';
-import { retryDelay } from './jobs.js';
+import { closeOnce, makeWorker } from './bullmq-worker.js';
 
 export interface BatchWorkerOptions {
   connection: RedisClient;
@@ -47,21 +47,6 @@ export function startBatchWorker(deps: BatchDeps, opts: BatchWorkerOptions): Bat
       throw err;
     }
   }
-  const worker = new Worker<BatchJobData>(BATCH_QUEUE, process, {
-    connection: opts.connection,
-    prefix: opts.prefix,
-    concurrency: opts.concurrency,
-    ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
-    ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
-    settings: { backoffStrategy: (attemptsMade: number) => retryDelay(attemptsMade) },
-  });
-  worker.on('error', (err) => log.error({ err: err.message }, 'batch worker error'));
-  let closing: Promise<void> | undefined;
-  return {
-    worker,
-    close() {
-      closing ??= worker.close();
-      return closing;
-    },
-  };
+  const worker = makeWorker(BATCH_QUEUE, process, { ...opts, backoff: true }, log, 'batch worker');
+  return { worker, close: closeOnce(worker) };
 }

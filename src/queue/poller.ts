@@ -4,7 +4,7 @@
  * of one tenant never overlap (a renewed Redis lock; bullmq#3032: the next scheduled job is created
  * when the current one starts, so a slow listing would otherwise overlap itself).
  */
-import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
 import type { TenantConfig } from '../config.js';
 import { TenantError, toError } from '../errors.js';
@@ -14,6 +14,7 @@ import type { SyncStateStore } from '../ports/sync-state.js';
 import type { TenantDirectory } from '../ports/tenants.js';
 import { type PollDeps, type PollOutcome, runPoll } from '../sync/poll.js';
 import type { ParkedRecord, PollJobData } from '../types.js';
+import { makeWorker } from './bullmq-worker.js';
 import { noSlotDelay, POLL_QUEUE, schedulerId } from './jobs.js';
 
 export interface PollerOptions {
@@ -133,7 +134,7 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
     return res.ran ? res.value : { kind: 'skipped' };
   }
 
-  const worker = new Worker<PollJobData>(
+  const worker = makeWorker(
     POLL_QUEUE,
     async (job: Job<PollJobData>, token?: string) => {
       let outcome: Awaited<ReturnType<typeof pollOnce>> | { kind: 'failed' };
@@ -151,16 +152,10 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
       }
       return outcome;
     },
-    {
-      connection: opts.connection,
-      prefix: opts.prefix,
-      concurrency: opts.concurrency ?? 4,
-      // BullMQ takes an explicit `undefined` as the value: pass only what is set.
-      ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
-      ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
-    },
+    { ...opts, concurrency: opts.concurrency ?? 4 },
+    log,
+    'poll worker',
   );
-  worker.on('error', (err) => log.error({ err: err.message }, 'poll worker error'));
 
   async function reconcile() {
     const tenants = (await opts.tenants.list()).filter((t) => t.enabled);

@@ -2,13 +2,14 @@
  * The sync worker role: BullMQ glue around `runSyncJob`. This is the one place where domain errors
  * are mapped to BullMQ's (PermanentError → UnrecoverableError, parked / no slot → DelayedError).
  */
-import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { PermanentError, toError } from '../errors.js';
 import { isCallRecord } from '../sync/metadata/resolve.js';
 import { runSyncJob, type SyncJobDeps } from '../sync/sync-job.js';
 import type { SyncJobData, SyncResult } from '../types.js';
-import { noSlotDelay, retryDelay, SYNC_QUEUE } from './jobs.js';
+import { closeOnce, makeWorker, SHUTDOWN } from './bullmq-worker.js';
+import { noSlotDelay, SYNC_QUEUE } from './jobs.js';
 
 export interface SyncWorkerOptions {
   connection: RedisClient;
@@ -29,8 +30,6 @@ export interface SyncWorker {
   readonly worker: Worker<SyncJobData, SyncResult>;
   close(): Promise<void>;
 }
-
-const SHUTDOWN = 'ftp-sync shutting down';
 
 export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): SyncWorker {
   const log = deps.log.child({ role: 'worker' });
@@ -111,33 +110,8 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
     }
   }
 
-  const worker = new Worker<SyncJobData, SyncResult>(SYNC_QUEUE, process, {
-    connection: opts.connection,
-    prefix: opts.prefix,
-    concurrency: opts.concurrency,
-    // BullMQ takes an explicit `undefined` as the value: pass only what is set.
-    ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
-    ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
-    settings: { backoffStrategy: (attemptsMade: number) => retryDelay(attemptsMade) },
-  });
-  worker.on('error', (err) => log.error({ err: err.message }, 'sync worker error'));
-
-  let closing: Promise<void> | undefined;
-  return {
-    worker,
-    close() {
-      closing ??= (async () => {
-        const closed = worker.close();
-        const timer = setTimeout(() => worker.cancelAllJobs(SHUTDOWN), opts.shutdownTimeoutMs);
-        try {
-          await closed;
-        } finally {
-          clearTimeout(timer);
-        }
-      })();
-      return closing;
-    },
-  };
+  const worker = makeWorker(SYNC_QUEUE, process, { ...opts, backoff: true }, log, 'sync worker');
+  return { worker, close: closeOnce(worker, opts.shutdownTimeoutMs) };
 }
 
 /** How often a running transfer writes its progress to its job (a Redis script and an event each). */

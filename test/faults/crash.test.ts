@@ -6,10 +6,10 @@
  * Also against a RADOS Gateway (one for the file), whose own listing then shows no upload left open.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
+import { afterEach, expect, it } from 'vitest';
+import type { Rgw } from '../support/rgw.js';
 import { waitFor } from '../support/wait.js';
-import { type FaultEnv, logsOf, MB, makeFaultEnv, stopGracefully } from './harness.js';
+import { describeEachStore, type FaultEnv, logsOf, MB, makeFaultEnv, stopGracefully } from './harness.js';
 
 let env: FaultEnv | undefined;
 afterEach(async () => {
@@ -62,17 +62,4 @@ function crashCase(rgw: () => Rgw | undefined) {
   });
 }
 
-describe('crash safety (s3rver)', () => {
-  crashCase(() => undefined);
-});
-
-describe.skipIf(!haveRgw())('crash safety (RADOS Gateway)', () => {
-  let rgw: Rgw | undefined;
-  beforeAll(async () => {
-    rgw = await startRgw();
-  }, 120_000);
-  afterAll(async () => {
-    await rgw?.stop();
-  });
-  crashCase(() => rgw);
-});
+describeEachStore('crash safety', crashCase);

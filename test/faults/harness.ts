@@ -15,7 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { makeRedisState } from '../../src/adapters/redis-state.js';
 import { POLL_QUEUE, SYNC_QUEUE } from '../../src/queue/jobs.js';
 import { startVelaStandin, type VelaStandin } from '../../src/standin/vela-standin.js';
@@ -30,7 +30,7 @@ import {
   writeConfigFile,
 } from '../support/process.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
-import type { Rgw } from '../support/rgw.js';
+import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
 import { getObjectBuffer, listAll, type S3TestServer, s3Env, startS3 } from '../support/s3.js';
 
 export const MB = 1024 * 1024;
@@ -344,4 +344,26 @@ export async function midRun(e: FaultEnv, overrides: Record<string, unknown> = {
     await delay(20);
   }
   return d;
+}
+
+/**
+ * The same cases twice: against s3rver, and against a RADOS Gateway (one for the file, started
+ * before the cases and stopped after them; skipped where Ceph is not installed). `cases` gets the
+ * gateway to pass to `makeFaultEnv` (undefined for s3rver), the way test/conformance runs one suite
+ * against several adapters.
+ */
+export function describeEachStore(title: string, cases: (rgw: () => Rgw | undefined) => void): void {
+  describe(`${title} (s3rver)`, () => {
+    cases(() => undefined);
+  });
+  describe.skipIf(!haveRgw())(`${title} (RADOS Gateway)`, () => {
+    let rgw: Rgw | undefined;
+    beforeAll(async () => {
+      rgw = await startRgw();
+    }, 120_000);
+    afterAll(async () => {
+      await rgw?.stop();
+    });
+    cases(() => rgw);
+  });
 }

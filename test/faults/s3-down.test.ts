@@ -4,9 +4,9 @@
  * jitter) for the whole minute without running out of attempts. Against s3rver and against a RADOS
  * Gateway (one for the file), where the store's own listing counts the uploads left open.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
-import { type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
+import { afterEach, expect, it } from 'vitest';
+import type { Rgw } from '../support/rgw.js';
+import { describeEachStore, type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
 
 const OUTAGE_MS = 60_000;
 
@@ -42,17 +42,4 @@ function s3DownCase(rgw: () => Rgw | undefined) {
   });
 }
 
-describe('S3 unreachable (s3rver)', () => {
-  s3DownCase(() => undefined);
-});
-
-describe.skipIf(!haveRgw())('S3 unreachable (RADOS Gateway)', () => {
-  let rgw: Rgw | undefined;
-  beforeAll(async () => {
-    rgw = await startRgw();
-  }, 120_000);
-  afterAll(async () => {
-    await rgw?.stop();
-  });
-  s3DownCase(() => rgw);
-});
+describeEachStore('S3 unreachable', s3DownCase);

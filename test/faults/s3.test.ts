@@ -6,9 +6,9 @@
  * the file, test/support/rgw.ts), where the multipart uploads left open are also counted by the
  * store's own listing.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
-import { type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
+import { afterEach, expect, it } from 'vitest';
+import type { Rgw } from '../support/rgw.js';
+import { describeEachStore, type FaultEnv, logsOf, makeFaultEnv, midRun, stopGracefully } from './harness.js';
 
 let env: FaultEnv | undefined;
 afterEach(async () => {
@@ -47,17 +47,4 @@ function s3FaultCases(rgw: () => Rgw | undefined) {
   });
 }
 
-describe('S3 faults in the middle of a run (s3rver)', () => {
-  s3FaultCases(() => undefined);
-});
-
-describe.skipIf(!haveRgw())('S3 faults in the middle of a run (RADOS Gateway)', () => {
-  let rgw: Rgw | undefined;
-  beforeAll(async () => {
-    rgw = await startRgw();
-  }, 120_000);
-  afterAll(async () => {
-    await rgw?.stop();
-  });
-  s3FaultCases(() => rgw);
-});
+describeEachStore('S3 faults in the middle of a run', s3FaultCases);
