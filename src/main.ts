@@ -64,7 +64,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
     store: opts.store,
     poolIdleMs: opts.poolIdleMs,
     s3Credentials: opts.s3Credentials,
-    archives: opts.archives,
     connectSource: opts.connectSource,
   });
   try {
@@ -107,7 +106,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions): Promise<
   let api: Awaited<ReturnType<typeof apiRole>> | undefined;
   if (role === 'api' || (role === 'all' && config.api.enabled)) {
     try {
-      api = await apiRole(root, metrics);
+      api = await apiRole(root, metrics, opts.archives);
     } catch (err) {
       await Promise.allSettled([poller?.close(), worker?.close(), http?.close()]);
       await root.close();

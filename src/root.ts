@@ -25,7 +25,7 @@ import { apiOnlyTenant, type Config, type TenantConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { AfterSyncStore } from './ports/after-sync.js';
 import type { AllocationCheck } from './ports/allocation.js';
-import type { ApiTokenStore, ArchiveIntake, PendingUploads, Presigner, RateLimiter } from './ports/api.js';
+import type { ApiTokenStore, PendingUploads, Presigner, RateLimiter } from './ports/api.js';
 import type { BandwidthLimiter } from './ports/bandwidth.js';
 import type { BatchStore } from './ports/batches.js';
 import type { ConnectionBudget } from './ports/budget.js';
@@ -63,8 +63,6 @@ export interface RootOptions {
   tenantCacheMs?: number;
   /** S3 credentials for the presigner instead of the standard AWS chain (tests). */
   s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Where archives uploaded through the API go (the zip-batch pipeline); default: logged and left in S3. */
-  archives?: ArchiveIntake;
 }
 
 export interface Root {
@@ -86,12 +84,11 @@ export interface Root {
     onCall?: (call: { org: string; outcome: VelaCallOutcome; ms: number }) => void,
   ): AllocationCheck | undefined;
   pollLocks(): PollLocks;
-  /** Upload API: tokens per org, pending uploads, the per-org rate limit, the presigner, archives. */
+  /** Upload API: tokens per org, pending uploads, the per-org rate limit, the presigner. */
   apiTokens(): ApiTokenStore;
   pendingUploads(): PendingUploads;
   rateLimiter(): RateLimiter;
   presigner(): Presigner;
-  archives(): ArchiveIntake;
   /** The tenants a call can belong to: configured and onboarded ones, and orgs of the upload API only. */
   callTenants(): TenantDirectory;
   syncQueue(): Queue<SyncJobData, SyncResult>;
@@ -187,22 +184,6 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
             })();
         return makeS3Presigner(config.s3, credentials);
       }),
-    // A zip uploaded through the API is queued as a batch, like one imported from the command line.
-    archives: () =>
-      once(
-        'archives',
-        (): ArchiveIntake =>
-          opts.archives ?? {
-            async onArchiveUploaded(a) {
-              const { enqueueBatch } = await import('./ops/batch.js');
-              const batch = await enqueueBatch(root, { org: a.org, key: a.key, path: a.path, via: 'api' });
-              log.info(
-                { org: a.org, key: a.key, batch: batch.id },
-                'upload api: archive queued for expansion',
-              );
-            },
-          },
-      ),
     callTenants: () =>
       once('callTenants', (): TenantDirectory => {
         // API-only orgs (registered by `tokens create`, no source) take the defaults' call settings.

@@ -11,8 +11,9 @@ import { makeLogger } from '../src/log.js';
 import type { TenantDirectory } from '../src/ports/tenants.js';
 import { makeCallCheck, makeManifestIndexer } from '../src/sync/calls.js';
 import { makeCredentialCache } from '../src/sync/credentials.js';
+import type { SyncJobContext, SyncJobDeps, SyncOutcome } from '../src/sync/job-types.js';
 import { makeSessionPool, type SessionPool } from '../src/sync/pool.js';
-import { runSyncJob, type SyncJobContext, type SyncJobDeps, type SyncOutcome } from '../src/sync/sync-job.js';
+import { runSyncJob } from '../src/sync/sync-job.js';
 import type { AllocationAnswer, SyncJobData } from '../src/types.js';
 import {
   makeMemoryBudget,

@@ -1,13 +1,16 @@
 import type { ApiServer } from '../http/api.js';
 import type { Metrics } from '../metrics.js';
+import { archiveIntake } from '../ops/batch.js';
 import { makeUploadService } from '../ops/uploads.js';
+import type { ArchiveIntake } from '../ports/api.js';
 import type { Root } from '../root.js';
 
 /**
  * The upload API: its HTTP server and the sweep that turns uploaded objects into calls. Every replica
- * sweeps; a pending upload is recorded by exactly one (the one whose claim takes it).
+ * sweeps; a pending upload is recorded by exactly one (the one whose claim takes it). A zip uploaded
+ * through it goes to `archives` (default: queued as a zip batch, like one imported from the CLI).
  */
-export async function apiRole(root: Root, metrics: Metrics) {
+export async function apiRole(root: Root, metrics: Metrics, archives?: ArchiveIntake) {
   const { config, log } = root;
   const uploads = makeUploadService({
     allocation: root.allocation((c) => metrics.recordVelaCall(c)),
@@ -16,7 +19,7 @@ export async function apiRole(root: Root, metrics: Metrics) {
     tokens: root.apiTokens(),
     state: root.state(),
     store: root.store(),
-    archives: root.archives(),
+    archives: archives ?? archiveIntake(root),
     keyTemplate: config.s3.keyTemplate,
     maxUploadSize: config.api.maxUploadSize,
     expiryMs: config.api.presignExpiry,

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { PermanentError } from '../errors.js';
+import type { ArchiveIntake } from '../ports/api.js';
 import type { BatchRecord, EntryRecord } from '../ports/batches.js';
 import { addBatchJob, batchId } from '../queue/batch-jobs.js';
 import type { Root } from '../root.js';
@@ -30,6 +31,16 @@ export interface EnqueueBatchInput {
  * the key and the object's ETag, so the same archive is one batch however often it is enqueued.
  * This is the function the upload API calls once a client's zip has arrived.
  */
+/** Where a zip uploaded through the upload API goes: queued for expansion as a batch. */
+export function archiveIntake(root: Root): ArchiveIntake {
+  return {
+    async onArchiveUploaded(a) {
+      const batch = await enqueueBatch(root, { org: a.org, key: a.key, path: a.path, via: 'api' });
+      root.log.info({ org: a.org, key: a.key, batch: batch.id }, 'upload api: archive queued for expansion');
+    },
+  };
+}
+
 export async function enqueueBatch(root: Root, input: EnqueueBatchInput): Promise<BatchRecord> {
   const tenant = await root.callTenants().get(input.org);
   if (!tenant) throw new PermanentError(`tenant "${input.org}" is not configured`);

@@ -5,8 +5,9 @@
 import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { PermanentError, toError } from '../errors.js';
+import type { SyncJobDeps } from '../sync/job-types.js';
 import { isCallRecord } from '../sync/metadata/resolve.js';
-import { runSyncJob, type SyncJobDeps } from '../sync/sync-job.js';
+import { runSyncJob } from '../sync/sync-job.js';
 import type { SyncJobData, SyncResult } from '../types.js';
 import { closeOnce, makeWorker, SHUTDOWN } from './bullmq-worker.js';
 import { noSlotDelay, SYNC_QUEUE } from './jobs.js';

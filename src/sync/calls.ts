@@ -19,6 +19,7 @@ import type { AllocationCheck } from '../ports/allocation.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { SyncStateStore } from '../ports/sync-state.js';
 import type { MetadataSource } from '../types.js';
+import type { AfterUpload, CallCheck } from './job-types.js';
 import { listingDate } from './listing-time.js';
 import { parseManifest } from './metadata/manifest.js';
 import { buildValidationReport, type ValidationReport, validationReportKey } from './metadata/report.js';
@@ -30,7 +31,6 @@ import {
   resolveCallMetadata,
 } from './metadata/resolve.js';
 import type { ManifestResult, ManifestRow } from './metadata/types.js';
-import type { AfterUpload, CallCheck } from './sync-job.js';
 
 export interface CallCheckDeps {
   state: SyncStateStore;

@@ -7,8 +7,8 @@ import { PermanentError } from '../errors.js';
 import type { SourceSession } from '../ports/source.js';
 import type { MetadataSource, SyncJobData } from '../types.js';
 import { afterIndexing } from './after-sync.js';
+import type { SyncJobDeps, SyncOutcome } from './job-types.js';
 import { sameVersion } from './plan.js';
-import type { SyncJobDeps, SyncOutcome } from './sync-job.js';
 
 const dirname = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('/')));
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);

@@ -28,8 +28,8 @@ import type { ObjectStore } from '../../ports/object-store.js';
 import type { SyncStateStore } from '../../ports/sync-state.js';
 import type { TenantDirectory } from '../../ports/tenants.js';
 import type { SyncJobData } from '../../types.js';
+import type { AfterUpload, CallCheck } from '../job-types.js';
 import { objectKey } from '../key.js';
-import type { AfterUpload, CallCheck } from '../sync-job.js';
 import { type BatchLimits, type EntryDecision, planEntries } from './entries.js';
 import {
   CorruptArchiveError,
