@@ -1,6 +1,5 @@
 /** The poller role of the daemon (src/main.ts): lists every tenant's source on its schedule and queues sync jobs. */
 import type { TenantConfig } from '../config.js';
-import type { DaemonOptions } from '../main.js';
 import type { Metrics } from '../metrics.js';
 import { type Poller, startPoller } from '../queue/poller.js';
 import type { Root } from '../root.js';
@@ -9,7 +8,8 @@ import type { AfterSync } from '../sync/after-sync.js';
 
 export function pollerRole(
   root: Root,
-  opts: Pick<DaemonOptions, 'reconcileMs'>,
+  /** `reconcileMs`: the daemon's option of that name (tests: a shorter reconcile interval). */
+  opts: { reconcileMs?: number },
   metrics: Metrics,
   afterSync: AfterSync,
   onTenant: (t: TenantConfig) => void,
