@@ -5,10 +5,11 @@
  * a transfer — `defaults.sourceTimeout`. S3: every request's socket may be silent for at most
  * `s3.idleTimeout`, and a multipart upload as a whole is aborted when it makes no progress for as long.
  */
+import { execFileSync } from 'node:child_process';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { connectFtp } from '../src/adapters/ftp.js';
+import { CONTROL_KEEPALIVE_MS, connectFtp } from '../src/adapters/ftp.js';
 import { makeS3Client, makeS3Store, S3IdleTimeoutError } from '../src/adapters/s3.js';
 import { parseConfig } from '../src/config.js';
 import { PermanentError } from '../src/errors.js';
@@ -82,6 +83,19 @@ describe('FTP: every phase has a timeout', () => {
     await dir.cleanup();
   });
   const connect = () => connectFtp(config(ftp.port).tenants[0]!, creds, { timeoutMs: TIMEOUT });
+
+  it('idle control connection: TCP keep-alive probes run on it, as a NAT gateway needs during a long transfer', async () => {
+    session = await connect();
+    // The kernel's own view of the client's control connection: `ss -o` shows its keep-alive timer.
+    const out = execFileSync('ss', ['-tnoH', 'state', 'established', `( dport = :${ftp.port} )`], {
+      encoding: 'utf8',
+    });
+    expect(out).toMatch(/127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+/);
+    const secs = /timer:\(keepalive,(\d+(?:\.\d+)?)(min|sec)/.exec(out);
+    expect(secs, `no keep-alive timer on the control connection: ${out}`).not.toBeNull();
+    const ms = Number(secs![1]) * (secs![2] === 'min' ? 60_000 : 1000);
+    expect(ms).toBeLessThanOrEqual(CONTROL_KEEPALIVE_MS);
+  });
 
   it('connect: a server that accepts the connection and never answers fails the login after the timeout', async () => {
     ftp.faults.hangAfterConnect = true;

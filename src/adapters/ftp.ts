@@ -147,6 +147,9 @@ function toEntry(info: FileInfo, exact: boolean): SourceEntry {
   };
 }
 
+/** Idle time on the control connection before TCP keep-alive probes start (and between them). */
+export const CONTROL_KEEPALIVE_MS = 30_000;
+
 /** Connects and logs in. Throws `TenantError` for a bad login or TLS failure; other errors are transient. */
 export async function connectFtp(
   tenant: TenantConfig,
@@ -210,6 +213,11 @@ export async function connectFtp(
   } finally {
     clearTimeout(deadline);
   }
+  // The control connection sits idle while a long transfer runs on the data connection (basic-ftp
+  // sends nothing on it meanwhile), and NAT gateways and firewalls drop idle connections after a few
+  // minutes. TCP keep-alive probes after CONTROL_KEEPALIVE_MS of silence keep such a path open
+  // without a command the server would have to answer mid-transfer.
+  client.ftp.socket.setKeepAlive(true, CONTROL_KEEPALIVE_MS);
   const replies = trackListReplies(client);
   const exact = client.availableListCommands.some((c) => c.startsWith('MLSD'));
   let broken = false;
