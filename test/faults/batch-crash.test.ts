@@ -1,11 +1,11 @@
 /**
  * Crash safety of a zip batch: `kill -9` of the daemon in the middle of expanding an archive of about
- * 1 GB (300 stored entries of 3 MiB, made by Info-ZIP `zip -0`), read from S3 by ranged GETs. Another
+ * 1 GB (320 stored entries of 3 MiB, 1.007 GB, made by Info-ZIP `zip -0`), read from S3 by ranged GETs. Another
  * daemon takes the stalled batch job and resumes it; in the end every entry is in S3 exactly once
  * (one PutObject per key as the fault proxy saw them, none of a multipart upload left open), byte
  * for byte the file that went into the archive, and the report lists each entry once, as synced.
  *
- * `BATCH_CRASH_ENTRIES` (default 300) makes the archive smaller for a quick run.
+ * `BATCH_CRASH_ENTRIES` (default 320) makes the archive smaller for a quick run.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +25,7 @@ import { getObjectBuffer, listAll } from '../support/s3.js';
 import { waitFor } from '../support/wait.js';
 import { type FaultEnv, MB, makeFaultEnv, stopGracefully } from './harness.js';
 
-const ENTRIES = Number(process.env.BATCH_CRASH_ENTRIES ?? 300);
+const ENTRIES = Number(process.env.BATCH_CRASH_ENTRIES ?? 320);
 const ENTRY_BYTES = 3 * MB;
 const ARCHIVE = 'acme/batches/calls-export.zip';
 const PREFIX = `${ARCHIVE}/`;
@@ -61,7 +61,7 @@ describe('zip batch crash safety', () => {
     execFileSync('rm', ['-rf', join(src.path, 'calls')]);
 
     // The archive lands in S3 (not through the proxy: its writes are the daemon's alone), queued.
-    // s3rver takes a while to join a 900 MiB multipart upload's parts: no idle timeout for that.
+    // s3rver takes a while to join a 960 MiB multipart upload's parts: no idle timeout for that.
     const config = parseConfig(env.configDoc({ s3: { idleTimeout: '10m' } }), {});
     root = makeRoot(config, makeLogger({ level: 'error' }), {
       tenantCacheMs: 0,
