@@ -34,7 +34,8 @@ export interface PoolDeps {
    * A session idle for less than this keeps its slot even when another replica wants it: between two
    * jobs of the same tenant a session is idle for a moment, and handing it over then costs a logout
    * here and a login there for every file (measured: 0.4 logins per file with 2 replicas). One that
-   * stays idle this long has no work here, and goes.
+   * stays idle this long has no work here, and goes. Shorter than a poll interval: the poller's
+   * listing session, used once per poll, must not hold a slot another replica wants to transfer with.
    */
   wantedMinIdleMs?: number;
   /**
@@ -68,7 +69,7 @@ export interface SessionPool {
 export function makeSessionPool(deps: PoolDeps): SessionPool {
   const idleMs = deps.idleMs ?? 5_000;
   const idle = new Map<string, { lease: Lease; timer: NodeJS.Timeout; since: number }[]>();
-  const wantedMinIdleMs = deps.wantedMinIdleMs ?? 1_000;
+  const wantedMinIdleMs = deps.wantedMinIdleMs ?? 250;
   // Jobs of a tenant waiting in this process for a busy session to be given back.
   const waiters = new Map<string, ((lease: Lease | 'retry' | null) => void)[]>();
   const handoffWaitMs = deps.handoffWaitMs ?? 5_000;

@@ -40,7 +40,7 @@ describe('FTP server faults', () => {
     await env.verify();
   });
 
-  it('the server stopped during a transfer and started again: the job is retried and the object written once', async () => {
+  it('the server stopped during a transfer and started again: the job is retried, resumes after the parts in S3, and the object is written once', async () => {
     env = await makeFaultEnv('ftp-stop-retr');
     await env.write('calls/big.wav', 24 * MB);
     await env.write('calls/small.wav', 40_000);
@@ -56,9 +56,16 @@ describe('FTP server faults', () => {
     await env.waitSynced(60_000);
     await stopGracefully([d]);
     expect(logsOf([d], 'sync failed, will retry').map((l) => l.path)).toContain('calls/big.wav');
-    // The interrupted multipart upload was aborted, not left behind (verify: no upload left open).
-    expect(env.s3.requests().filter((r) => r.method === 'DELETE' && /uploadId=/.test(r.path)).length).toBe(1);
-    await env.verify();
+    // The interrupted multipart upload was kept and continued (resume): one upload created, none
+    // aborted, and the retry read only what came after the parts S3 already held (8 MiB each).
+    const creates = env.s3.requests().filter((r) => r.method === 'POST' && /[?&]uploads/.test(r.path));
+    expect(creates).toHaveLength(1);
+    expect(env.s3.requests().filter((r) => r.method === 'DELETE' && /uploadId=/.test(r.path))).toHaveLength(
+      0,
+    );
+    const [resumed] = logsOf([d], 'transfer resumed');
+    expect(Number(resumed?.offset), 'the retry resumed after the part in S3').toBeGreaterThanOrEqual(8 * MB);
+    await env.verify(); // whole, intact, no upload left open
   });
 
   it('the data connection cut at a random byte (abort or clean close): no partial object, the retry uploads it whole', async () => {
