@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   makeRedisApiTokens,
   makeRedisPendingUploads,
@@ -16,7 +16,7 @@ import {
 import { stateKey } from '../src/adapters/redis-keys.js';
 import { makeS3Presigner } from '../src/adapters/s3-presign.js';
 import { parseConfig } from '../src/config.js';
-import { makeApiApp } from '../src/http/api.js';
+import { startApiServer } from '../src/http/api.js';
 import type { Daemon } from '../src/main.js';
 import { openOps } from '../src/ops/context.js';
 import { getStatus } from '../src/ops/status.js';
@@ -381,6 +381,35 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
     }
   });
 
+  it('a client that goes away during the Vela check aborts it at once: nothing signed, nothing pending', async () => {
+    const pending = makeRedisPendingUploads(env.redis, env.prefix);
+    const before = (await pending.list('acme')).length;
+    env.vela!.setDown('hang'); // vela.timeout is 2 s in this environment
+    try {
+      const gone = new AbortController();
+      const started = Date.now();
+      const res = post({ org_id: 'acme' }, acme, { signal: gone.signal });
+      setTimeout(() => gone.abort(), 200);
+      await expect(res).rejects.toThrow();
+      const aborted = () =>
+        env.logs.lines.some((l) => l.includes('vela unavailable') && l.includes('client closed the connection'));
+      while (!aborted() && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 25));
+      // Aborted with the client, well before the 2 s Vela timeout would have ended it.
+      expect(aborted()).toBe(true);
+      expect(Date.now() - started).toBeLessThan(1_500);
+      expect((await pending.list('acme')).length).toBe(before);
+    } finally {
+      env.vela!.setDown(false);
+    }
+  });
+
+  it('401 names the scheme (WWW-Authenticate: Bearer)', async () => {
+    const res = await post({ org_id: 'acme' }, null);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ftp-sync"');
+    expect(res.headers.get('content-type')).toBe('application/json');
+  });
+
   it('serves an OpenAPI 3.1 document generated from the schemas, and a docs page', async () => {
     // biome-ignore lint/suspicious/noExplicitAny: a JSON document walked by the assertions
     const doc = (await (await fetch(`${api}/openapi.json`)).json()) as Record<string, any>;
@@ -397,15 +426,18 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
   });
 
   it('rate limit per org: over the limit 429 with Retry-After, other orgs unaffected', async () => {
-    const app = makeApiApp({
+    const server = await startApiServer({
+      host: '127.0.0.1',
+      port: 0,
       maxBodyBytes: 16_384,
       tokens: makeRedisApiTokens(env.redis, env.prefix),
       rateLimiter: makeRedisRateLimiter(env.redis, `${env.prefix}-rl`, { limit: 2 }),
       uploads: daemon.api!.uploads,
       log: env.logs.log,
     });
+    onTestFinished(() => server.close());
     const call = (token: string, org: string) =>
-      app.request(UPLOAD, {
+      fetch(`${server.url}${UPLOAD}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ org_id: org }),

@@ -1,5 +1,5 @@
 /**
- * The upload API server (role `api`), on Hono:
+ * The upload API server (role `api`):
  *
  *   POST /asr/async/upload/vela                 a presigned POST for one call (ops/uploads.ts)
  *   POST /asr/async/upload/vela/{id}/complete   optional: the client's POST to the store is done
@@ -7,15 +7,20 @@
  *   GET  /docs                                  the same, as a page
  *   GET  /healthz                               200 while the process is alive
  *
+ * The two POST routes are served straight on node:http (`makeApiHandler`): going through Hono's web
+ * `Request`/`Response` bridge cost more CPU per presign than the presign itself (a web Request with
+ * its AbortSignal to learn of a client that went away, a web Response with a body stream to answer a
+ * few hundred bytes of JSON). Hono serves the rest (`makeApiApp`: documents, health, the JSON 404).
+ *
  * Order of checks: bearer token (401) → body size (413) → fields (400, naming the field) → the
  * token's org is the org asked for (403) → rate limit per org (429) → Vela → signature. Every error is
  * JSON `{code, message, field?}` with a stable `code`. An org_id other than the token's gets 403 whether
  * or not such an org exists, so a token cannot be used to find out which orgs exist.
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { z } from 'zod';
 import { toError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -44,11 +49,6 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-type Vars = { Variables: { org: string } };
-
-const fail = (c: Context, status: number, body: ApiErrorBody, headers: Record<string, string> = {}) =>
-  c.json(body, status as 400, headers);
-
 /** `metadata.date_of_call: …` from the first issue; the field is the issue's path. */
 function fieldError(err: z.ZodError): ApiError {
   const iss = err.issues[0]!;
@@ -63,34 +63,61 @@ function fieldError(err: z.ZodError): ApiError {
   return new ApiError(400, 'invalid_field', `${field}: ${iss.message}`, { field });
 }
 
+/** An answer: status, JSON body, extra headers. */
+interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const text = JSON.stringify(reply.body);
+  res.writeHead(reply.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...reply.headers,
+  });
+  res.end(text);
+}
+
+/** An error as the client sees it: an ApiError's status and code, anything else a logged 500. */
+function errorReply(err: unknown, log: Logger, path: string): Reply & { body: ApiErrorBody } {
+  if (err instanceof ApiError) {
+    const headers: Record<string, string> = {};
+    if (err.extra.retryAfterSeconds !== undefined)
+      headers['retry-after'] = String(err.extra.retryAfterSeconds);
+    if (err.status === 401) headers['www-authenticate'] = 'Bearer realm="ftp-sync"';
+    return {
+      status: err.status,
+      headers,
+      body: {
+        code: err.code as ApiErrorBody['code'],
+        message: err.message,
+        ...(err.extra.field && { field: err.extra.field }),
+      },
+    };
+  }
+  log.error({ err: toError(err).message, path }, 'api request failed');
+  return { status: 500, body: { code: 'internal', message: 'internal error' } };
+}
+
 const tooLarge = (max: number) =>
   new ApiError(413, 'body_too_large', `body: larger than ${max} bytes`, { field: 'body' });
 
 /** A declared Content-Length over the limit is refused before anything is read. */
-function checkDeclaredLength(c: Context, max: number): void {
-  const declared = c.req.header('content-length');
+function checkDeclaredLength(req: IncomingMessage, max: number): void {
+  const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > max) throw tooLarge(max);
 }
 
-/**
- * The body as text, at most `max` bytes (413 beyond, whether declared or chunked). Read straight off
- * Node's request when served by node:http: going through `c.req.raw.body` (hono's bodyLimit does)
- * makes @hono/node-server build a full web `Request` and a web stream per request, which cost more
- * CPU than the rest of a presign.
- */
-async function readBody(c: Context, max: number): Promise<string> {
-  checkDeclaredLength(c, max);
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming) {
-    const buf = Buffer.from(await c.req.arrayBuffer());
-    if (buf.length > max) throw tooLarge(max);
-    return buf.toString('utf8');
-  }
+/** The body as text, at most `max` bytes (413 beyond, whether declared or chunked). */
+function readBody(req: IncomingMessage, max: number): Promise<string> {
+  checkDeclaredLength(req, max);
   return new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const done = (err?: Error) => {
-      incoming.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
       if (err) reject(err);
       else
         resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
@@ -103,15 +130,16 @@ async function readBody(c: Context, max: number): Promise<string> {
     const onEnd = () => done();
     const onError = (err: Error) => done(err);
     const onAborted = () => done(new Error('client closed the request'));
-    incoming.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
   });
 }
 
-/** The request's fields: query string, then the body (JSON or a form) over it. */
-async function readFields(c: Context, maxBodyBytes: number): Promise<Record<string, unknown>> {
-  const fields: Record<string, unknown> = { ...c.req.query() };
-  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const text = await readBody(c, maxBodyBytes);
+/** The request's fields: the query string, then the body (JSON or a form) over it. */
+async function readFields(req: IncomingMessage, query: string, maxBodyBytes: number) {
+  const fields: Record<string, unknown> = query ? Object.fromEntries(new URLSearchParams(query)) : {};
+  const contentType = req.headers['content-type'] ?? '';
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  const text = await readBody(req, maxBodyBytes);
   if (text.trim() !== '') {
     if (type === 'application/json' || type === '' || type.endsWith('+json')) {
       let body: unknown;
@@ -131,7 +159,7 @@ async function readFields(c: Context, maxBodyBytes: number): Promise<Record<stri
     } else if (type === 'multipart/form-data') {
       const form = await new Request('http://x/', {
         method: 'POST',
-        headers: { 'content-type': c.req.header('content-type')! },
+        headers: { 'content-type': contentType },
         body: text,
       }).formData();
       for (const [k, v] of form) if (typeof v === 'string') fields[k] = v;
@@ -140,9 +168,7 @@ async function readFields(c: Context, maxBodyBytes: number): Promise<Record<stri
         415,
         'unsupported_media_type',
         `content-type: expected application/json or a form, got ${JSON.stringify(type)}`,
-        {
-          field: 'content-type',
-        },
+        { field: 'content-type' },
       );
     }
   }
@@ -155,96 +181,35 @@ async function readFields(c: Context, maxBodyBytes: number): Promise<Record<stri
         400,
         'invalid_json',
         'metadata: expected a JSON object such as {"email": …, "date_of_call": …}',
-        {
-          field: 'metadata',
-        },
+        { field: 'metadata' },
       );
     }
   }
   return fields;
 }
 
-export function makeApiApp(
-  opts: Omit<ApiServerOptions, 'host' | 'port'> & { serverUrl?: string },
-): Hono<Vars> {
+const COMPLETE_SUFFIX = '/complete';
+
+/**
+ * The two POST routes on node:http: a function that answers a request it serves and returns true,
+ * or returns false (without touching it) for any other request.
+ */
+export function makeApiHandler(
+  opts: Omit<ApiServerOptions, 'host' | 'port' | 'publicUrl'>,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   const log = opts.log.child({ component: 'api' });
-  const doc = openApiDocument({
-    serverUrl: opts.publicUrl ?? opts.serverUrl,
-    maxBodyBytes: opts.maxBodyBytes,
-  });
-  const page = docsPage(doc);
-  const app = new Hono<Vars>();
 
-  app.onError((err, c) => {
-    if (err instanceof ApiError) {
-      const headers: Record<string, string> =
-        err.extra.retryAfterSeconds !== undefined
-          ? { 'retry-after': String(err.extra.retryAfterSeconds) }
-          : {};
-      return fail(
-        c,
-        err.status,
-        {
-          code: err.code as ApiErrorBody['code'],
-          message: err.message,
-          ...(err.extra.field && { field: err.extra.field }),
-        },
-        headers,
-      );
-    }
-    log.error({ err: toError(err).message, path: c.req.path }, 'api request failed');
-    return fail(c, 500, { code: 'internal', message: 'internal error' });
-  });
-  app.notFound((c) =>
-    fail(c, 404, { code: 'not_found', message: `${c.req.method} ${c.req.path}: no such endpoint` }),
-  );
-
-  app.get('/healthz', (c) => c.text('ok\n'));
-  app.get('/openapi.json', (c) => c.json(doc));
-  app.get('/docs', (c) => c.html(page));
-
-  const timed = (route: 'upload' | 'complete') => async (c: Context<Vars>, next: () => Promise<void>) => {
-    const started = performance.now();
-    await next();
-    const status = c.res.status;
-    let code = 'ok';
-    if (status >= 400) {
-      try {
-        code = ((await c.res.clone().json()) as { code?: string }).code ?? 'unknown';
-      } catch {
-        code = 'unknown';
-      }
-    }
-    try {
-      opts.onRequest?.({ route, status, code, ms: performance.now() - started });
-    } catch {
-      // metrics never break a request
-    }
-  };
-
-  const auth = async (c: Context<Vars>, next: () => Promise<void>) => {
-    const header = c.req.header('authorization') ?? '';
+  const authenticate = async (req: IncomingMessage): Promise<string> => {
+    const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const org = m ? await opts.tokens.verify(m[1]!) : undefined;
-    if (!org) {
-      c.header('www-authenticate', 'Bearer realm="ftp-sync"');
-      throw new ApiError(
-        401,
-        'unauthorized',
-        header ? 'Authorization: unknown or revoked token' : 'Authorization: a bearer token is required',
-        {
-          field: 'Authorization',
-        },
-      );
-    }
-    c.set('org', org);
-    await next();
-  };
-
-  // `complete` reads no body: a declared length over the limit is still refused, as for an upload.
-  const limit: MiddlewareHandler = async (c, next) => {
-    checkDeclaredLength(c, opts.maxBodyBytes);
-    await next();
+    if (org) return org;
+    throw new ApiError(
+      401,
+      'unauthorized',
+      header ? 'Authorization: unknown or revoked token' : 'Authorization: a bearer token is required',
+      { field: 'Authorization' },
+    );
   };
 
   const rate = async (org: string) => {
@@ -262,11 +227,10 @@ export function makeApiApp(
     }
   };
 
-  app.post(UPLOAD_PATH, timed('upload'), auth, async (c) => {
-    const parsed = uploadRequestSchema.safeParse(await readFields(c, opts.maxBodyBytes));
+  const upload = async (org: string, req: IncomingMessage, query: string, signal: AbortSignal) => {
+    const parsed = uploadRequestSchema.safeParse(await readFields(req, query, opts.maxBodyBytes));
     if (!parsed.success) throw fieldError(parsed.error);
     const body = parsed.data;
-    const org = c.get('org');
     if (body.org_id !== org) {
       throw new ApiError(
         403,
@@ -286,9 +250,9 @@ export function makeApiApp(
         ...(body.filename !== undefined && { filename: body.filename }),
         ...(body.content_type !== undefined && { contentType: body.content_type }),
       },
-      c.req.raw.signal,
+      signal,
     );
-    return c.json({
+    return {
       url: grant.url,
       fields: grant.fields,
       upload_id: grant.id,
@@ -296,23 +260,109 @@ export function makeApiApp(
       expires_at: grant.expiresAt,
       max_size: grant.maxSize,
       voice_id: grant.voiceId,
-    });
-  });
+    };
+  };
 
-  app.post(`${UPLOAD_PATH}/:id/complete`, timed('complete'), auth, limit, async (c) => {
-    const org = c.get('org');
+  // `complete` reads no body: a declared length over the limit is still refused, as for an upload.
+  const complete = async (org: string, req: IncomingMessage, id: string) => {
+    checkDeclaredLength(req, opts.maxBodyBytes);
     await rate(org);
-    const done = await opts.uploads.complete(org, c.req.param('id'));
-    return c.json({ status: 'completed' as const, key: done.key, size: done.size });
-  });
+    const done = await opts.uploads.complete(org, id);
+    return { status: 'completed' as const, key: done.key, size: done.size };
+  };
 
+  async function serve(
+    route: 'upload' | 'complete',
+    req: IncomingMessage,
+    res: ServerResponse,
+    work: (org: string, signal: AbortSignal) => Promise<unknown>,
+  ) {
+    const started = performance.now();
+    // A client that goes away before its answer aborts the work (the Vela check) it was waiting for.
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) gone.abort(new Error('client closed the connection'));
+    };
+    res.once('close', onClose);
+    let reply: Reply;
+    let code = 'ok';
+    try {
+      reply = { status: 200, body: await work(await authenticate(req), gone.signal) };
+    } catch (err) {
+      const failed = errorReply(err, log, req.url ?? '');
+      code = failed.body.code;
+      reply = failed;
+    }
+    send(res, reply);
+    // An unread body (an early error) is drained, so a kept-alive connection stays usable.
+    if (!req.complete) req.resume();
+    try {
+      opts.onRequest?.({ route, status: reply.status, code, ms: performance.now() - started });
+    } catch {
+      // metrics never break a request
+    }
+  }
+
+  return (req, res) => {
+    if (req.method !== 'POST') return false;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path === UPLOAD_PATH) {
+      const query = q < 0 ? '' : url.slice(q + 1);
+      void serve('upload', req, res, (org, signal) => upload(org, req, query, signal));
+      return true;
+    }
+    if (path.startsWith(`${UPLOAD_PATH}/`) && path.endsWith(COMPLETE_SUFFIX)) {
+      const raw = path.slice(UPLOAD_PATH.length + 1, -COMPLETE_SUFFIX.length);
+      if (!raw || raw.includes('/')) return false;
+      let id: string;
+      try {
+        id = decodeURIComponent(raw);
+      } catch {
+        return false;
+      }
+      void serve('complete', req, res, (org) => complete(org, req, id));
+      return true;
+    }
+    return false;
+  };
+}
+
+/** Hono, for everything but the two POST routes: the documents, health, and the JSON 404. */
+export function makeApiApp(opts: {
+  log: Logger;
+  publicUrl?: string;
+  serverUrl?: string;
+  maxBodyBytes: number;
+}): Hono {
+  const log = opts.log.child({ component: 'api' });
+  const doc = openApiDocument({
+    serverUrl: opts.publicUrl ?? opts.serverUrl,
+    maxBodyBytes: opts.maxBodyBytes,
+  });
+  const page = docsPage(doc);
+  const app = new Hono();
+  const fail = (c: Context, status: number, body: ApiErrorBody) => c.json(body, status as 400);
+  app.onError((err, c) => {
+    const reply = errorReply(err, log, c.req.path);
+    return fail(c, reply.status, reply.body);
+  });
+  app.notFound((c) =>
+    fail(c, 404, { code: 'not_found', message: `${c.req.method} ${c.req.path}: no such endpoint` }),
+  );
+  app.get('/healthz', (c) => c.text('ok\n'));
+  app.get('/openapi.json', (c) => c.json(doc));
+  app.get('/docs', (c) => c.html(page));
   return app;
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  // The app needs the listening address (for its OpenAPI `servers`): it is made once that is known.
+  const api = makeApiHandler(opts);
+  // The Hono app needs the listening address (for its OpenAPI `servers`): it is made once that is known.
   let listener: ReturnType<typeof getRequestListener> | undefined;
   const server = createServer((req, res) => {
+    if (api(req, res)) return;
     if (listener) return listener(req, res);
     res.writeHead(503).end();
   });
