@@ -328,6 +328,49 @@ describe('vela allocation check against the stand-in', () => {
     expect(err.message).toContain((err as VelaUnavailableError).code);
   });
 
+  it('reads at most 64 KiB of an answer: a larger one is not JSON to it (PermanentError), and the next check still works', async () => {
+    let calls = 0;
+    const big = await tinyServer((_req, res) => {
+      calls++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (calls === 1) {
+        // An endless answer: only the cap ends the read.
+        const chunk = Buffer.alloc(16 * 1024, 0x20);
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        pump();
+      } else res.end('{"minute_allocation":"within","voice_id":"enrolled"}');
+    });
+    try {
+      const vela = makeVelaAllocationCheck({ url: big.url, token: TOKEN, timeoutMs: 5000 });
+      const err = await rejection(vela.check(req('acme')));
+      expect(err).toBeInstanceOf(PermanentError);
+      expect(err.message).toContain('larger than 65536 bytes');
+      expect(await vela.check(req('acme'))).toMatchObject({ allocation: 'within' });
+    } finally {
+      await big.close();
+    }
+  });
+
+  it('the timeout covers the answer body: headers at once and a body that never ends is unavailable after timeoutMs', async () => {
+    const trickle = await tinyServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"minute_allocation":');
+    });
+    try {
+      const started = Date.now();
+      const vela = makeVelaAllocationCheck({ url: trickle.url, token: TOKEN, timeoutMs: 300 });
+      const err = await rejection(vela.check(req('acme')));
+      expect(err).toBeInstanceOf(VelaUnavailableError);
+      expect(err.message).toBe('vela unavailable for org "acme": timed out after 300ms');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await trickle.close();
+    }
+  });
+
   it('turns a refused connection into VelaUnavailableError with code ECONNREFUSED', async () => {
     const closed = await tinyServer(() => {});
     await closed.close();

@@ -79,88 +79,92 @@ class PostTimeoutError extends Error {
 /**
  * POSTs to the allocation endpoint over a keep-alive undici `Pool` for its origin (one per check
  * function). `timeoutMs` bounds the whole exchange, answer included; the caller's `signal` aborts it
- * with its own reason; at most `maxBytes(status)` bytes of the answer are read. undici never follows
- * a redirect on its own.
+ * with its own reason; at most `maxBytes(status)` bytes of the answer are read (beyond that undici
+ * closes the connection instead of reusing it). undici never follows a redirect on its own.
+ *
+ * A `dispatch` with a handler of its own rather than `pool.request`: the answer is a few hundred
+ * bytes, and `request` wraps each one in a Readable stream, an async resource and abort-signal
+ * plumbing that cost more CPU than the rest of the exchange (the upload API makes one per presign).
  */
 function makePoster(url: string) {
   const u = new URL(url);
   const pool = new Pool(u.origin, { keepAliveTimeout: 30_000 });
   const path = `${u.pathname}${u.search}`;
-  return async (o: {
+  return (o: {
     headers: Record<string, string>;
     body: string;
     timeoutMs: number;
     signal?: AbortSignal;
     maxBytes: (status: number) => number;
-  }): Promise<HttpReply> => {
-    if (o.signal?.aborted) throw toError(o.signal.reason);
-    const exchange = new AbortController();
-    const timer = setTimeout(
-      () => exchange.abort(new PostTimeoutError(`no complete answer within ${o.timeoutMs}ms`)),
-      o.timeoutMs,
-    );
-    const onAbort = () => exchange.abort(toError(o.signal?.reason));
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const res = await pool.request({
-        path,
-        method: 'POST',
-        headers: o.headers,
-        body: o.body,
-        signal: exchange.signal,
-      });
-      const { text, truncated } = await readCapped(res.body, o.maxBytes(res.statusCode));
-      return {
-        status: res.statusCode,
-        statusText: STATUS_CODES[res.statusCode] ?? '',
-        headers: res.headers,
-        text,
-        truncated,
+  }): Promise<HttpReply> =>
+    new Promise<HttpReply>((resolve, reject) => {
+      if (o.signal?.aborted) return reject(toError(o.signal.reason));
+      let controller: Dispatcher.DispatchController | undefined;
+      /** An abort asked for before undici started the request (it waited for a connection). */
+      let early: Error | undefined;
+      let settled = false;
+      let status = 0;
+      let headers: HttpReply['headers'] = {};
+      let max = 0;
+      let bytes = 0;
+      const chunks: Buffer[] = [];
+      const settle = (err: Error | undefined, truncated = false) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        o.signal?.removeEventListener('abort', onAbort);
+        if (err) return reject(err);
+        const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        resolve({
+          status,
+          statusText: STATUS_CODES[status] ?? '',
+          headers,
+          text: all.subarray(0, max).toString('utf8'),
+          truncated,
+        });
       };
-    } catch (err) {
-      // The exchange's own abort reason (the deadline, the caller's abort) is what happened.
-      throw exchange.signal.aborted ? exchange.signal.reason : err;
-    } finally {
-      clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
-    }
-  };
-}
-
-/**
- * At most `max` bytes of an answer's body. Beyond that the rest is not wanted: the body is destroyed
- * and undici closes that connection instead of reusing it. Events, not `for await`: an async iterator
- * per answer costs more than the rest of reading a few hundred bytes.
- */
-function readCapped(
-  body: Dispatcher.ResponseData['body'],
-  max: number,
-): Promise<{ text: string; truncated: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const finish = (truncated: boolean) => {
-      body.off('data', onData).off('end', onEnd).off('error', onError);
-      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      resolve({ text: all.subarray(0, max).toString('utf8'), truncated });
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      bytes += chunk.length;
-      if (bytes > max) {
-        finish(true);
-        // Destroying makes undici emit its abort error: nobody waits for it any more.
-        body.on('error', () => {});
-        body.destroy();
-      }
-    };
-    const onEnd = () => finish(false);
-    const onError = (err: Error) => {
-      body.off('data', onData).off('end', onEnd).off('error', onError);
-      reject(err);
-    };
-    body.on('data', onData).on('end', onEnd).on('error', onError);
-  });
+      const abort = (reason: Error) => {
+        settle(reason);
+        if (controller) controller.abort(reason);
+        else early = reason;
+      };
+      const timer = setTimeout(
+        () => abort(new PostTimeoutError(`no complete answer within ${o.timeoutMs}ms`)),
+        o.timeoutMs,
+      );
+      const onAbort = () => abort(toError(o.signal?.reason));
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      pool.dispatch(
+        { path, method: 'POST', headers: o.headers, body: o.body },
+        {
+          onRequestStart(c) {
+            controller = c;
+            if (early) c.abort(early);
+          },
+          onResponseStart(_c, statusCode, responseHeaders) {
+            // 1xx answers come before the final one; only the final one counts.
+            status = statusCode;
+            headers = responseHeaders;
+            max = o.maxBytes(statusCode);
+          },
+          onResponseData(c, chunk) {
+            if (status < 200 || settled) return;
+            chunks.push(chunk);
+            bytes += chunk.length;
+            if (bytes > max) {
+              settle(undefined, true);
+              c.abort(new Error('answer longer than wanted'));
+            }
+          },
+          onResponseEnd() {
+            settle(undefined);
+          },
+          onResponseError(_c, err) {
+            settle(err);
+          },
+        },
+      );
+    });
 }
 
 const WITHIN = new Set(['ok', 'within', 'available']);
