@@ -137,6 +137,7 @@ function makePoster(url: string) {
       pool.dispatch(
         { path, method: 'POST', headers: o.headers, body: o.body },
         {
+          // (undici takes a handler for this API only when it has onRequestStart.)
           onRequestStart(c) {
             controller = c;
             if (early) c.abort(early);
