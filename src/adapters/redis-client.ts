@@ -66,6 +66,7 @@ export function makeRedisClient(cfg: RedisConnectionConfig, overrides: RedisOpti
         redisOptions: { ...auth, ...redisOptions },
         ...(retryStrategy !== undefined ? { clusterRetryStrategy: retryStrategy } : {}),
         ...(overrides.lazyConnect ? { lazyConnect: true } : {}),
+        ...(overrides.enableAutoPipelining ? { enableAutoPipelining: true } : {}),
       },
     );
   }
