@@ -68,6 +68,14 @@ export class NoSlotError extends Error {
   override name = 'NoSlotError';
 }
 
+/**
+ * The state store (Redis) did not answer: the connection is down or a command timed out. Transient;
+ * the upload API answers 503 with Retry-After instead of an internal error.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
 /** Turns anything thrown into an `Error`, keeping the original as `cause`. */
 export function toError(err: unknown): Error {
   if (err instanceof Error) return err;

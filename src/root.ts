@@ -100,6 +100,9 @@ export interface Root {
   close(): Promise<void>;
 }
 
+/** The longest an upload API request waits for one Redis command. */
+const API_REDIS_TIMEOUT_MS = 2_000;
+
 export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): Root {
   const prefix = config.redis.prefix;
   const built = new Map<string, unknown>();
@@ -109,14 +112,23 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
     return built.get(name) as T;
   };
   const redis = () => once('redis', () => opts.redis ?? makeRedis(config.redis));
-  // The upload API's stores get a connection of their own with ioredis auto-pipelining: the commands
-  // of a burst of presigns issued in one turn of the event loop go out in one write (bench:api: about
-  // 15 % of the server's CPU per request). Not on the shared connection: BullMQ, which duplicates it
-  // for its workers, is not known to be safe with auto-pipelining.
+  // The upload API's stores get a connection of their own:
+  // - ioredis auto-pipelining: the commands of a burst of presigns issued in one turn of the event
+  //   loop go out in one write (bench:api: about 15 % of the server's CPU per request). Not on the
+  //   shared connection: BullMQ, which duplicates it for its workers, is not known to be safe with it;
+  // - fail fast: a request waits at most API_REDIS_TIMEOUT_MS for Redis, and a command is not kept
+  //   for a reconnect, so a Redis outage answers 503 with Retry-After (StoreUnavailableError) instead
+  //   of holding every request until the client gives up.
   const apiRedis = () =>
     opts.redis
       ? opts.redis
-      : once('apiRedis', () => makeRedisClient(config.redis, { enableAutoPipelining: true }));
+      : once('apiRedis', () =>
+          makeRedisClient(config.redis, {
+            enableAutoPipelining: true,
+            maxRetriesPerRequest: 0,
+            commandTimeout: API_REDIS_TIMEOUT_MS,
+          }),
+        );
   const tenants = () =>
     once('tenants', () => makeTenantStore(redis(), config, { cacheMs: opts.tenantCacheMs }));
   // A replica that dies frees its connection slots as soon as its jobs can run elsewhere.

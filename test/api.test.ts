@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   makeRedisApiTokens,
@@ -24,6 +25,7 @@ import { makeUploadService } from '../src/ops/uploads.js';
 import { sineWav } from '../src/sandbox/wav.js';
 import { makeTestEnv, type TestEnv } from './support/daemon.js';
 import { tempDir } from './support/fs.js';
+import { startRedis } from './support/redis.js';
 
 const run = promisify(execFile);
 const UPLOAD = '/asr/async/upload/vela';
@@ -392,7 +394,9 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
       setTimeout(() => gone.abort(), 200);
       await expect(res).rejects.toThrow();
       const aborted = () =>
-        env.logs.lines.some((l) => l.includes('vela unavailable') && l.includes('client closed the connection'));
+        env.logs.lines.some(
+          (l) => l.includes('vela unavailable') && l.includes('client closed the connection'),
+        );
       while (!aborted() && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 25));
       // Aborted with the client, well before the 2 s Vela timeout would have ended it.
       expect(aborted()).toBe(true);
@@ -402,6 +406,63 @@ describe('upload API: presigned POSTs after the allocation check, uploads that b
       env.vela!.setDown(false);
     }
   });
+
+  it('Redis down: 503 unavailable with Retry-After within the 2 s command timeout, nothing signed; back once Redis is', async () => {
+    const own = await startRedis();
+    onTestFinished(() => own.stop());
+    const d = await env.start({
+      role: 'api',
+      s3Credentials: S3RVER,
+      config: { ...env.config, redis: { ...env.config.redis, url: own.url } },
+    });
+    const ownRedis = new Redis(own.url, { maxRetriesPerRequest: null }).on('error', () => {});
+    onTestFinished(() => void ownRedis.disconnect());
+    const token = (await makeRedisApiTokens(ownRedis, env.prefix).create('acme')).token;
+    const ask = () =>
+      fetch(`${d.api!.url}${UPLOAD}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ org_id: 'acme' }),
+      });
+    expect((await ask()).status).toBe(200);
+
+    // A hung Redis: every command times out after 2 s.
+    own.pause();
+    let started = Date.now();
+    let down: Response;
+    try {
+      down = await ask();
+    } finally {
+      own.resume();
+    }
+    expect(down.status).toBe(503);
+    expect(down.headers.get('retry-after')).toBe('2');
+    const body = (await down.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ code: 'unavailable' });
+    expect(body).not.toHaveProperty('fields');
+    expect(Date.now() - started).toBeLessThan(3_500);
+    expect(env.logs.lines.some((l) => l.includes('upload api: redis unavailable'))).toBe(true);
+
+    // Back as soon as Redis answers again.
+    const until = Date.now() + 10_000;
+    let status = 0;
+    while (Date.now() < until) {
+      status = (await ask()).status;
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status).toBe(200);
+
+    // Redis gone (connection refused): 503 at once, not after a timeout.
+    await own.down();
+    started = Date.now();
+    const gone = await ask();
+    expect(gone.status).toBe(503);
+    expect(await gone.json()).toMatchObject({ code: 'unavailable' });
+    expect(Date.now() - started).toBeLessThan(1_500);
+    await own.restart({ wipe: false });
+    await d.close();
+  }, 30_000);
 
   it('401 names the scheme (WWW-Authenticate: Bearer)', async () => {
     const res = await post({ org_id: 'acme' }, null);

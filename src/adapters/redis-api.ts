@@ -10,6 +10,8 @@
  * so the time taken says nothing about how much of a guess was right.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ReplyError } from 'ioredis';
+import { StoreUnavailableError } from '../errors.js';
 import type {
   ApiTokenInfo,
   ApiTokenStore,
@@ -26,6 +28,19 @@ interface StoredToken {
   org: string;
   hash: string;
   createdAt: number;
+}
+
+/**
+ * Runs a Redis call of the request path; a failure that is not Redis's own reply (the connection
+ * down, a command timed out: see `api` in root.ts) becomes `StoreUnavailableError`.
+ */
+async function reachable<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof ReplyError) throw err;
+    throw new StoreUnavailableError(`Redis unavailable (${what}): ${(err as Error).message}`, { cause: err });
+  }
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
@@ -63,7 +78,7 @@ export function makeRedisApiTokens(redis: RedisClient, prefix: string): ApiToken
     async verify(token) {
       const m = TOKEN.exec(token);
       if (!m) return undefined;
-      const raw = await redis.hget(tokensKey, m[1]!);
+      const raw = await reachable('token', () => redis.hget(tokensKey, m[1]!));
       // An unknown id still costs a digest and a comparison, like a known one.
       const stored = raw ? (JSON.parse(raw) as StoredToken) : undefined;
       const want = stored ? Buffer.from(stored.hash, 'hex') : sha256('');
@@ -90,10 +105,10 @@ export function makeRedisPendingUploads(redis: RedisClient, prefix: string): Pen
   const key = (org: string) => stateKey(prefix, org, 'api-pending');
   return {
     async add(u) {
-      await redis.hset(key(u.org), u.id, JSON.stringify(u));
+      await reachable('pending upload', () => redis.hset(key(u.org), u.id, JSON.stringify(u)));
     },
     async get(org, id) {
-      const raw = await redis.hget(key(org), id);
+      const raw = await reachable('pending upload', () => redis.hget(key(org), id));
       return raw ? (JSON.parse(raw) as PendingUpload) : undefined;
     },
     async list(org) {
@@ -128,7 +143,9 @@ export function makeRedisRateLimiter(
       const now = Date.now();
       const window = Math.floor(now / windowMs);
       const count = Number(
-        await RATE_SCRIPT(redis, [stateKey(prefix, org, `api-rate:${window}`)], [windowMs * 2]),
+        await reachable('rate limit', () =>
+          RATE_SCRIPT(redis, [stateKey(prefix, org, `api-rate:${window}`)], [windowMs * 2]),
+        ),
       );
       return {
         ok: count <= opts.limit,

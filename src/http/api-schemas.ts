@@ -103,6 +103,7 @@ export const ERROR_CODES = [
   'minute_allocation_exceeded',
   'vela_unavailable',
   'vela_rejected',
+  'unavailable',
   'upload_not_found',
   'object_missing',
   'completion_in_progress',

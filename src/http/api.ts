@@ -22,7 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import type { z } from 'zod';
-import { toError } from '../errors.js';
+import { StoreUnavailableError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ApiError, type UploadService } from '../ops/uploads.js';
 import type { ApiTokenStore, RateLimiter } from '../ports/api.js';
@@ -63,6 +63,9 @@ function fieldError(err: z.ZodError): ApiError {
   return new ApiError(400, 'invalid_field', `${field}: ${iss.message}`, { field });
 }
 
+/** Retry-After of a 503 for Redis down: ioredis reconnects within a second or two. */
+const STORE_RETRY_AFTER_S = 2;
+
 /** An answer: status, JSON body, extra headers. */
 interface Reply {
   status: number;
@@ -95,6 +98,14 @@ function errorReply(err: unknown, log: Logger, path: string): Reply & { body: Ap
         message: err.message,
         ...(err.extra.field && { field: err.extra.field }),
       },
+    };
+  }
+  if (err instanceof StoreUnavailableError) {
+    log.warn({ err: err.message, path }, 'upload api: redis unavailable');
+    return {
+      status: 503,
+      headers: { 'retry-after': String(STORE_RETRY_AFTER_S) },
+      body: { code: 'unavailable', message: 'the state store is unavailable; retry later' },
     };
   }
   log.error({ err: toError(err).message, path }, 'api request failed');

@@ -90,7 +90,7 @@ export function openApiDocument(opts: { serverUrl?: string; maxBodyBytes: number
             ),
             '502': errorResponse('Vela refused the check for this org (`vela_rejected`).'),
             '503': errorResponse(
-              'Vela did not answer in time (`vela_unavailable`); see Retry-After. Nothing was signed.',
+              'Vela did not answer in time (`vela_unavailable`), or Redis is unreachable (`unavailable`); see Retry-After. Nothing was signed.',
             ),
           },
         },
@@ -116,6 +116,8 @@ export function openApiDocument(opts: { serverUrl?: string; maxBodyBytes: number
             '409': errorResponse(
               'Nothing was uploaded under the key yet (`object_missing`), or the upload is being recorded by another call at this moment (`completion_in_progress`, with Retry-After: call again for the 200).',
             ),
+            '429': errorResponse('Too many requests for this org this minute (`rate_limited`); see Retry-After.'),
+            '503': errorResponse('Redis is unreachable (`unavailable`); see Retry-After.'),
           },
         },
       },

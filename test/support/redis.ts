@@ -18,6 +18,12 @@ export interface RedisServer {
    * Clients see their connection drop and must reconnect.
    */
   restart(opts?: { wipe?: boolean }): Promise<void>;
+  /** Saves its data and stops the process (clients get connection refused) until `restart({ wipe: false })`. */
+  down(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections and answers nothing (a hung Redis) until `resume`. */
+  pause(): void;
+  /** SIGCONT after `pause`. */
+  resume(): void;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -89,6 +95,16 @@ export async function startRedis(): Promise<RedisServer> {
       await stopProcess();
       if (wipe) await rm(join(dir.path, 'dump.rdb'), { force: true });
       await launch();
+    },
+    async down() {
+      if (proc) await command(port, 'SAVE');
+      await stopProcess();
+    },
+    pause() {
+      proc?.kill('SIGSTOP');
+    },
+    resume() {
+      proc?.kill('SIGCONT');
     },
   };
 }
