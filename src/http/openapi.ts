@@ -116,7 +116,9 @@ export function openApiDocument(opts: { serverUrl?: string; maxBodyBytes: number
             '409': errorResponse(
               'Nothing was uploaded under the key yet (`object_missing`), or the upload is being recorded by another call at this moment (`completion_in_progress`, with Retry-After: call again for the 200).',
             ),
-            '429': errorResponse('Too many requests for this org this minute (`rate_limited`); see Retry-After.'),
+            '429': errorResponse(
+              'Too many requests for this org this minute (`rate_limited`); see Retry-After.',
+            ),
             '503': errorResponse('Redis is unreachable (`unavailable`); see Retry-After.'),
           },
         },
