@@ -1,10 +1,14 @@
 /**
- * `npm run bench:batch [-- --size=MiB] [-- --rounds=N] [-- --entries=1,4]`: zip batch expansion against
- * the S3 write rate alone and against the naive route, everything on loopback.
+ * `npm run bench:batch [-- --size=MiB] [-- --rounds=N] [-- --entries=1,4] [-- --store=s3rver|rgw]`: zip
+ * batch expansion against the S3 write rate alone and against the naive route, everything on loopback.
+ *
+ * The store: s3rver (default; one Node process serves the expansion's reads and writes both) or
+ * Ceph's RADOS Gateway (`--store=rgw`, started by test/support/rgw.ts: a production-grade S3 with
+ * daemons of its own, on the same cores).
  *
  * The archive: WAV-like recordings of about 3 MiB (stored, as Info-ZIP's `-n .wav` leaves them) and
  * deflated CSV call records, `--size` MiB in all (default 3,072: about 1,000 recordings), put in
- * s3rver. Each round, in turns:
+ * the store. Each round, in turns:
  *   - ftp-sync: the real daemon (bench/daemon-child.ts, batch mode, the Docker image's Node flags)
  *     expands it from S3 by ranged GETs; its peak RSS, the files it wrote under its TMPDIR (must be
  *     none) and the number of range GETs are read;
@@ -28,7 +32,7 @@ import type { BatchRecord } from '../src/ports/batches.js';
 import type { DaemonSpec } from './daemon-child.js';
 import { startChild } from './lib/child.js';
 import { type BenchFile, type Corpus, MiB, parallel } from './lib/corpus.js';
-import { type BenchEnv, compile, imageNodeFlags, startEnv } from './lib/env.js';
+import { awsEnv, type BenchEnv, compile, imageNodeFlags, s3rverCpu, startEnv, storeArg } from './lib/env.js';
 import { checkAndClear, daemonConfig, runLimit } from './lib/measure.js';
 import { RCLONE, TIME } from './lib/rclone.js';
 
@@ -41,11 +45,11 @@ const rounds = Number(arg('rounds') ?? 1);
 const entryCounts = (arg('entries') ?? '4').split(',').map(Number);
 /** Concurrent uploads of the S3-alone and rclone runs (the main bench's 4). */
 const UPLOADS = 4;
+const store = storeArg(argv);
 const command = `npm run bench:batch${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 const started = Date.now();
 const say = (msg: string) =>
   console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
-const AWS_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
 const ORG = 'zipbench';
 
 /** A 44-byte RIFF/WAVE header (16-bit mono 8 kHz PCM) and random samples: does not deflate. */
@@ -127,12 +131,14 @@ async function countFiles(dir: string): Promise<number> {
 interface Row {
   round: number;
   expansion: Record<number, Expansion>;
-  s3Alone: { wallMs: number; readMs: number };
+  s3Alone: { wallMs: number; readMs: number; storeCpu: number };
   naive: { unzipMs: number; rcloneMs: number; cpuSeconds: number; maxRssKiB: number };
 }
 
 interface Expansion {
   wallMs: number;
+  /** CPU seconds of the S3 server (s3rver, or RGW's daemons) during the expansion. */
+  storeCpu: number;
   cpuSeconds: number;
   maxRssKiB: number;
   tmpFiles: number;
@@ -162,7 +168,7 @@ async function expand(env: BenchEnv, key: string, round: number, nodeArgs: strin
   const tmp = join(env.work, `${name}-tmp`);
   await mkdir(tmp);
   const child = startChild(join(env.build, 'bench', 'daemon-child.js'), [specFile], {
-    env: { ...AWS_ENV, TMPDIR: tmp, TMP: tmp, TEMP: tmp },
+    env: { ...awsEnv(env.s3), TMPDIR: tmp, TMP: tmp, TEMP: tmp },
     logFile: join(env.work, 'logs', `${name}.log`),
     nodeArgs,
   });
@@ -188,8 +194,11 @@ async function expand(env: BenchEnv, key: string, round: number, nodeArgs: strin
 async function main() {
   say('compiling (tsc, no type check) so the measured programs run as plain node');
   const build = await compile(project);
-  say('starting redis-server, vsftpd, s3rver and the Vela stand-in on 127.0.0.1');
-  const env = await startEnv(build, { keep: argv.includes('--keep') });
+  say(`starting redis-server, vsftpd, ${store} and the Vela stand-in on 127.0.0.1`);
+  // RGW keeps deleted objects' data until its garbage collection: room for everything the run writes
+  // (the archive, each expansion, the S3-alone and naive copies).
+  const storeBytes = sizeMiB * MiB * (1.1 + rounds * (entryCounts.length + 2) * 1.05);
+  const env = await startEnv(build, { keep: argv.includes('--keep'), store, storeBytes });
   process.on('SIGINT', () => void env.stop().then(() => process.exit(130)));
   try {
     await bench(env);
@@ -216,7 +225,9 @@ async function bench(env: BenchEnv) {
     },
     {},
   ).s3;
-  const client = makeS3Client(cfg, { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const client = makeS3Client(cfg, {
+    credentials: { accessKeyId: env.s3.accessKeyId, secretAccessKey: env.s3.secretAccessKey },
+  });
   const key = `${ORG}/batches/calls-export.zip`;
   const reader = makeS3Store(cfg, client);
   await reader.put(key, createReadStream(zipFile), { size: archiveBytes, metadata: {} });
@@ -232,7 +243,9 @@ async function bench(env: BenchEnv) {
   for (let round = 1; round <= rounds; round++) {
     const expansion: Record<number, Expansion> = {};
     for (const entries of round % 2 ? entryCounts : [...entryCounts].reverse()) {
-      const x = await expand(env, key, round, nodeArgs, entries);
+      const cpu0 = await s3rverCpu(env);
+      const x = { ...(await expand(env, key, round, nodeArgs, entries)), storeCpu: 0 };
+      x.storeCpu = (await s3rverCpu(env)) - cpu0;
       if (x.record.state !== 'done' || x.record.counts.synced !== files.length) {
         throw new Error(`the batch did not expand every entry: ${JSON.stringify(x.record)}`);
       }
@@ -244,7 +257,8 @@ async function bench(env: BenchEnv) {
       }
       say(
         `round ${round}: expansion, ${entries} at once: ${(x.wallMs / 1000).toFixed(1)} s (CPU ${x.cpuSeconds.toFixed(1)} s), ` +
-          `${x.record.rangeGets} range GETs, peak RSS ${((x.maxRssKiB * 1024) / MiB).toFixed(0)} MiB, ${x.tmpFiles} files in its TMPDIR`,
+          `${x.record.rangeGets} range GETs, ` +
+          `${store} CPU ${x.storeCpu.toFixed(1)} s, peak RSS ${((x.maxRssKiB * 1024) / MiB).toFixed(0)} MiB, ${x.tmpFiles} files in its TMPDIR`,
       );
       expansion[entries] = x;
     }
@@ -253,7 +267,7 @@ async function bench(env: BenchEnv) {
       round,
       connections: UPLOADS,
     });
-    // The S3 read alone: the archive's bytes by ranged GETs of entry size, 4 at once (s3rver serves
+    // The S3 read alone: the archive's bytes by ranged GETs of entry size, 4 at once (the store serves
     // the expansion's reads and writes both; on one loaded machine its CPU is shared by the two).
     const r0 = performance.now();
     const step = Math.ceil(archiveBytes / files.length);
@@ -268,7 +282,8 @@ async function bench(env: BenchEnv) {
     );
     const readMs = performance.now() - r0;
     say(
-      `round ${round}: S3 write alone ${(alone.wallMs / 1000).toFixed(1)} s (CPU ${alone.cpuSeconds.toFixed(1)} s), ` +
+      `round ${round}: S3 write alone ${(alone.wallMs / 1000).toFixed(1)} s (CPU ${alone.cpuSeconds.toFixed(1)} s, ` +
+        `${store} CPU ${alone.s3rverCpuSeconds.toFixed(1)} s), ` +
         `S3 read alone ${(readMs / 1000).toFixed(1)} s`,
     );
     // Naive: unzip into a temp dir, then rclone copy of the folder.
@@ -276,7 +291,8 @@ async function bench(env: BenchEnv) {
     await mkdir(out);
     const unzip = await timed('unzip', ['-q', zipFile, '-d', out]);
     const dst =
-      `:s3,provider=Other,endpoint='${env.s3.endpoint}',access_key_id=S3RVER,secret_access_key=S3RVER,` +
+      `:s3,provider=Other,endpoint='${env.s3.endpoint}',access_key_id=${env.s3.accessKeyId},` +
+      `secret_access_key=${env.s3.secretAccessKey},` +
       `region=us-east-1,force_path_style=true,no_check_bucket=true:${env.s3.bucket}/naive-r${round}`;
     const rc = await timed(
       RCLONE,
@@ -293,7 +309,7 @@ async function bench(env: BenchEnv) {
     rows.push({
       round,
       expansion,
-      s3Alone: { wallMs: alone.wallMs, readMs },
+      s3Alone: { wallMs: alone.wallMs, readMs, storeCpu: alone.s3rverCpuSeconds },
       naive: {
         unzipMs: unzip.wallMs,
         rcloneMs: rc.wallMs,
@@ -314,15 +330,18 @@ async function bench(env: BenchEnv) {
   const lines = [
     `# zip batch expansion (${command})`,
     '',
-    `${files.length} entries (${(bytes / MiB).toFixed(0)} MiB; archive ${(archiveBytes / MiB).toFixed(0)} MiB), ` +
+    `Store: ${store === 'rgw' ? "Ceph's RADOS Gateway (radosgw, memstore OSD)" : 's3rver'}. ` +
+      `${files.length} entries (${(bytes / MiB).toFixed(0)} MiB; archive ${(archiveBytes / MiB).toFixed(0)} MiB), ` +
       `${rounds} round(s), medians; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)} at the end. ` +
       `S3 write alone (4 at once): ${alone.toFixed(0)} MiB/s; S3 read alone (ranged GETs, 4 at once): ` +
       `${readAlone.toFixed(0)} MiB/s; both one after the other: ${both.toFixed(0)} MiB/s. Naive unzip + rclone copy (4 transfers): ` +
       `${naive.toFixed(0)} MiB/s (last round: unzip ${(last.naive.unzipMs / 1000).toFixed(1)} s + rclone ` +
       `${(last.naive.rcloneMs / 1000).toFixed(1)} s, 2 × the archive on local disk).`,
     '',
-    '| entries at once | expansion | expansion / S3 write alone | expansion / (S3 read + write) | expansion / naive | CPU s/GiB | peak RSS | files in TMPDIR | range GETs |',
-    '|---|---|---|---|---|---|---|---|---|',
+    `S3 server CPU per GiB: S3 write alone ${med(rows.map((r) => r.s3Alone.storeCpu / (bytes / 2 ** 30))).toFixed(1)} s.`,
+    '',
+    '| entries at once | expansion | expansion / S3 write alone | expansion / (S3 read + write) | expansion / naive | CPU s/GiB | S3 server CPU s/GiB | peak RSS | files in TMPDIR | range GETs |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const n of entryCounts) {
     const exp = med(rows.map((r) => mibs(r.expansion[n]!.wallMs)));
@@ -332,6 +351,7 @@ async function bench(env: BenchEnv) {
     lines.push(
       `| ${n} | ${exp.toFixed(0)} MiB/s | **${ratio.toFixed(2)}** ${ratio >= 0.8 ? '✓' : '✗'} | ${(exp / both).toFixed(2)} | ${(exp / naive).toFixed(2)}× | ` +
         `${med(rows.map((r) => r.expansion[n]!.cpuSeconds / (bytes / 2 ** 30))).toFixed(1)} | ` +
+        `${med(rows.map((r) => r.expansion[n]!.storeCpu / (bytes / 2 ** 30))).toFixed(1)} | ` +
         `${(rss / MiB).toFixed(0)} MiB ${rss / 1e6 <= 250 ? '✓' : '✗'} | ${x.tmpFiles} | ${x.record.rangeGets} |`,
     );
   }

@@ -23,7 +23,7 @@ export interface LimitSpec {
   files: BenchFile[];
   connections: number;
   ftp: { host: string; port: number };
-  s3: { endpoint: string; bucket: string; prefix: string };
+  s3: { endpoint: string; bucket: string; prefix: string; accessKeyId: string; secretAccessKey: string };
   /** Local copy of the FTP root (s3-write reads the files from here). */
   root: string;
 }
@@ -72,7 +72,8 @@ function s3Write(spec: LimitSpec): () => Promise<void> {
     },
     {},
   ).s3;
-  const client = makeS3Client(cfg, { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const { accessKeyId, secretAccessKey } = spec.s3;
+  const client = makeS3Client(cfg, { credentials: { accessKeyId, secretAccessKey } });
   const store = makeS3Store(cfg, client);
   return async () => {
     await parallel(spec.files, spec.connections, async (f) => {

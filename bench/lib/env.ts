@@ -1,7 +1,7 @@
 /**
  * Everything the benchmark runs against, on loopback: redis-server, Debian's vsftpd serving the
- * corpora anonymously, s3rver (through the test harness) in a process of its own, and the Vela
- * stand-in. The measured programs are compiled once (tsc, no type check) so that they run as plain
+ * corpora anonymously, s3rver (through the test harness) in a process of its own — or Ceph's RADOS
+ * Gateway (test/support/rgw.ts) — and the Vela stand-in. The measured programs are compiled once (tsc, no type check) so that they run as plain
  * Node, as in production, rather than through tsx's loader.
  */
 import { execFile } from 'node:child_process';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { startVelaStandin, type VelaStandin } from '../../src/standin/vela-standin.js';
 import { type RedisServer, startRedis } from '../../test/support/redis.js';
+import { type Rgw, startRgw } from '../../test/support/rgw.js';
 import { startVsftpd, type VsftpdServer } from '../../test/support/vsftpd.js';
 import { type Child, startChild } from './child.js';
 
@@ -34,6 +35,34 @@ export function imageNodeFlags(project: string): string[] {
   return argv.slice(node + 1, script);
 }
 
+/** The S3 server the benchmark writes to: s3rver (default) or Ceph's RADOS Gateway (`--store=rgw`). */
+export type StoreKind = 's3rver' | 'rgw';
+
+export function storeArg(argv: string[]): StoreKind {
+  const v = argv.find((a) => a.startsWith('--store='))?.slice('--store='.length) ?? 's3rver';
+  if (v !== 's3rver' && v !== 'rgw') throw new Error(`--store=${v}: s3rver or rgw`);
+  return v;
+}
+
+export interface BenchS3 {
+  kind: StoreKind;
+  endpoint: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** s3rver's process (its CPU is read) and the bucket's directory on disk. */
+  child?: Child;
+  dataDir?: string;
+  rgw?: Rgw;
+}
+
+/** The AWS_* variables a child process signs its S3 requests with. */
+export const awsEnv = (s3: BenchS3) => ({
+  AWS_ACCESS_KEY_ID: s3.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+  AWS_REGION: 'us-east-1',
+});
+
 export interface BenchEnv {
   /** Scratch directory of this run (corpora, s3rver's files, logs); removed by `stop()`. */
   work: string;
@@ -44,7 +73,7 @@ export interface BenchEnv {
   /** A client of the benchmark itself (INFO, FLUSHALL, preparing state). */
   admin: Redis;
   ftp: VsftpdServer;
-  s3: { endpoint: string; bucket: string; child: Child; dataDir: string };
+  s3: BenchS3;
   vela: VelaStandin;
   stop(): Promise<void>;
 }
@@ -79,7 +108,15 @@ export async function compile(project: string): Promise<string> {
   return out;
 }
 
-export async function startEnv(build: string, opts: { keep?: boolean } = {}): Promise<BenchEnv> {
+export async function startEnv(
+  build: string,
+  opts: {
+    keep?: boolean;
+    store?: StoreKind;
+    /** RGW: bytes the run writes in all (its memstore keeps deleted data until garbage collection). */
+    storeBytes?: number;
+  } = {},
+): Promise<BenchEnv> {
   const work = await mkdtemp(join(tmpdir(), 'ftp-sync-bench-'));
   await chmod(work, 0o755);
   const ftpRoot = join(work, 'ftp');
@@ -101,14 +138,41 @@ export async function startEnv(build: string, opts: { keep?: boolean } = {}): Pr
     stops.push(async () => admin.disconnect());
     const ftp = await startVsftpd({ root: ftpRoot });
     stops.push(() => ftp.stop());
-    // s3rver in its own process; TMPDIR puts its files where the benchmark can check and clear them.
-    const child = startChild(join(build, 'bench', 's3-child.js'), [], {
-      env: { TMPDIR: s3Tmp },
-      logFile: join(work, 'logs', 's3rver.log'),
-    });
-    stops.push(() => child.kill());
-    const ready = await child.next<{ type: string; endpoint: string; bucket: string }>('ready', 60_000);
-    const [dir] = await readdir(s3Tmp);
+    let s3: BenchS3;
+    if (opts.store === 'rgw') {
+      // Ceph's RADOS Gateway (test/support/rgw.ts): its own processes (mon, memstore OSD, radosgw).
+      const rgw = await startRgw({
+        bucket: 'calls',
+        memstoreBytes: Math.max(2 * 2 ** 30, (opts.storeBytes ?? 0) * 1.25),
+      });
+      stops.push(() => rgw.stop());
+      s3 = {
+        kind: 'rgw',
+        endpoint: rgw.endpoint,
+        bucket: 'calls',
+        accessKeyId: rgw.accessKeyId,
+        secretAccessKey: rgw.secretAccessKey,
+        rgw,
+      };
+    } else {
+      // s3rver in its own process; TMPDIR puts its files where the benchmark can check and clear them.
+      const child = startChild(join(build, 'bench', 's3-child.js'), [], {
+        env: { TMPDIR: s3Tmp },
+        logFile: join(work, 'logs', 's3rver.log'),
+      });
+      stops.push(() => child.kill());
+      const ready = await child.next<{ type: string; endpoint: string; bucket: string }>('ready', 60_000);
+      const [dir] = await readdir(s3Tmp);
+      s3 = {
+        kind: 's3rver',
+        endpoint: ready.endpoint,
+        bucket: ready.bucket,
+        accessKeyId: 'S3RVER',
+        secretAccessKey: 'S3RVER',
+        child,
+        dataDir: join(s3Tmp, dir!, ready.bucket),
+      };
+    }
     const vela = await startVelaStandin({ token: VELA_TOKEN, defaultAllocation: { status: 'within' } });
     stops.push(() => vela.close());
     return {
@@ -118,7 +182,7 @@ export async function startEnv(build: string, opts: { keep?: boolean } = {}): Pr
       redis,
       admin,
       ftp,
-      s3: { endpoint: ready.endpoint, bucket: ready.bucket, child, dataDir: join(s3Tmp, dir!, ready.bucket) },
+      s3,
       vela,
       stop,
     };
@@ -128,8 +192,10 @@ export async function startEnv(build: string, opts: { keep?: boolean } = {}): Pr
   }
 }
 
-/** CPU seconds s3rver has used so far. */
+/** CPU seconds the S3 server has used so far: s3rver's process, or RGW's daemons. */
 export async function s3rverCpu(env: BenchEnv): Promise<number> {
+  if (env.s3.rgw) return env.s3.rgw.cpuSeconds();
+  if (!env.s3.child) return 0;
   env.s3.child.send({ type: 'usage' });
   const m = await env.s3.child.next<{ type: string; cpu: NodeJS.CpuUsage }>('usage', 10_000);
   return (m.cpu.user + m.cpu.system) / 1e6;

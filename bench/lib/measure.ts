@@ -6,11 +6,14 @@
  */
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { makeS3Client, makeS3Store } from '../../src/adapters/s3.js';
+import { parseConfig } from '../../src/config.js';
 import type { DaemonSpec } from '../daemon-child.js';
 import type { LimitSpec } from '../limit-child.js';
 import { type Message, startChild } from './child.js';
-import type { Corpus } from './corpus.js';
-import { type BenchEnv, redisCpu, s3rverCpu, VELA_TOKEN } from './env.js';
+import { type Corpus, parallel } from './corpus.js';
+import { awsEnv, type BenchEnv, redisCpu, s3rverCpu, VELA_TOKEN } from './env.js';
 import { busyShare, machineCpu, sampleFtpSessions } from './proc.js';
 import { runRclone } from './rclone.js';
 import { commandStats, diffStats } from './redis-count.js';
@@ -42,7 +45,6 @@ export interface Sample {
   startupCpuSeconds?: number;
 }
 
-const AWS_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
 const tag = (s: string) => s.replace(/[^a-z0-9-]/g, '');
 
 async function around<T extends { wallMs: number; cpuSeconds: number; maxRssKiB: number }>(
@@ -73,11 +75,16 @@ async function around<T extends { wallMs: number; cpuSeconds: number; maxRssKiB:
   };
 }
 
-/** Counts the objects (and bytes) under `prefix` on s3rver's disk, then removes them. */
+/**
+ * Counts the objects (and bytes) under `prefix` on s3rver's disk, then removes them; on RGW, by
+ * listing and deleting them through S3.
+ */
 export async function checkAndClear(
   env: BenchEnv,
   prefixes: string[],
 ): Promise<{ files: number; bytes: number }> {
+  if (!env.s3.dataDir) return checkAndClearS3(env, prefixes);
+  const dataDir = env.s3.dataDir;
   let files = 0;
   let bytes = 0;
   const walk = async (dir: string): Promise<void> => {
@@ -91,10 +98,39 @@ export async function checkAndClear(
     }
   };
   for (const prefix of prefixes) {
-    await walk(join(env.s3.dataDir, prefix));
-    await rm(join(env.s3.dataDir, prefix), { recursive: true, force: true });
+    await walk(join(dataDir, prefix));
+    await rm(join(dataDir, prefix), { recursive: true, force: true });
   }
   return { files, bytes };
+}
+
+async function checkAndClearS3(env: BenchEnv, prefixes: string[]) {
+  const cfg = parseConfig(
+    {
+      s3: { bucket: env.s3.bucket, endpoint: env.s3.endpoint, forcePathStyle: true },
+      vela: { enabled: false },
+    },
+    {},
+  ).s3;
+  const client = makeS3Client(cfg, {
+    credentials: { accessKeyId: env.s3.accessKeyId, secretAccessKey: env.s3.secretAccessKey },
+  });
+  try {
+    const store = makeS3Store(cfg, client);
+    const keys: string[] = [];
+    let bytes = 0;
+    for (const prefix of prefixes) {
+      // As a directory on s3rver's disk: the keys under `prefix/`.
+      for await (const o of store.list(`${prefix}/`)) {
+        keys.push(o.key);
+        bytes += o.size;
+      }
+    }
+    await parallel(keys, 8, (Key) => client.send(new DeleteObjectCommand({ Bucket: env.s3.bucket, Key })));
+    return { files: keys.length, bytes };
+  } finally {
+    client.destroy();
+  }
 }
 
 function expectComplete(what: string, c: Corpus, got: { files: number; bytes: number }) {
@@ -188,7 +224,7 @@ export async function runFtpSync(env: BenchEnv, c: Corpus, o: RunOptions): Promi
   const specFile = join(env.work, 'specs', `${name}-ftp-sync.json`);
   await writeFile(specFile, JSON.stringify(spec));
   const child = startChild(join(env.build, 'bench', 'daemon-child.js'), [specFile], {
-    env: AWS_ENV,
+    env: awsEnv(env.s3),
     logFile: join(env.work, 'logs', `${name}-ftp-sync.log`),
     nodeArgs: o.nodeArgs ?? [],
   });
@@ -241,7 +277,12 @@ export async function runRcloneCorpus(
       c.dirs.map((dir, i) =>
         runRclone({
           ftp: { host: '127.0.0.1', port: env.ftp.port, obscuredPass: o.obscuredPass },
-          s3: { endpoint: env.s3.endpoint, bucket: env.s3.bucket },
+          s3: {
+            endpoint: env.s3.endpoint,
+            bucket: env.s3.bucket,
+            accessKeyId: env.s3.accessKeyId,
+            secretAccessKey: env.s3.secretAccessKey,
+          },
           dir,
           prefix: prefixes[i]!,
           transfers: o.connections,
@@ -274,7 +315,13 @@ export async function runLimit(
     files: c.files,
     connections: o.connections * c.dirs.length,
     ftp: { host: '127.0.0.1', port: env.ftp.port },
-    s3: { endpoint: env.s3.endpoint, bucket: env.s3.bucket, prefix },
+    s3: {
+      endpoint: env.s3.endpoint,
+      bucket: env.s3.bucket,
+      prefix,
+      accessKeyId: env.s3.accessKeyId,
+      secretAccessKey: env.s3.secretAccessKey,
+    },
     root: env.ftpRoot,
   };
   const specFile = join(env.work, 'specs', `${prefix}-${mode}.json`);

@@ -41,7 +41,7 @@ export async function obscure(password: string): Promise<string> {
 
 export interface RcloneRun {
   ftp: { host: string; port: number; obscuredPass: string };
-  s3: { endpoint: string; bucket: string };
+  s3: { endpoint: string; bucket: string; accessKeyId?: string; secretAccessKey?: string };
   /** Directory on the FTP server, no leading slash. */
   dir: string;
   /** Key prefix in the bucket. */
@@ -68,7 +68,8 @@ export function rcloneArgs(r: RcloneRun): string[] {
     `:ftp,host=${r.ftp.host},port=${r.ftp.port},user=anonymous,pass=${r.ftp.obscuredPass},` +
     `concurrency=${Math.max(r.transfers, r.checkers) + 1}:/${r.dir}`;
   const dst =
-    `:s3,provider=Other,endpoint='${r.s3.endpoint}',access_key_id=S3RVER,secret_access_key=S3RVER,` +
+    `:s3,provider=Other,endpoint='${r.s3.endpoint}',access_key_id=${r.s3.accessKeyId ?? 'S3RVER'},` +
+    `secret_access_key=${r.s3.secretAccessKey ?? 'S3RVER'},` +
     `region=us-east-1,force_path_style=true,no_check_bucket=true:${r.s3.bucket}/${r.prefix}`;
   return [
     'copy',

@@ -32,6 +32,8 @@ export interface Rgw {
   region: string;
   /** SIGKILLs the daemons and removes the cluster's directory. Idempotent. */
   stop(): Promise<void>;
+  /** CPU seconds (user + system) the daemons (ceph-mon, ceph-osd, radosgw) have used so far. */
+  cpuSeconds(): number;
 }
 
 const SCRIPT = fileURLToPath(new URL('./rgw/rgw.sh', import.meta.url));
@@ -124,6 +126,28 @@ function deadDaemons(dir: string): string[] {
   });
 }
 
+/** CPU seconds of the daemons in DIR/pids, from /proc (clock ticks of 1/100 s). */
+function daemonCpuSeconds(dir: string): number {
+  let ticks = 0;
+  let pids: string[];
+  try {
+    pids = readFileSync(join(dir, 'pids'), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return 0; // stopped
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command name.
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
+}
+
 /** The last lines of each daemon's log, for a start that failed. */
 function logTails(dir: string): string {
   const files = ['setup.log', 'mon.a.log', 'osd.0.log', 'client.rgw.log', 'mon.out', 'osd.out', 'rgw.out'];
@@ -146,7 +170,7 @@ function logTails(dir: string): string {
  * creates `opts.bucket` when given. Throws if the Ceph binaries are missing (see `rgwAvailable`) or
  * if S3 does not answer within 90 s, with the daemons' log tails.
  */
-export async function startRgw(opts: { bucket?: string } = {}): Promise<Rgw> {
+export async function startRgw(opts: RgwOptions = {}): Promise<Rgw> {
   const available = rgwAvailable();
   if (!available.ok) throw new Error(available.why);
   for (let attempt = 1; ; attempt++) {
@@ -161,7 +185,17 @@ export async function startRgw(opts: { bucket?: string } = {}): Promise<Rgw> {
 
 class PortTaken extends Error {}
 
-async function startOnce(opts: { bucket?: string }): Promise<Rgw> {
+export interface RgwOptions {
+  /** Created once S3 answers. */
+  bucket?: string;
+  /**
+   * The memstore OSD's size (default 2 GiB). Deleted objects' data stays in it until RGW's garbage
+   * collection (hours), so a benchmark that writes several GB needs more.
+   */
+  memstoreBytes?: number;
+}
+
+async function startOnce(opts: RgwOptions): Promise<Rgw> {
   const started = Date.now();
   const dir = await tempDir('rgw');
   const monPort = await freePort();
@@ -173,6 +207,7 @@ async function startOnce(opts: { bucket?: string }): Promise<Rgw> {
     secretAccessKey: randomBytes(20).toString('hex'),
     region: 'us-east-1',
     stop: async () => {},
+    cpuSeconds: () => daemonCpuSeconds(dir.path),
   };
   let stopping: Promise<void> | undefined;
   rgw.stop = () => {
@@ -203,7 +238,12 @@ async function startOnce(opts: { bucket?: string }): Promise<Rgw> {
         rgw.secretAccessKey,
         String(process.pid),
       ],
-      { timeout: START_TIMEOUT_MS },
+      {
+        timeout: START_TIMEOUT_MS,
+        ...(opts.memstoreBytes && {
+          env: { ...process.env, RGW_MEMSTORE_BYTES: String(Math.round(opts.memstoreBytes)) },
+        }),
+      },
     );
   } catch (err) {
     return fail(`rgw.sh start failed: ${(err as Error).message.split('\n')[0]}`);

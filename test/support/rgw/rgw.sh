@@ -10,7 +10,8 @@
 #
 # `start` returns once the user exists; radosgw may need a few more seconds before it answers S3
 # (test/support/rgw.ts polls for that). Daemons run in the background with their pids in DIR/pids and
-# logs in DIR/log. One ceph-mon, one memstore ceph-osd, no ceph-mgr, no cephx.
+# logs in DIR/log. One ceph-mon, one memstore ceph-osd, no ceph-mgr, no cephx. The memstore holds
+# RGW_MEMSTORE_BYTES (default 2 GiB); deleted objects' tails stay in it until RGW's garbage collection.
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR MON_PORT RGW_PORT ACCESS_KEY SECRET_KEY | stop DIR" >&2; exit 2; }
@@ -62,7 +63,7 @@ paxos_propose_interval = 0.05
 mon_data = $dir/mon/\$cluster-\$id
 osd_data = $dir/osd/\$cluster-\$id
 osd_objectstore = memstore
-memstore_device_bytes = 2147483648
+memstore_device_bytes = ${RGW_MEMSTORE_BYTES:-2147483648}
 osd_memory_target = 268435456
 debug_ms = 0
 [client.rgw]
