@@ -9,7 +9,8 @@
  *   request. The SDK uses a cached stack only for a `send` without options, so an abort signal
  *   travels with the command instead (`sendWith`) and the request handler picks it up;
  * - no per-request middleware that does nothing here (`REMOVED_MIDDLEWARE`); a fixed user agent;
- * - over TLS, an in-memory body is signed UNSIGNED-PAYLOAD (no SHA-256 pass over it).
+ * - over TLS, an in-memory body is signed UNSIGNED-PAYLOAD (no SHA-256 pass over it), unless the
+ *   caller knows its SHA-256 (`withPayloadHash`: then that is signed, on any protocol).
  */
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
@@ -41,6 +42,22 @@ export const USER_AGENT = 'ftp-sync (aws-sdk-js-v3)';
 const SIGNAL = Symbol('ftp-sync.abortSignal');
 
 type Signalled = { [SIGNAL]?: AbortSignal };
+
+/** Where `withPayloadHash` puts a body's known SHA-256 on the command's input (not serialized). */
+const PAYLOAD_SHA256 = Symbol('ftp-sync.payloadSha256');
+
+type Hashed = { [PAYLOAD_SHA256]?: string };
+
+/**
+ * Signs the command's in-memory body with its SHA-256 (hex) the caller already computed, sent as
+ * `x-amz-content-sha256`: the SDK's signer does not hash the body again (it does over plain HTTP),
+ * and the store checks the body against it (also over TLS, where the body would otherwise go
+ * UNSIGNED-PAYLOAD). A client other than a `TunedS3Client` hashes the body itself as before.
+ */
+export function withPayloadHash<C extends { input: object }>(command: C, sha256Hex: string | undefined): C {
+  if (sha256Hex) (command.input as Hashed)[PAYLOAD_SHA256] = sha256Hex;
+  return command;
+}
 
 /** The request handler: node:http(s) with our agents, taking an abort signal from the request too. */
 class SignalledHttpHandler extends NodeHttpHandler {
@@ -80,7 +97,9 @@ export class TunedS3Client extends S3Client {
           body?: unknown;
           headers: Record<string, string>;
         };
-        if (request.protocol === 'https:' && request.body instanceof Uint8Array) {
+        const known = (args.input as Hashed)[PAYLOAD_SHA256];
+        if (known) request.headers['x-amz-content-sha256'] = known;
+        else if (request.protocol === 'https:' && request.body instanceof Uint8Array) {
           request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
         }
         return next(args);

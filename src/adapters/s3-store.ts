@@ -24,7 +24,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ObjectHead, ObjectStore, PutOptions, ResumePoint } from '../ports/object-store.js';
 import type { UploadRecords } from '../ports/upload-records.js';
-import { abortable, makeS3Client } from './s3-client.js';
+import { abortable, makeS3Client, withPayloadHash } from './s3-client.js';
 import {
   discardUpload,
   encodeMetadata,
@@ -95,14 +95,17 @@ export function makeS3Store(
 
   /** One PutObject of an in-memory body: the SDK retries it (5xx, throttling, resets, clock skew). */
   async function putBuffer(key: string, body: Buffer, opts: PutOptions) {
-    const command = new PutObjectCommand({
-      Bucket,
-      Key: key,
-      Body: body,
-      ContentLength: body.length,
-      ContentType: opts.contentType,
-      Metadata: encodeMetadata(opts.metadata),
-    });
+    const command = withPayloadHash(
+      new PutObjectCommand({
+        Bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.length,
+        ContentType: opts.contentType,
+        Metadata: encodeMetadata(opts.metadata),
+      }),
+      opts.sha256,
+    );
     let res: PutObjectCommandOutput;
     try {
       res = await client.send(command, abortable(client, command, opts.signal));

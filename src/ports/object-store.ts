@@ -16,6 +16,11 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Called with bytes sent so far; never allowed to break the upload. */
   onProgress?: (bytes: number) => void;
+  /**
+   * The body's SHA-256 (hex), when the caller computed it anyway: an in-memory body is signed with it
+   * (the store checks the body against it; the client does not hash it again). Only for a Buffer body.
+   */
+  sha256?: string;
   /** A stream body goes up as one PutObject (its length is `size`) instead of a multipart upload. */
   singlePut?: boolean;
   /**

@@ -42,6 +42,7 @@ describeObjectStoreConformance('S3 adapter on s3rver (s3.multipartUpload: buffer
 describeObjectStoreConformance('in-memory fake', async () => ({
   store: makeMemoryObjectStore(),
   listPageSize: 7,
+  checksPayloadHash: true,
   async stop() {},
 }));
 describeObjectStoreResilience('S3 adapter through the fault proxy', () => s3Fixture());

@@ -22,6 +22,11 @@ export interface ObjectStoreFixture {
    * (s3rver answers 501, the fake has none). With it, the suite checks a failed upload was aborted.
    */
   openUploads?(prefix: string): Promise<string[]>;
+  /**
+   * The store checks a body against the SHA-256 it was signed with (`PutOptions.sha256`): S3 and RGW
+   * do, s3rver does not.
+   */
+  checksPayloadHash?: boolean;
   stop(): Promise<void>;
 }
 
@@ -76,6 +81,23 @@ export function describeObjectStoreConformance(name: string, setup: () => Promis
       expect(sha256(await readAll(await fx.store.get('acme/buf.wav')))).toBe(sha256(body));
       await fx.store.delete('acme/buf.wav');
       expect(await fx.store.head('acme/buf.wav')).toBeUndefined();
+    });
+
+    it('a buffer with its SHA-256 given (PutOptions.sha256): stored intact; a wrong one, where the store checks it, is refused and leaves no object', async () => {
+      const body = randomBytes(40 * 1024);
+      await fx.store.put('acme/hashed.wav', body, {
+        size: body.length,
+        metadata: { org: 'acme' },
+        sha256: sha256(body),
+      });
+      expect(sha256(await readAll(await fx.store.get('acme/hashed.wav')))).toBe(sha256(body));
+      expect((await fx.store.head('acme/hashed.wav'))?.metadata).toMatchObject({ org: 'acme' });
+      if (!fx.checksPayloadHash) return;
+      const other = randomBytes(40 * 1024);
+      await expect(
+        fx.store.put('acme/wrong-hash.wav', body, { size: body.length, metadata: {}, sha256: sha256(other) }),
+      ).rejects.toThrow();
+      expect(await fx.store.head('acme/wrong-hash.wav')).toBeUndefined();
     });
 
     it('getRange: exactly the bytes asked for, anywhere in the object, in one request', async () => {
@@ -227,6 +249,25 @@ export function describeObjectStoreResilience(name: string, setup: () => Promise
       expect((await fx.store.head(key))?.size).toBe(body.length);
       return { puts, ms };
     }
+
+    it('a buffer put with its SHA-256 given is signed with it, retries too (the client does not hash the body again)', async () => {
+      const body = randomBytes(20_000);
+      const seen = fx.requests().length;
+      fx.proxy.failNext(1, 503);
+      await fx.store.put('acme/signed-hash.wav', body, {
+        size: body.length,
+        metadata: {},
+        sha256: sha256(body),
+      });
+      const puts = fx
+        .requests()
+        .slice(seen)
+        .filter((r) => r.method === 'PUT');
+      expect(puts.map((r) => [r.status, r.payloadHash])).toEqual([
+        [503, sha256(body)],
+        [200, sha256(body)],
+      ]);
+    });
 
     it('503 SlowDown, then success: retried', async () => {
       fx.proxy.failNext(1, 503);

@@ -70,6 +70,7 @@ describe.skipIf(!haveRgw())('the S3 adapter on a RADOS Gateway', () => {
         requests: () => s3.requests(),
         // RGW pages listings at 1,000 keys, as S3 does.
         listPageSize: 1000,
+        checksPayloadHash: true,
         openUploads: (prefix: string) => openUploads(s3.directClient, s3.bucket, prefix),
         async stop() {
           client.destroy();

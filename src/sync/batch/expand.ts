@@ -376,6 +376,7 @@ async function uploadEntry(
     const { etag } = await deps.store.put(key, body, {
       size,
       metadata: { ...metadata, 'content-sha256': sha256 },
+      sha256,
     });
     return { etag, sha256, body };
   }

@@ -89,6 +89,14 @@ export function makeMemoryObjectStore(opts: { checkLength?: boolean } = {}): Mem
         // by the adapter. Either way no object.
         throw new Error(`${key}: the body has ${buf.length} bytes, not the ${opts.size} announced`);
       }
+      if (
+        opts.sha256 &&
+        Buffer.isBuffer(body) &&
+        createHash('sha256').update(buf).digest('hex') !== opts.sha256
+      ) {
+        // S3: XAmzContentSHA256Mismatch, nothing stored.
+        throw new Error(`${key}: the body does not match the SHA-256 it was signed with`);
+      }
       const etag = etagOf(buf);
       objects.set(key, {
         body: Buffer.from(buf),
