@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeRedisUploadRecords } from '../src/adapters/redis-uploads.js';
@@ -15,9 +15,9 @@ import { parseConfig } from '../src/config.js';
 import type { UploadRecords } from '../src/ports/upload-records.js';
 import { startStaleUploadCleanup } from '../src/sync/stale-uploads.js';
 import { captureLog } from './support/daemon.js';
+import { dyingUpload as startDyingUpload } from './support/dying-upload.js';
 import { redisUrl, uniquePrefix } from './support/env.js';
 import { type S3TestServer, s3Client, startS3 } from './support/s3.js';
-import { waitFor } from './support/wait.js';
 
 const DAY = 86_400_000;
 
@@ -160,31 +160,17 @@ describe('recorded multipart uploads (Redis + s3rver, which answers 501 to ListM
     return r;
   };
 
-  /**
-   * A process that dies mid upload: a multipart upload whose body never ends (`sent` bytes of its
-   * declared 64 MiB written), made through its own client, recorded under `owner`. `die()` stops
-   * its lease, as a kill -9 would; the upload is neither completed nor aborted.
-   */
-  async function dyingUpload(owner: string, key: string, sent: number, version?: string) {
-    const rec = records(owner);
-    const client = s3Client(s3.endpoint);
-    const store = makeS3Store(s3Config(s3.endpoint, s3.bucket), client, { records: rec });
-    const body = new PassThrough();
-    body.write(Buffer.alloc(sent, 7));
-    const put = store.put(key, body, { size: 64 * MiB, metadata: {}, ...(version && { version }) });
-    put.catch(() => {});
-    cleanups.push(async () => {
-      body.destroy();
-      await put.catch(() => {});
-      client.destroy();
+  const dyingUpload = (owner: string, key: string, sent: number, version?: string) =>
+    startDyingUpload({
+      records: records(owner),
+      owner,
+      s3: s3Config(s3.endpoint, s3.bucket),
+      client: s3Client(s3.endpoint),
+      key,
+      sent,
+      ...(version && { version }),
+      cleanups,
     });
-    const mine = async () => (await rec.list()).find((r) => r.key === key && r.owner === owner);
-    const parts = Math.floor(sent / (8 * MiB)) * 8 * MiB;
-    await waitFor('the upload recorded', async () => ((await mine())?.bytes ?? -1) >= parts);
-    const found = await mine();
-    if (!found) throw new Error('not recorded');
-    return { uploadId: found.uploadId, store, records: rec, die: () => rec.close() };
-  }
 
   it("a dead process's resumable upload (a version recorded) is kept for a retry to resume until it is older than the age", async () => {
     prefix = uniquePrefix('mpu-resumable');

@@ -4,7 +4,7 @@
  * their process is gone or on its own shutdown, and the store's own listing confirms what is left
  * open — the dead process's upload is gone, a live one's is still there.
  */
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { makeS3Client, makeS3Store } from '../../src/adapters/s3.js';
 import { parseConfig } from '../../src/config.js';
 import { startStaleUploadCleanup } from '../../src/sync/stale-uploads.js';
 import { captureLog } from '../support/daemon.js';
+import { dyingUpload as startDyingUpload } from '../support/dying-upload.js';
 import { redisUrl, uniquePrefix } from '../support/env.js';
 import { haveRgw, type Rgw, startRgw } from '../support/rgw.js';
 import { type S3TestServer, startS3 } from '../support/s3.js';
@@ -58,32 +59,16 @@ describe.skipIf(!haveRgw())('recorded multipart uploads on a RADOS Gateway (Redi
         .Uploads ?? []
     ).map((u) => `${u.Key}#${u.UploadId}`);
 
-  /**
-   * A process that dies mid upload: a multipart upload whose body never ends (`sent` bytes of its
-   * declared 64 MiB written), through its own client, recorded under `owner`. `die()` stops its
-   * lease, as a kill -9 would; the upload is neither completed nor aborted.
-   */
-  async function dyingUpload(owner: string, key: string, sent: number) {
-    const rec = records(owner);
-    const cfg = config();
-    const client = makeS3Client(cfg, { credentials: s3.credentials });
-    const store = makeS3Store(cfg, client, { records: rec });
-    const body = new PassThrough();
-    body.write(Buffer.alloc(sent, 7));
-    const put = store.put(key, body, { size: 64 * MiB, metadata: {} });
-    put.catch(() => {});
-    cleanups.push(async () => {
-      body.destroy();
-      await put.catch(() => {});
-      client.destroy();
+  const dyingUpload = (owner: string, key: string, sent: number) =>
+    startDyingUpload({
+      records: records(owner),
+      owner,
+      s3: config(),
+      client: makeS3Client(config(), { credentials: s3.credentials }),
+      key,
+      sent,
+      cleanups,
     });
-    const mine = async () => (await rec.list()).find((r) => r.key === key && r.owner === owner);
-    const parts = Math.floor(sent / (8 * MiB)) * 8 * MiB;
-    await waitFor('the upload recorded', async () => ((await mine())?.bytes ?? -1) >= parts);
-    const found = await mine();
-    if (!found) throw new Error('not recorded');
-    return { uploadId: found.uploadId, store, records: rec, die: () => rec.close() };
-  }
 
   it("a dead process's upload is aborted by id and gone from the store; a live one's stays open", async () => {
     prefix = uniquePrefix('rgw-mpu');
