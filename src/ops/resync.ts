@@ -143,7 +143,7 @@ export interface BatchProgress {
   finished: boolean;
 }
 
-/** no-slot delays are at most 2 s (queue/jobs.ts `noSlotDelay`); a parked job waits far longer. */
+/** no-slot delays are at most 0.75 s (queue/jobs.ts `noSlotDelay`); a parked job waits far longer. */
 const PARKED_MIN_DELAY_MS = 5_000;
 /** Jobs looked up at once (ioredis sends concurrent commands in one go). */
 const LOOKUP_CHUNK = 200;

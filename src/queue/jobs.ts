@@ -37,5 +37,5 @@ export function retryDelay(attemptsMade: number, random = Math.random): number {
 
 /** Delay before trying again when no connection slot is free: short, jittered, not an attempt. */
 export function noSlotDelay(random = Math.random): number {
-  return 500 + Math.round(random() * 1500);
+  return 250 + Math.round(random() * 500);
 }
