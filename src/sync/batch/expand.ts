@@ -1,24 +1,3 @@
-/**
- * One zip batch, independent of BullMQ: the archive is already in S3; its central directory is read
- * once (by ranged GETs), every entry is planned (entries.ts), and each entry to expand goes through
- * the same steps as a file from a tenant's server: call records first (indexed as manifests, so the
- * archive's own rows apply to its recordings: manifest first), then each recording's call check
- * (metadata, Vela's allocation check; exceeded → parked, visible), a key from the tenant's template
- * (`<archive path>/<entry name>`, checked by `objectKey`: invariant 4), the HEAD of invariant 2, the
- * upload, sync state, and the after-upload steps.
- *
- * Exactly once: each entry's outcome is recorded after its sync state; a run that resumes (a crash,
- * kill -9, a retry) skips entries with an outcome, finds uploaded-but-unrecorded ones by their sync
- * state or by the HEAD, and uploads nothing twice. The same bytes already put in S3 by another
- * archive (size and CRC-32, confirmed by SHA-256) are reported as a duplicate and not uploaded.
- *
- * No partial object (invariant 1): an entry's body ends only after its CRC-32 matched (zip.ts). An
- * entry up to `bufferBytes` is read whole before its one PutObject; a larger one goes up as a
- * multipart upload that is completed only when its body ended, so a corrupt entry is aborted.
- */
-import { createHash } from 'node:crypto';
-import { PassThrough, type Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { TenantConfig } from '../../config.js';
 import { PermanentError, toError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -31,14 +10,8 @@ import type { SyncJobData } from '../../types.js';
 import type { AfterUpload, CallCheck } from '../job-types.js';
 import { objectKey } from '../key.js';
 import { type BatchLimits, type EntryDecision, planEntries } from './entries.js';
-import {
-  CorruptArchiveError,
-  EntryChecksumError,
-  type OpenedZip,
-  openZip,
-  StoreReadError,
-  type ZipEntryInfo,
-} from './zip.js';
+import { hashEntry, uploadEntry } from './upload-entry.js';
+import { CorruptArchiveError, type OpenedZip, openZip, StoreReadError, type ZipEntryInfo } from './zip.js';
 
 export interface BatchJobData {
   id: string;
@@ -339,67 +312,6 @@ async function expandEntry(
       err instanceof CorruptArchiveError || err.name === 'EntryChecksumError' ? 'corrupt' : 'failed';
     return { rec: { ...base, outcome: 'rejected', reason, detail: err.message } };
   }
-}
-
-/** The entry's SHA-256, read (not stored anywhere) from the archive. */
-async function hashEntry(zip: OpenedZip, entry: ZipEntryInfo): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of await zip.entryStream(entry)) h.update(c as Buffer);
-  return h.digest('hex');
-}
-
-async function uploadEntry(
-  deps: BatchDeps,
-  zip: OpenedZip,
-  entry: ZipEntryInfo,
-  key: string,
-  metadata: Record<string, string>,
-): Promise<{ etag?: string; sha256: string; body?: Buffer }> {
-  const size = entry.uncompressedSize;
-  const h = createHash('sha256');
-  const stream = await zip.entryStream(entry);
-  if (size <= (deps.bufferBytes ?? 16 * 1024 * 1024)) {
-    // One buffer of the size the central directory gives, filled as the bytes come (no list of
-    // chunks joined at the end: one copy less to collect, and no more bytes than announced).
-    const body = Buffer.allocUnsafe(size);
-    let at = 0;
-    for await (const c of stream) {
-      const chunk = c as Buffer;
-      if (at + chunk.length > size) {
-        stream.destroy();
-        throw new EntryChecksumError(`more than the ${size} bytes the central directory says`);
-      }
-      h.update(chunk);
-      at += chunk.copy(body, at);
-    }
-    const sha256 = h.digest('hex');
-    const { etag } = await deps.store.put(key, body, {
-      size,
-      metadata: { ...metadata, 'content-sha256': sha256 },
-      sha256,
-    });
-    return { etag, sha256, body };
-  }
-  // A multipart upload: completed only after the body ended, i.e. after the CRC-32 matched. The
-  // SHA-256 is known only then, so it is not in the object's metadata (the content index has it).
-  const hashing = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      h.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const piped = pipeline(stream as Readable, hashing, body);
-  piped.catch(() => {}); // surfaced through the put (the body errors)
-  await deps.store.put(key, body, { size, metadata });
-  await piped;
-  const after = await deps.store.head(key);
-  if (!after || after.size !== size) {
-    throw new Error(
-      `${key}: S3 reports ${after ? `${after.size} bytes` : 'no object'} after upload of ${size}`,
-    );
-  }
-  return { etag: after.etag, sha256: h.digest('hex') };
 }
 
 function safe(fn: () => void) {
