@@ -176,11 +176,11 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
 
   /**
    * Waits for this process's next session of the tenant to be given back (a hand-over), up to
-   * `waitMs`; when the budget may free up elsewhere (`polling`: this process holds fewer than
+   * `handoffWaitMs`; when the budget may free up elsewhere (`polling`: this process holds fewer than
    * the tenant's slots), also asks it every `handoffPollMs`. A lease, a slot id, 'retry' (a session
    * of ours closed: try again) or null (nothing in time: the job is delayed).
    */
-  function waitForSlot(tenant: TenantConfig, polling: boolean, waitMs: number) {
+  function waitForSlot(tenant: TenantConfig, polling: boolean) {
     return new Promise<Lease | string | 'retry' | null>((resolve) => {
       const list = waiters.get(tenant.org) ?? [];
       waiters.set(tenant.org, list);
@@ -194,7 +194,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
         resolve(got);
       };
       const take = (lease: Lease | 'retry' | null) => settle(lease);
-      const timer = setTimeout(() => settle(null), waitMs);
+      const timer = setTimeout(() => settle(null), handoffWaitMs);
       const poll = polling
         ? setInterval(() => {
             void deps.budget
@@ -234,7 +234,7 @@ export function makeSessionPool(deps: PoolDeps): SessionPool {
         // Our own sessions hold some of the slots: take the next one given back rather than leaving
         // the queue, or a slot another replica gives back (its idle session closed because this
         // tenant is wanted), whichever comes first.
-        const got = await waitForSlot(tenant, mine < tenant.maxConnections, handoffWaitMs);
+        const got = await waitForSlot(tenant, mine < tenant.maxConnections);
         if (got === 'retry') return this.acquire(tenant);
         if (got === null || typeof got !== 'string') return got;
         return loginWith(tenant, got);
