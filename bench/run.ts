@@ -16,7 +16,7 @@ import {
   writeCorpora,
   writeEmptyFiles,
 } from './lib/corpus.js';
-import { type BenchEnv, compile, imageNodeFlags, startEnv } from './lib/env.js';
+import { type BenchEnv, compile, imageNodeFlags, startEnv, storeArg } from './lib/env.js';
 import { runFtpSync, runLimit, runRcloneCorpus, type Sample, type Tool } from './lib/measure.js';
 import { type PollResult, runPoll } from './lib/poll.js';
 import { missingTools, obscure, rcloneVersion } from './lib/rclone.js';
@@ -47,6 +47,12 @@ const profileDir = (_env: BenchEnv) =>
  * include this build against it. How a restructuring shows it kept the figures.
  */
 const refDir = argv.find((a) => a.startsWith('--ref='))?.slice(6);
+/**
+ * `--store=rgw`: the S3 server is Ceph's RADOS Gateway (a production-grade S3 with daemons of its own,
+ * on the same cores) instead of s3rver, whose single Node process limits the small-file corpora.
+ */
+const store = storeArg(argv);
+const storeName = store === 'rgw' ? "Ceph's RADOS Gateway" : 's3rver';
 const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 /** Node flags of the measured daemon: the Docker image's (Dockerfile ENTRYPOINT) unless given. */
 const imageFlags = imageNodeFlags(project);
@@ -70,10 +76,10 @@ async function main() {
   process.umask(0o022); // corpus files 0644, directories 0755: vsftpd serves them to anonymous users
   say('compiling (tsc, no type check) so the measured programs run as plain node');
   const build = await compile(project);
-  say('starting redis-server, vsftpd, s3rver and the Vela stand-in on 127.0.0.1');
+  say(`starting redis-server, vsftpd, ${storeName} and the Vela stand-in on 127.0.0.1`);
   const refBuild = refDir ? await compile(refDir) : undefined;
   if (refDir) say(`compiled the reference checkout ${refDir}`);
-  const env = await startEnv(build, { keep: argv.includes('--keep') });
+  const env = await startEnv(build, { keep: argv.includes('--keep'), store, storeBytes: storeBytes() });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -86,6 +92,13 @@ async function main() {
   } finally {
     await stop();
   }
+}
+
+/** RGW's memstore keeps what the run writes until its garbage collection: every tool, every round. */
+function storeBytes(): number {
+  const tools = (refDir ? 3 : 2) + 1; // the tools, and the S3 write alone
+  const corpora = [...transferCorpora(sizes), ...memoryCorpora(sizes)].filter((c) => want(c.name));
+  return corpora.reduce((n, c) => n + c.bytes, 0) * tools * sizes.rounds;
 }
 
 async function bench(env: BenchEnv, refBuild: string | undefined) {
@@ -219,7 +232,7 @@ function render(
     '',
     `Command: \`${command}\` — ${new Date().toISOString()}, ${((Date.now() - started) / 60000).toFixed(1)} min.`,
     `Machine: ${cpus().length} CPU (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
-      `node ${process.version}, ${rclone}. Everything (vsftpd, s3rver, redis, the tool) shares these CPUs.`,
+      `node ${process.version}, ${rclone}. Everything (vsftpd, ${storeName}, redis, the tool) shares these CPUs.`,
     `Load average (1 min) at the start ${load0}, at the end ${os.loadavg()[0]!.toFixed(1)}: other work on ` +
       'the machine shows in wall times more than in CPU times.',
     '',
@@ -236,8 +249,10 @@ function render(
       `needs, is not timed; its process start took ${fmt(startupCpu(samples))} CPU s, not counted). CPU and ` +
       "RSS are the tool's own process(es). 'ftp-read' and 's3-write' are the pipeline's halves alone with the " +
       "same concurrency: basic-ftp downloads into nothing; ftp-sync's own S3 store uploading the same files " +
-      'from the page cache (one PutObject up to 16 MiB, multipart above, as the daemon does). s3rver (one ' +
-      'Node process) is the S3 server.',
+      'from the page cache (one PutObject up to 16 MiB, multipart above, as the daemon does). ' +
+      (store === 'rgw'
+        ? "The S3 server is Ceph's RADOS Gateway (radosgw, a monitor and a memstore OSD: its CPU is theirs)."
+        : 's3rver (one Node process) is the S3 server.'),
     '',
     '## Transfers',
     '',

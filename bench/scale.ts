@@ -53,6 +53,12 @@ const { values: args } = parseArgs({
     'max-connections': { type: 'string', default: '2' },
     'memory-files': { type: 'string', default: '100000' },
     rounds: { type: 'string', default: '1' },
+    /**
+     * Files per tenant synced before the timed window (not counted): every worker process runs the
+     * pipeline's code until it is compiled and its sessions are open, as in a daemon that has been up
+     * a while. 0 measures cold processes (each replica pays its own warm-up inside the window).
+     */
+    warmup: { type: 'string', default: '30' },
     /** `tenant`: each tenant's jobs added together, as a poll adds them; `interleaved`: round-robin. */
     order: { type: 'string', default: 'tenant' },
     /** Many tenants by simulation instead (bench/sim.ts): no FTP server, synthetic listings. */
@@ -78,6 +84,10 @@ const concurrencyFor = (workers: number) =>
 const MAX_CONNECTIONS = Number(args['max-connections']);
 const MEMORY_FILES = Number(args['memory-files']);
 const ROUNDS = Number(args.rounds);
+const WARMUP = Number(args.warmup);
+/** Warm-up files are the corpus's last WARMUP of each tenant (`call-NNNN` numbered from perTenant). */
+const isWarmup = (path: string, perTenant: number) =>
+  Number(/call-(\d+)\./.exec(path)?.[1] ?? 0) >= perTenant;
 const ORDER = args.order === 'interleaved' ? 'interleaved' : 'tenant';
 const MiB = 1024 * 1024;
 const started = Date.now();
@@ -146,7 +156,7 @@ async function listing(
 
 async function runOnce(
   workers: number,
-  ctx: { dir: string; corpus: Corpus; redisUrl: string; redis: Redis },
+  ctx: { dir: string; corpus: Corpus; redisUrl: string; redis: Redis; perTenant: number },
 ): Promise<{ row: Row; prefix: string }> {
   const s3 = await startS3();
   const prefix = `bench-scale-${workers}-${randomBytes(3).toString('hex')}`;
@@ -162,7 +172,12 @@ async function runOnce(
     },
   });
   const config = parseConfig(doc);
-  const files = await listing(ctx.corpus, config);
+  const listed = await listing(ctx.corpus, config);
+  const part = (warm: boolean) =>
+    new Map([...listed].map(([org, l]) => [org, l.filter((f) => isWarmup(f.path, ctx.perTenant) === warm)]));
+  const files = part(false);
+  const warm = part(true);
+  const warmCount = [...warm.values()].reduce((n, l) => n + l.length, 0);
   const configFile = await writeConfigFile(ctx.dir, doc, `bench-${workers}.yaml`);
   const procs: DaemonProcess[] = [];
   const queue = new Queue(SYNC_QUEUE, { connection: ctx.redis, prefix });
@@ -172,6 +187,23 @@ async function runOnce(
     // Several processes loading tsx at once on a busy machine take longer than a test would wait.
     await Promise.all(procs.map((p) => startedLog(p, 180_000)));
     const enqueue = makeEnqueue(queue, config);
+    const completed = async (n: number) => {
+      const c = await queue.getJobCounts('completed', 'failed');
+      if (c.failed) throw new Error(`${c.failed} job(s) failed`);
+      return c.completed === n;
+    };
+    const pickedUp = async () => {
+      let started = 0;
+      const total = (await queue.getJobCounts('completed')).completed ?? 0;
+      for (let i = 0; i < total; i += 500)
+        for (const j of await queue.getJobs(['completed'], i, i + 499)) started += j.attemptsStarted;
+      return started;
+    };
+    if (warmCount > 0) {
+      await Promise.all([...warm].map(([org, list]) => enqueue(org, list)));
+      await waitFor('every warm-up job completed', () => completed(warmCount), 600_000, 50);
+    }
+    const warmPickups = await pickedUp();
     const cpu0 = procs.map((p) => procCpu(p.pid));
     const harness0 = process.cpuUsage();
     const redis0 = await redisCpu(ctx.redis);
@@ -185,34 +217,24 @@ async function runOnce(
       for (let i = 0; i < longest; i++)
         for (const [org, list] of lists) if (list[i]) await enqueue(org, [list[i]!]);
     }
-    await waitFor(
-      'every job completed',
-      async () => {
-        const c = await queue.getJobCounts('completed', 'failed');
-        if (c.failed) throw new Error(`${c.failed} job(s) failed`);
-        return c.completed === FILES;
-      },
-      600_000,
-      50,
-    );
+    await waitFor('every job completed', () => completed(warmCount + FILES), 600_000, 50);
     const seconds = (performance.now() - t0) / 1000;
     const m1 = machine();
     const workerCpu = procs.reduce((n, p, i) => n + procCpu(p.pid) - cpu0[i]!, 0);
     const h = process.cpuUsage(harness0);
     const rcpu = (await redisCpu(ctx.redis)) - redis0;
     const ours = workerCpu + (h.user + h.system) / 1e6 + rcpu;
-    let started = 0;
-    for (let i = 0; i < FILES; i += 500)
-      for (const j of await queue.getJobs(['completed'], i, i + 499)) started += j.attemptsStarted;
+    const started = (await pickedUp()) - warmPickups;
     const objects = await listObjects(s3, ctx.corpus.orgs);
-    if (objects.length !== FILES) throw new Error(`${objects.length} objects, expected ${FILES}`);
+    if (objects.length !== FILES + warmCount)
+      throw new Error(`${objects.length} objects, expected ${FILES + warmCount}`);
     return {
       prefix,
       row: {
         workers,
         seconds,
         filesPerSec: FILES / seconds,
-        mibPerSec: ctx.corpus.bytes / MiB / seconds,
+        mibPerSec: (FILES * SIZE) / MiB / seconds,
         workerCpu,
         harnessCpu: (h.user + h.system) / 1e6,
         redisCpu: rcpu,
@@ -295,7 +317,7 @@ async function measureJobs(redis: Redis, prefix: string): Promise<{ perJob: numb
     }
     cursor = next;
   } while (cursor !== '0');
-  return { perJob: jobs / FILES, events };
+  return { perJob: jobs / (FILES + WARMUP * TENANTS), events };
 }
 
 const pad = (rows: string[][]) => {
@@ -313,10 +335,10 @@ async function main() {
   const prefixes: string[] = [];
   try {
     const perTenant = Math.ceil(FILES / TENANTS);
-    say(`writing ${TENANTS} tenants × ${perTenant} files of ${SIZE} bytes`);
+    say(`writing ${TENANTS} tenants × ${perTenant} files (+ ${WARMUP} to warm up) of ${SIZE} bytes`);
     const corpus = await makeCorpus(`${dir.path}/ftp`, {
       tenants: TENANTS,
-      filesPerTenant: perTenant,
+      filesPerTenant: perTenant + WARMUP,
       size: () => SIZE,
     });
     const samples = new Map<number, Row[]>(WORKERS.map((n) => [n, []]));
@@ -325,7 +347,7 @@ async function main() {
         // Alternate the order between rounds so that drift on a shared machine hits every count alike.
         for (const n of round % 2 ? WORKERS : [...WORKERS].reverse()) {
           say(`round ${round}: ${n} worker process(es), concurrency ${concurrencyFor(n)} each`);
-          const { row, prefix } = await runOnce(n, { dir: dir.path, corpus, redisUrl, redis });
+          const { row, prefix } = await runOnce(n, { dir: dir.path, corpus, redisUrl, redis, perTenant });
           prefixes.push(prefix);
           samples.get(n)!.push(row);
           say(`  ${row.filesPerSec.toFixed(1)} files/s in ${row.seconds.toFixed(1)} s`);
@@ -343,7 +365,9 @@ async function main() {
     console.log(
       `\nThroughput: ${FILES} × ${(SIZE / 1024).toFixed(0)} KiB over ${TENANTS} tenants, jobs added ${ORDER === 'tenant' ? 'tenant by tenant (as polls add them)' : 'round-robin over tenants'}, ` +
         `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), worker.concurrency ${args.concurrency === 'auto' ? `Σ maxConnections / workers (${WORKERS.map(concurrencyFor).join(', ')})` : args.concurrency}; ` +
-        `${cpus().length} CPU(s), node ${process.version}; median of ${ROUNDS} round(s). Harness = this process: FTP server + s3rver. ` +
+        `${cpus().length} CPU(s), node ${process.version}; median of ${ROUNDS} round(s). ` +
+        `${WARMUP ? `Warm workers: ${WARMUP * TENANTS} other files synced first, not timed. ` : 'Cold workers (--warmup=0). '}` +
+        'Harness = this process: FTP server + s3rver. ' +
         'Other CPU = everything else running on the machine meanwhile.\n',
     );
     console.log(

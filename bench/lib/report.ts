@@ -87,7 +87,7 @@ export function transferTable(samples: Sample[], corpora: Corpus[]): string {
       'CPU s/GiB',
       'peak RSS MiB',
       'FTP sessions',
-      's3rver CPU',
+      'S3 server CPU',
       'machine CPU',
     ],
     rows,

@@ -91,7 +91,11 @@ function makeGate(path: string, size: number, throttle?: Throttle, highWaterMark
 /** Files up to this size are read into memory and sent from there; larger ones are streamed. */
 const BUFFER_LIMIT = 16 * 1024 * 1024;
 
-/** Downloads a whole (small) file into memory and checks its length. */
+/**
+ * Downloads a whole (small) file into memory and checks its length. The buffer is the listed size,
+ * filled as the chunks come: each chunk is garbage as soon as it is copied (a list of chunks joined at
+ * the end would keep them all alive until then, and copy every byte a second time).
+ */
 async function downloadToBuffer(
   session: SourceSession,
   remotePath: string,
@@ -100,7 +104,7 @@ async function downloadToBuffer(
   signal?: AbortSignal,
   throttle?: Throttle,
 ): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+  const body = Buffer.allocUnsafe(size);
   let count = 0;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -109,15 +113,17 @@ async function downloadToBuffer(
     },
   });
   function keep(chunk: Buffer, cb: (err?: Error | null) => void) {
-    count += chunk.length;
-    if (count > size) return cb(new SizeMismatchError(path, size, count));
-    chunks.push(chunk);
+    if (count + chunk.length > size) {
+      count += chunk.length; // what arrived, for the error below if the download itself ends well
+      return cb(new SizeMismatchError(path, size, count));
+    }
+    count += chunk.copy(body, count);
     cb();
   }
   sink.on('error', () => {});
   await session.download(remotePath, sink, signal);
   if (count !== size) throw new SizeMismatchError(path, size, count);
-  return Buffer.concat(chunks, size);
+  return body;
 }
 
 export interface TransferInput {
