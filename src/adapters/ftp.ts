@@ -271,7 +271,7 @@ export async function connectFtp(
       };
       try {
         if (offset > 0) replies.onReply(track);
-        await client.downloadTo(endOnce(dest), remotePath, offset);
+        await client.downloadTo(dest, remotePath, offset);
       } catch (err) {
         const code = ftpCode(err);
         if (offset > 0 && !restAnswered && code !== undefined && [500, 501, 502, 504].includes(code)) {
@@ -326,17 +326,6 @@ export async function connectFtp(
       }),
     close: () => client.close(),
   };
-}
-
-/**
- * `dest`, whose `end()` does nothing once it has ended. basic-ftp ends the destination again after
- * its pipeline did, and Node answers a second `end()` with an ERR_STREAM_ALREADY_FINISHED error
- * built with a stack trace and dropped: about 1 % of the daemon's CPU on small files.
- */
-function endOnce(dest: Writable): Writable {
-  const end = dest.end.bind(dest) as (...args: unknown[]) => Writable;
-  dest.end = ((...args: unknown[]) => (dest.writableEnded ? dest : end(...args))) as Writable['end'];
-  return dest;
 }
 
 /**
