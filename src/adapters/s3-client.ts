@@ -8,7 +8,8 @@
  * - the middleware stack resolved once per command class (`cacheMiddleware`) instead of on every
  *   request. The SDK uses a cached stack only for a `send` without options, so an abort signal
  *   travels with the command instead (`sendWith`) and the request handler picks it up;
- * - no per-request middleware that does nothing here (`REMOVED_MIDDLEWARE`); a fixed user agent;
+ * - no per-request middleware that does nothing here (`REMOVED_MIDDLEWARE`); a fixed user agent; no
+ *   `Expect: 100-continue` header;
  * - over TLS, an in-memory body is signed UNSIGNED-PAYLOAD (no SHA-256 pass over it), unless the
  *   caller knows its SHA-256 (`withPayloadHash`: then that is signed, on any protocol).
  */
@@ -206,6 +207,10 @@ export function makeS3Client(
       // endpoint and signs again for that region instead of failing.
       followRegionRedirects: true,
       requestChecksumCalculation: 'WHEN_REQUIRED',
+      // No `Expect: 100-continue` on bodies of 2 MiB and more (the SDK's default): with agents of our
+      // own the SDK sends the body at once anyway, so the header only makes the store answer an interim
+      // 100 first. Without it, S3 write alone on RGW, 500 × 2 MiB: 4.19 → 2.88 CPU s/GiB, 136 → 170 MiB/s.
+      expectContinueHeader: false,
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
       logger: sdkLogger(opts.log),

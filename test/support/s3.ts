@@ -43,6 +43,8 @@ export interface S3Request {
   userAgent?: string;
   /** A CopyObject's source (`x-amz-copy-source`): the object is not uploaded again. */
   copySource?: string;
+  /** The client's `Expect` header (`100-continue`), if it sent one. */
+  expect?: string;
 }
 
 /** What a failed request is answered with, beyond its status. */
@@ -322,6 +324,7 @@ async function startFaultProxy(
       path: req.url ?? '',
       status: 0,
       payloadHash: req.headers['x-amz-content-sha256'] as string | undefined,
+      ...(req.headers.expect && { expect: req.headers.expect }),
       copySource: req.headers['x-amz-copy-source'] as string | undefined,
       userAgent: req.headers['user-agent'],
     };
