@@ -324,7 +324,7 @@ async function startFaultProxy(
       path: req.url ?? '',
       status: 0,
       payloadHash: req.headers['x-amz-content-sha256'] as string | undefined,
-      ...(req.headers.expect && { expect: req.headers.expect }),
+      expect: req.headers.expect,
       copySource: req.headers['x-amz-copy-source'] as string | undefined,
       userAgent: req.headers['user-agent'],
     };
