@@ -23,6 +23,7 @@ import { batchId } from '../src/queue/batch-jobs.js';
 import { startVelaStandin, type VelaStandin } from '../src/standin/vela-standin.js';
 import { DEFAULT_BATCH_LIMITS } from '../src/sync/batch/entries.js';
 import { type BatchDeps, type BatchRun, inLanes, reportKey, runBatch } from '../src/sync/batch/expand.js';
+import { EntryBuffers } from '../src/sync/batch/upload-entry.js';
 import { makeCallCheck, makeManifestIndexer } from '../src/sync/calls.js';
 import { objectKey } from '../src/sync/key.js';
 import { redisUrl, uniquePrefix } from './support/env.js';
@@ -301,6 +302,56 @@ for src in ('enc.zip', 'links.zip'):
     expect(keys).toEqual([objectKey(template, 'acme', 'drop/bad-entries.zip/ok/good.wav')]);
   });
 
+  it('stored entries read in one GET: a local extra field longer than guessed, a broken local header, a CRC mismatch', async () => {
+    const out = join(dir.path, 'stored.zip');
+    await writeFile(join(dir.path, 'long.bin'), randomBytes(50 * 1024));
+    await writeFile(join(dir.path, 'fine.bin'), randomBytes(30 * 1024));
+    pyZip(
+      out,
+      `
+import struct
+def stored(name, data, extra=b''):
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_STORED
+    info.extra = extra
+    z.writestr(info, data)
+stored('long-extra.wav', open('long.bin', 'rb').read(), struct.pack('<HH', 0xcafe, 3000) + os.urandom(3000))
+stored('no-header.wav', os.urandom(40 * 1024))
+stored('flipped.wav', os.urandom(40 * 1024))
+stored('fine.wav', open('fine.bin', 'rb').read())
+`,
+    );
+    const bytes = await readFile(out);
+    // no-header.wav: its local header's signature zeroed; flipped.wav: one byte of its data flipped.
+    const lh = bytes.indexOf(Buffer.from('no-header.wav')) - 30;
+    bytes.writeUInt32LE(0, lh);
+    const fl = bytes.indexOf(Buffer.from('flipped.wav')) + 'flipped.wav'.length + 100;
+    bytes[fl] = (bytes[fl] as number) ^ 0xff;
+    await writeFile(out, bytes);
+    const run = await importArchive('acme', out, 'drop/stored.zip');
+    const e = byName(await batches.entries(run.record.id));
+    expect(e['long-extra.wav']).toMatchObject({ outcome: 'synced' });
+    expect(e['fine.wav']).toMatchObject({ outcome: 'synced' });
+    expect(e['no-header.wav']).toMatchObject({ outcome: 'rejected', reason: 'corrupt' });
+    expect(e['no-header.wav']?.detail).toMatch(/no local file header/);
+    expect(e['flipped.wav']).toMatchObject({ outcome: 'rejected', reason: 'corrupt' });
+    expect(e['flipped.wav']?.detail).toMatch(/CRC-32 mismatch/);
+    for (const [name, file] of [
+      ['long-extra.wav', 'long.bin'],
+      ['fine.wav', 'fine.bin'],
+    ]) {
+      const got = await getObjectBuffer(
+        s3.directClient,
+        s3.bucket,
+        objectKey(template, 'acme', `drop/stored.zip/${name}`),
+      );
+      expect(got.equals(await readFile(join(dir.path, file as string))), name).toBe(true);
+    }
+    for (const name of ['no-header.wav', 'flipped.wav']) {
+      expect(await store.head(objectKey(template, 'acme', `drop/stored.zip/${name}`)), name).toBeUndefined();
+    }
+  });
+
   const whole: [string, (out: string) => unknown, RegExp][] = [
     [
       'a truncated archive',
@@ -449,6 +500,60 @@ describe('several entries at once (worker.batchEntries)', () => {
     } finally {
       deps.entryConcurrency = saved;
     }
+  });
+
+  it('entry buffers: reused across entries of other sizes, 3 at once, every object byte-identical and of its own size', async () => {
+    const root = join(dir.path, 'reuse');
+    const files: Record<string, Buffer> = {};
+    // Sizes that grow and shrink around the 64 KiB granule, so a kept buffer larger than the next
+    // entry is handed out for it (a view of the entry's size), and a smaller one is passed over.
+    const sizes = [70, 300, 65, 129, 280, 64, 200, 90, 310, 66, 150, 250].map((k) => k * 1024 + 17);
+    sizes.forEach((n, i) => {
+      files[`calls/r${String(i).padStart(2, '0')}.wav`] = randomBytes(n);
+    });
+    for (const [p, b] of Object.entries(files)) await writeFileDeep(root, p, b);
+    sh('find calls -type f | LC_ALL=C sort | zip -q -0 ../reuse.zip -@', root);
+    const saved = { c: deps.entryConcurrency, b: deps.bufferBytes };
+    deps.entryConcurrency = 3;
+    deps.bufferBytes = 1024 * 1024;
+    try {
+      const run = await importArchive('acme', join(dir.path, 'reuse.zip'), 'in/reuse.zip');
+      expect(run.record).toMatchObject({ state: 'done', counts: { synced: sizes.length, rejected: 0 } });
+      for (const [name, body] of Object.entries(files)) {
+        const got = await getObjectBuffer(
+          s3.directClient,
+          s3.bucket,
+          objectKey(template, 'acme', `in/reuse.zip/${name}`),
+        );
+        expect(got.equals(body), `${name} byte-identical`).toBe(true);
+      }
+    } finally {
+      deps.entryConcurrency = saved.c;
+      deps.bufferBytes = saved.b;
+    }
+  });
+
+  it('EntryBuffers: the smallest kept buffer that fits, a view of the size asked, at most `keep` kept', () => {
+    const pool = new EntryBuffers(2);
+    const a = pool.take(100 * 1024);
+    const b = pool.take(3 * 1024 * 1024 + 5);
+    expect([a.length, b.length]).toEqual([100 * 1024, 3 * 1024 * 1024 + 5]);
+    pool.give(a);
+    pool.give(b);
+    pool.give(Buffer.alloc(200 * 1024)); // not one of ours: ignored
+    expect(pool.kept).toBe(2);
+    const c = pool.take(90 * 1024); // fits in a's 128 KiB, not b's 4 MiB
+    expect(c.buffer).toBe(a.buffer);
+    expect(c.length).toBe(90 * 1024);
+    const d = pool.take(3.5 * 1024 * 1024); // b's 4 MiB
+    expect(d.buffer).toBe(b.buffer);
+    expect(pool.take(200 * 1024).buffer).not.toBe(a.buffer); // none kept: a new one
+    pool.give(c);
+    pool.give(d);
+    pool.give(pool.take(5 * 1024 * 1024)); // three offered, two kept: the smallest (c's) goes
+    expect(pool.kept).toBe(2);
+    expect(pool.take(100 * 1024).buffer).not.toBe(a.buffer);
+    expect(pool.take(1000).length).toBe(1000); // small: not pooled
   });
 
   it('inLanes: in order, at most `limit` at once, one per lane at a time; a failure stops new work after what runs', async () => {

@@ -10,7 +10,7 @@ import type { SyncJobData } from '../../types.js';
 import type { AfterUpload, CallCheck } from '../job-types.js';
 import { objectKey } from '../key.js';
 import { type BatchLimits, type EntryDecision, planEntries } from './entries.js';
-import { hashEntry, uploadEntry } from './upload-entry.js';
+import { EntryBuffers, hashEntry, readEntry, uploadEntry } from './upload-entry.js';
 import { CorruptArchiveError, type OpenedZip, openZip, StoreReadError, type ZipEntryInfo } from './zip.js';
 
 export interface BatchJobData {
@@ -117,6 +117,8 @@ export async function runBatch(deps: BatchDeps, job: BatchJobData): Promise<Batc
     const rank = (d: EntryDecision) => (d.action !== 'expand' ? 2 : d.kind === 'call-record' ? 0 : 1);
     const order = [...plan.decisions].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
     let retryInMs: number | undefined;
+    const lanes = deps.entryConcurrency ?? 1;
+    const buffers = new EntryBuffers(lanes);
     const settle = async (d: EntryDecision) => {
       const prior = done.get(d.index);
       if (prior && prior.outcome !== 'parked') return;
@@ -126,7 +128,7 @@ export async function runBatch(deps: BatchDeps, job: BatchJobData): Promise<Batc
       else if (d.action === 'reject')
         rec = { index: d.index, name: d.name, outcome: 'rejected', reason: d.reason, detail: d.detail };
       else {
-        const r = await expandEntry(deps, tenant, job, zip, entry, log);
+        const r = await expandEntry(deps, tenant, job, zip, entry, buffers, log);
         rec = r.rec;
         if (r.retryInMs !== undefined) retryInMs = Math.min(retryInMs ?? r.retryInMs, r.retryInMs);
       }
@@ -137,7 +139,7 @@ export async function runBatch(deps: BatchDeps, job: BatchJobData): Promise<Batc
     // Call records (all of them) before any recording; within each, several entries at once.
     const phases = [0, 1, 2].map((r) => order.filter((d) => rank(d) === r));
     for (const phase of phases) {
-      await inLanes(phase, deps.entryConcurrency ?? 1, (d) => fingerprintOf(zip.entries[d.index]!), settle);
+      await inLanes(phase, lanes, (d) => fingerprintOf(zip.entries[d.index]!), settle);
     }
     const entries = [...done.values()].sort((a, b) => a.index - b.index);
     for (const e of entries) record.counts[e.outcome] += 1;
@@ -218,6 +220,7 @@ async function expandEntry(
   job: BatchJobData,
   zip: OpenedZip,
   entry: ZipEntryInfo,
+  buffers: EntryBuffers,
   log: Logger,
 ): Promise<{ rec: EntryRecord; retryInMs?: number }> {
   const base = { index: entry.index, name: entry.name };
@@ -279,21 +282,28 @@ async function expandEntry(
     }
 
     // Invariant 2: an upload whose sync state was not written (a crash in between) is not repeated.
-    const head = await deps.store.head(key);
+    // The HEAD that tells and the read of the entry go at once (the read is wasted only then).
+    const headed = deps.store.head(key);
+    const reading = readEntry(zip, entry, buffers, deps.bufferBytes);
+    const [head, read] = await Promise.allSettled([headed, reading]);
+    if (head.status === 'rejected') throw head.reason;
+    const inMemory = read.status === 'fulfilled' ? read.value : undefined;
     let etag: string | undefined;
     let sha256: string;
     let body: Buffer | undefined;
+    const there = head.value;
     if (
-      head &&
-      head.size === version.size &&
-      head.metadata['source-size'] === String(version.size) &&
-      head.metadata['source-mtime'] === version.mtime
+      there &&
+      there.size === version.size &&
+      there.metadata['source-size'] === String(version.size) &&
+      there.metadata['source-mtime'] === version.mtime
     ) {
-      etag = head.etag;
-      sha256 = head.metadata['content-sha256'] ?? (await hashEntry(zip, entry));
+      etag = there.etag;
+      if (inMemory) buffers.give(inMemory.body);
+      sha256 = there.metadata['content-sha256'] ?? inMemory?.sha256 ?? (await hashEntry(zip, entry));
     } else {
-      const up = await uploadEntry(deps, zip, entry, key, metadata);
-      ({ etag, sha256, body } = up);
+      if (read.status === 'rejected') throw read.reason;
+      ({ etag, sha256, body } = await uploadEntry(deps.store, zip, entry, key, metadata, inMemory));
     }
     await deps.state.markSynced(
       tenant.org,
@@ -303,6 +313,7 @@ async function expandEntry(
     );
     await deps.batches.recordContent(tenant.org, fingerprint, { key, path, sha256 });
     await deps.afterUpload?.(tenant, version, key, body, metadata);
+    if (body) buffers.give(body);
     return { rec: { ...base, outcome: 'synced', key, bytes: version.size } };
   } catch (err) {
     // A store that failed is transient (the batch is retried and resumes here); the entry's own

@@ -25,6 +25,11 @@ import type { ObjectStore } from '../../ports/object-store.js';
 const TAIL_BYTES = 22 + 0xffff + 20;
 /** A local header (30 bytes) plus its name and extra field nearly always fits in this. */
 const HEADER_BLOCK = 4096;
+/**
+ * Bytes of a local header's extra field read with a stored entry's data in one GET: zip64 sizes,
+ * timestamps and a Unicode path fit; a longer field costs a second GET, not an error.
+ */
+const LOCAL_EXTRA_GUESS = 1024;
 
 export interface RangeReaderStats {
   /** Ranged GETs made so far (the central directory, local headers, entry data). */
@@ -78,6 +83,34 @@ class StoreRangeReader extends yauzl.RandomAccessReader {
       throw new Error(`${this.key}: the store sent ${buf.length} of ${end - start} bytes at ${start}`);
     }
     return buf;
+  }
+
+  /** One ranged GET, each chunk handed to `onChunk` with its offset from `start`; resolves at its end. */
+  async readRange(start: number, end: number, onChunk: (chunk: Buffer, at: number) => void): Promise<number> {
+    this.stats.gets += 1;
+    this.stats.bytes += end - start;
+    let at = 0;
+    try {
+      const body = await this.store.getRange(this.key, start, end);
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (c: Buffer) => {
+          try {
+            onChunk(c, at);
+          } catch (err) {
+            body.destroy();
+            reject(err);
+            return;
+          }
+          at += c.length;
+        });
+        body.once('error', (err) => reject(storeError(err)));
+        body.once('end', resolve);
+      });
+    } catch (err) {
+      if (err instanceof PermanentError) throw err;
+      throw storeError(err);
+    }
+    return at;
   }
 
   override _readStreamForRange(start: number, end: number): Readable {
@@ -168,6 +201,12 @@ export interface OpenedZip {
   stats: RangeReaderStats;
   /** A stream of one entry's uncompressed bytes; errors (never ends) when its CRC-32 or size is wrong. */
   entryStream(entry: ZipEntryInfo): Promise<Readable>;
+  /**
+   * A stored (not compressed) entry's bytes read straight into `into` (its size): its local header
+   * and its data in one ranged GET, no stream in between. Throws {@link EntryChecksumError} when its
+   * local header, size or CRC-32 is wrong (then `into` holds no meaning).
+   */
+  readStored(entry: ZipEntryInfo, into: Buffer): Promise<void>;
   close(): void;
 }
 
@@ -197,6 +236,7 @@ export async function openZip(
   opts: OpenZipOptions,
 ): Promise<OpenedZip> {
   if (size < 22) throw new CorruptArchiveError(`not a zip archive (${size} bytes is too short)`);
+  const archiveSize = size;
   const reader = new StoreRangeReader(store, key, size, opts.maxCentralDirectoryBytes);
   let zip: yauzl.ZipFile;
   try {
@@ -260,6 +300,61 @@ export async function openZip(
       const checked = crcGate(entry);
       data.on('error', (err) => checked.destroy(corrupt(err)));
       return data.pipe(checked);
+    },
+    async readStored(entry, into) {
+      if (entry.compressionMethod !== 0 || entry.encrypted || into.length !== entry.uncompressedSize) {
+        throw new Error(`${entry.name}: not a stored entry of ${into.length} bytes`);
+      }
+      const size = entry.compressedSize;
+      if (size !== entry.uncompressedSize) {
+        throw new EntryChecksumError(
+          `stored, but ${size} bytes compressed and ${entry.uncompressedSize} not`,
+        );
+      }
+      // The local header is 30 bytes, its name and an extra field of its own length (which the central
+      // directory does not give): ask for LOCAL_EXTRA_GUESS bytes of it, and the rest if it is longer.
+      const start = entry.localHeaderOffset;
+      const want = Math.min(archiveSize, start + 30 + entry.nameLength + LOCAL_EXTRA_GUESS + size);
+      const head = Buffer.alloc(30);
+      let dataAt = -1; // the data's offset from `start`, once the fixed header is in
+      let copied = 0;
+      const place = (chunk: Buffer, at: number) => {
+        if (dataAt < 0) {
+          if (at < 30) chunk.copy(head, at, 0, Math.min(chunk.length, 30 - at));
+          if (at + chunk.length < 30) return;
+          if (head.readUInt32LE(0) !== 0x04034b50) {
+            throw new EntryChecksumError('corrupt entry: no local file header at its offset');
+          }
+          dataAt = 30 + head.readUInt16LE(26) + head.readUInt16LE(28);
+          if (start + dataAt + size > archiveSize) {
+            throw new EntryChecksumError('corrupt entry: its data runs past the end of the archive');
+          }
+        }
+        const from = Math.max(dataAt, at);
+        const to = Math.min(at + chunk.length, dataAt + size);
+        if (to > from) copied += chunk.copy(into, from - dataAt, from - at, to - at);
+      };
+      const got = await reader.readRange(start, want, place);
+      if (got !== want - start) {
+        throw new StoreReadError(`${key}: the store sent ${got} of ${want - start} bytes at ${start}`);
+      }
+      if (dataAt < 0) throw new EntryChecksumError('corrupt entry: its local header is cut short');
+      if (copied < size) {
+        // A local extra field longer than guessed: the rest of the data in a second GET.
+        const from = start + dataAt + copied;
+        const rest = size - copied;
+        const more = await reader.readRange(from, from + rest, (chunk, at) => {
+          chunk.copy(into, copied + at);
+        });
+        if (more !== rest)
+          throw new StoreReadError(`${key}: the store sent ${more} of ${rest} bytes at ${from}`);
+      }
+      const crc = crc32(into) >>> 0;
+      if (crc !== entry.crc32 >>> 0) {
+        throw new EntryChecksumError(
+          `CRC-32 mismatch: ${crc.toString(16).padStart(8, '0')}, expected ${(entry.crc32 >>> 0).toString(16).padStart(8, '0')}`,
+        );
+      }
     },
     close: () => zip.close(),
   };
