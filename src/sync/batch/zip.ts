@@ -9,8 +9,10 @@
  * archive, where yauzl looks for the end-of-central-directory record) fetches the whole tail, and
  * while the central directory is being read a read before the cached bytes fetches everything from
  * there to the cache in one GET (at most `maxCentralDirectoryBytes`): the central directory is read
- * once. After it (`centralDirectoryRead()`) the cache is dropped; a local header read fetches one
- * small block (the header and its name come in one GET) and each entry's data is one streamed GET.
+ * once. After it (`centralDirectoryRead()`) the cache is dropped. A stored entry read into memory
+ * (`readStored`) is one GET of its local header and data together; otherwise a local header read
+ * fetches one small block (the header and its name in one GET) and the entry's data is one streamed
+ * GET.
  *
  * yauzl does not check CRC-32s: `entryStream` does, and it holds the last chunk back until the CRC
  * matched, so a consumer (an upload body) never sees the end of a corrupt entry: it sees an error.
