@@ -72,6 +72,11 @@ export function startStaleUploadCleanup(deps: StaleUploadCleanupDeps): StaleUplo
 
   const runOnce = () => {
     running ??= pass()
+      .then((n) => {
+        // Once an hour: what the pass did, also when nothing (a test or an operator can tell it ran).
+        log.info({ aborted: n }, 'stale upload cleanup pass done');
+        return n;
+      })
       .catch((err) => {
         log.warn({ err: toError(err).message }, 'stale upload cleanup failed');
         return 0;

@@ -43,6 +43,13 @@ function crashCase(rgw: () => Rgw | undefined) {
     const b = await env.spawn('all', {}, 'rescuer');
     await env.waitSynced(120_000);
     const recoveredMs = Date.now() - killedAt;
+    // The rescuer's first cleanup pass comes `worker.lockDuration` after its start; a fast resume can
+    // finish before it. Stopped earlier, an upload it did not adopt would stay open.
+    const passUntil = Date.now() + 60_000;
+    while (logsOf([b], 'stale upload cleanup pass done').length === 0) {
+      if (Date.now() > passUntil) throw new Error('the rescuer made no stale-upload cleanup pass in 60 s');
+      await delay(100);
+    }
     await stopGracefully([b]);
     await env.verify({ openUploads: 0 }); // whole, intact; against RGW, also by the store's own listing
     // The rescuer took the killed worker's upload over (its owner's lease is gone) and continued it
