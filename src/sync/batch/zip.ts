@@ -1,181 +1,28 @@
 /**
  * Reading a zip archive straight from the object store, by ranged GETs: never staged on disk, memory
  * bounded by the central directory (itself capped) and one stream buffer per open entry. yauzl does
- * the spec (zip64, data descriptors, CP437/UTF-8 names, the Info-ZIP Unicode path field); this file
- * gives it a random-access reader over `ObjectStore.getRange`.
- *
- * Why the reader caches: yauzl reads the central directory one record at a time (46 bytes, then the
- * name), which over plain range reads would be two GETs per entry. So the first read (the end of the
- * archive, where yauzl looks for the end-of-central-directory record) fetches the whole tail, and
- * while the central directory is being read a read before the cached bytes fetches everything from
- * there to the cache in one GET (at most `maxCentralDirectoryBytes`): the central directory is read
- * once. After it (`centralDirectoryRead()`) the cache is dropped. A stored entry read into memory
- * (`readStored`) is one GET of its local header and data together; otherwise a local header read
- * fetches one small block (the header and its name in one GET) and the entry's data is one streamed
- * GET.
+ * the spec (zip64, data descriptors, CP437/UTF-8 names, the Info-ZIP Unicode path field) over the
+ * random-access reader of range-reader.ts (the central directory read once, in one GET). A stored
+ * entry read into memory (`readStored`) is one GET of its local header and data together; otherwise
+ * the entry's data is one streamed GET through yauzl.
  *
  * yauzl does not check CRC-32s: `entryStream` does, and it holds the last chunk back until the CRC
  * matched, so a consumer (an upload body) never sees the end of a corrupt entry: it sees an error.
  */
-import { PassThrough, type Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
 import { PermanentError } from '../../errors.js';
 import type { ObjectStore } from '../../ports/object-store.js';
+import { type RangeReaderStats, StoreRangeReader, StoreReadError } from './range-reader.js';
 
-/** yauzl's end-of-central-directory search: 22 bytes, a comment of up to 65,535, the zip64 locator. */
-const TAIL_BYTES = 22 + 0xffff + 20;
-/** A local header (30 bytes) plus its name and extra field nearly always fits in this. */
-const HEADER_BLOCK = 4096;
+export { StoreReadError } from './range-reader.js';
+
 /**
  * Bytes of a local header's extra field read with a stored entry's data in one GET: zip64 sizes,
  * timestamps and a Unicode path fit; a longer field costs a second GET, not an error.
  */
 const LOCAL_EXTRA_GUESS = 1024;
-
-export interface RangeReaderStats {
-  /** Ranged GETs made so far (the central directory, local headers, entry data). */
-  gets: number;
-  /** Bytes asked for by those GETs. */
-  bytes: number;
-}
-
-/** Reading the archive from the store failed (transient: the batch is retried and resumes). */
-export class StoreReadError extends Error {
-  override name = 'StoreReadError';
-}
-
-const storeError = (err: unknown) =>
-  err instanceof StoreReadError
-    ? err
-    : new StoreReadError(`reading the archive from S3: ${(err as Error)?.message ?? err}`, { cause: err });
-
-class StoreRangeReader extends yauzl.RandomAccessReader {
-  readonly stats: RangeReaderStats = { gets: 0, bytes: 0 };
-  /** Cached bytes [cacheStart, cacheStart + cache.length) of the archive. */
-  private cache: Buffer | undefined;
-  private cacheStart = 0;
-  private inDirectory = true;
-
-  constructor(
-    private readonly store: ObjectStore,
-    private readonly key: string,
-    private readonly size: number,
-    private readonly maxDirectoryBytes: number,
-  ) {
-    super();
-  }
-
-  centralDirectoryRead(): void {
-    this.inDirectory = false;
-    this.cache = undefined;
-  }
-
-  private async fetch(start: number, end: number): Promise<Buffer> {
-    this.stats.gets += 1;
-    this.stats.bytes += end - start;
-    const chunks: Buffer[] = [];
-    try {
-      for await (const c of await this.store.getRange(this.key, start, end)) chunks.push(c as Buffer);
-    } catch (err) {
-      throw storeError(err);
-    }
-    const buf = Buffer.concat(chunks);
-    if (buf.length !== end - start) {
-      throw new Error(`${this.key}: the store sent ${buf.length} of ${end - start} bytes at ${start}`);
-    }
-    return buf;
-  }
-
-  /** One ranged GET, each chunk handed to `onChunk` with its offset from `start`; resolves at its end. */
-  async readRange(start: number, end: number, onChunk: (chunk: Buffer, at: number) => void): Promise<number> {
-    this.stats.gets += 1;
-    this.stats.bytes += end - start;
-    let at = 0;
-    try {
-      const body = await this.store.getRange(this.key, start, end);
-      await new Promise<void>((resolve, reject) => {
-        body.on('data', (c: Buffer) => {
-          try {
-            onChunk(c, at);
-          } catch (err) {
-            body.destroy();
-            reject(err);
-            return;
-          }
-          at += c.length;
-        });
-        body.once('error', (err) => reject(storeError(err)));
-        body.once('end', resolve);
-      });
-    } catch (err) {
-      if (err instanceof PermanentError) throw err;
-      throw storeError(err);
-    }
-    return at;
-  }
-
-  override _readStreamForRange(start: number, end: number): Readable {
-    const out = new PassThrough();
-    this.stats.gets += 1;
-    this.stats.bytes += end - start;
-    this.store.getRange(this.key, start, end).then(
-      (body) => {
-        body.on('error', (err) => out.destroy(storeError(err)));
-        body.pipe(out);
-        out.on('close', () => body.destroy());
-      },
-      (err) => out.destroy(storeError(err)),
-    );
-    return out;
-  }
-
-  override read(
-    buffer: Buffer,
-    offset: number,
-    length: number,
-    position: number,
-    callback: (err: Error | null) => void,
-  ): void {
-    this.readAsync(buffer, offset, length, position).then(
-      () => callback(null),
-      (err) => callback(err instanceof Error ? err : new Error(String(err))),
-    );
-  }
-
-  private async readAsync(buffer: Buffer, offset: number, length: number, position: number) {
-    const end = position + length;
-    const cached = this.cache;
-    if (!cached || position < this.cacheStart || end > this.cacheStart + cached.length) {
-      if (
-        this.inDirectory &&
-        cached &&
-        position < this.cacheStart &&
-        end <= this.cacheStart + cached.length
-      ) {
-        // The central directory lies before the tail: fetch it whole, once.
-        if (this.cacheStart - position + cached.length > this.maxDirectoryBytes) {
-          throw new PermanentError(
-            `the central directory is larger than the limit of ${this.maxDirectoryBytes} bytes`,
-          );
-        }
-        const before = await this.fetch(position, this.cacheStart);
-        this.cache = Buffer.concat([before, cached]);
-        this.cacheStart = position;
-      } else if (this.inDirectory && !cached) {
-        const start = Math.max(0, Math.min(position, this.size - TAIL_BYTES));
-        this.cache = await this.fetch(start, Math.max(end, this.size));
-        this.cacheStart = start;
-      } else {
-        const blockEnd = Math.min(this.size, Math.max(end, position + HEADER_BLOCK));
-        this.cache = await this.fetch(position, blockEnd);
-        this.cacheStart = position;
-      }
-    }
-    const from = position - this.cacheStart;
-    (this.cache as Buffer).copy(buffer, offset, from, from + length);
-  }
-}
 
 export interface ZipEntryInfo {
   /** Position in the central directory (0-based). */
@@ -238,7 +85,6 @@ export async function openZip(
   opts: OpenZipOptions,
 ): Promise<OpenedZip> {
   if (size < 22) throw new CorruptArchiveError(`not a zip archive (${size} bytes is too short)`);
-  const archiveSize = size;
   const reader = new StoreRangeReader(store, key, size, opts.maxCentralDirectoryBytes);
   let zip: yauzl.ZipFile;
   try {
@@ -307,16 +153,16 @@ export async function openZip(
       if (entry.compressionMethod !== 0 || entry.encrypted || into.length !== entry.uncompressedSize) {
         throw new Error(`${entry.name}: not a stored entry of ${into.length} bytes`);
       }
-      const size = entry.compressedSize;
-      if (size !== entry.uncompressedSize) {
+      const dataSize = entry.compressedSize;
+      if (dataSize !== entry.uncompressedSize) {
         throw new EntryChecksumError(
-          `stored, but ${size} bytes compressed and ${entry.uncompressedSize} not`,
+          `stored, but ${dataSize} bytes compressed and ${entry.uncompressedSize} not`,
         );
       }
       // The local header is 30 bytes, its name and an extra field of its own length (which the central
       // directory does not give): ask for LOCAL_EXTRA_GUESS bytes of it, and the rest if it is longer.
       const start = entry.localHeaderOffset;
-      const want = Math.min(archiveSize, start + 30 + entry.nameLength + LOCAL_EXTRA_GUESS + size);
+      const want = Math.min(size, start + 30 + entry.nameLength + LOCAL_EXTRA_GUESS + dataSize);
       const head = Buffer.alloc(30);
       let dataAt = -1; // the data's offset from `start`, once the fixed header is in
       let copied = 0;
@@ -328,12 +174,12 @@ export async function openZip(
             throw new EntryChecksumError('corrupt entry: no local file header at its offset');
           }
           dataAt = 30 + head.readUInt16LE(26) + head.readUInt16LE(28);
-          if (start + dataAt + size > archiveSize) {
+          if (start + dataAt + dataSize > size) {
             throw new EntryChecksumError('corrupt entry: its data runs past the end of the archive');
           }
         }
         const from = Math.max(dataAt, at);
-        const to = Math.min(at + chunk.length, dataAt + size);
+        const to = Math.min(at + chunk.length, dataAt + dataSize);
         if (to > from) copied += chunk.copy(into, from - dataAt, from - at, to - at);
       };
       const got = await reader.readRange(start, want, place);
@@ -341,10 +187,10 @@ export async function openZip(
         throw new StoreReadError(`${key}: the store sent ${got} of ${want - start} bytes at ${start}`);
       }
       if (dataAt < 0) throw new EntryChecksumError('corrupt entry: its local header is cut short');
-      if (copied < size) {
+      if (copied < dataSize) {
         // A local extra field longer than guessed: the rest of the data in a second GET.
         const from = start + dataAt + copied;
-        const rest = size - copied;
+        const rest = dataSize - copied;
         const more = await reader.readRange(from, from + rest, (chunk, at) => {
           chunk.copy(into, copied + at);
         });
