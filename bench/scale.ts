@@ -1,6 +1,6 @@
 /**
  * `npm run bench:scale [-- --files=1000 --tenants=10 --size=51200 --workers=1,2,4 --concurrency=8
- * --max-connections=2 --memory-files=100000]`
+ * --max-connections=2 --memory-files=100000 --rtt=0]`
  *
  * 1. Throughput by number of worker processes: the same corpus (default 1,000 × 50 KiB over 10
  *    tenants) synced by 1, 2 and 4 `ftp-sync start --role worker` processes against one Redis, one
@@ -61,6 +61,11 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '30' },
     /** `tenant`: each tenant's jobs added together, as a poll adds them; `interleaved`: round-robin. */
     order: { type: 'string', default: 'tenant' },
+    /**
+     * Milliseconds every FTP command waits before the server handles it: a far server, one round trip
+     * away (the customer's FTP server in another region). 0: loopback, where the CPU is the limit.
+     */
+    rtt: { type: 'string', default: '0' },
     /** Many tenants by simulation instead (bench/sim.ts): no FTP server, synthetic listings. */
     sim: { type: 'boolean', default: false },
     'poll-tenants': { type: 'string', default: '1000' },
@@ -84,6 +89,7 @@ const concurrencyFor = (workers: number) =>
 const MAX_CONNECTIONS = Number(args['max-connections']);
 const MEMORY_FILES = Number(args['memory-files']);
 const ROUNDS = Number(args.rounds);
+const RTT = Number(args.rtt);
 const WARMUP = Number(args.warmup);
 /** Warm-up files are the corpus's last WARMUP of each tenant (`call-NNNN` numbered from perTenant). */
 const isWarmup = (path: string, perTenant: number) =>
@@ -109,6 +115,20 @@ interface Row {
   pickups: number;
   /** FTP logins (PASS) the server saw during the run: sessions opened, over all processes. */
   logins: number;
+  /**
+   * Share of the connection budget's time (tenants × maxConnections × the window) spent transferring:
+   * the `synced` log lines' durations over the window. What is left is slots idle between files.
+   */
+  slotUse: number;
+}
+
+/** Milliseconds spent transferring (the `synced` lines' `ms`) by files that finished after `since`. */
+function transferMs(procs: DaemonProcess[], since: number): number {
+  let ms = 0;
+  for (const p of procs)
+    for (const l of p.lines() as { msg: string; time?: string; ms?: number }[])
+      if (l.msg === 'synced' && l.time && Date.parse(l.time) >= since) ms += l.ms ?? 0;
+  return ms;
 }
 
 /** user + system CPU seconds of a process (Linux /proc; 0 once it is gone). */
@@ -209,6 +229,7 @@ async function runOnce(
     const redis0 = await redisCpu(ctx.redis);
     const logins0 = ctx.corpus.ftp.loginAttempts().length;
     const m0 = machine();
+    const wall0 = Date.now();
     const t0 = performance.now();
     if (ORDER === 'tenant') await Promise.all([...files].map(([org, list]) => enqueue(org, list)));
     else {
@@ -242,6 +263,7 @@ async function runOnce(
         otherCpu: Math.max(0, (m1.busy - m0.busy) / 100 - ours),
         pickups: started / FILES,
         logins: ctx.corpus.ftp.loginAttempts().length - logins0,
+        slotUse: transferMs(procs, wall0) / (TENANTS * MAX_CONNECTIONS * seconds * 1000),
       },
     };
   } finally {
@@ -341,6 +363,7 @@ async function main() {
       filesPerTenant: perTenant + WARMUP,
       size: () => SIZE,
     });
+    if (RTT > 0) corpus.ftp.faults = { commandDelayMs: RTT };
     const samples = new Map<number, Row[]>(WORKERS.map((n) => [n, []]));
     try {
       for (let round = 1; round <= ROUNDS; round++) {
@@ -365,9 +388,10 @@ async function main() {
     console.log(
       `\nThroughput: ${FILES} × ${(SIZE / 1024).toFixed(0)} KiB over ${TENANTS} tenants, jobs added ${ORDER === 'tenant' ? 'tenant by tenant (as polls add them)' : 'round-robin over tenants'}, ` +
         `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), worker.concurrency ${args.concurrency === 'auto' ? `Σ maxConnections / workers (${WORKERS.map(concurrencyFor).join(', ')})` : args.concurrency}; ` +
+        `${RTT > 0 ? `FTP server ${RTT} ms away (every command answered after ${RTT} ms). ` : ''}` +
         `${cpus().length} CPU(s), node ${process.version}; median of ${ROUNDS} round(s). ` +
         `${WARMUP ? `Warm workers: ${WARMUP * TENANTS} other files synced first, not timed. ` : 'Cold workers (--warmup=0). '}` +
-        'Harness = this process: FTP server + s3rver. ' +
+        'Harness = this process: FTP server + s3rver. Slot use = time spent transferring / (tenants × maxConnections × seconds). ' +
         'Other CPU = everything else running on the machine meanwhile.\n',
     );
     console.log(
@@ -386,6 +410,7 @@ async function main() {
           'pickups per job',
           'worker CPU ms per file',
           'FTP logins',
+          'slot use',
           'files/s, every round',
         ],
         ...rows.map((r) => [
@@ -402,6 +427,7 @@ async function main() {
           r.pickups.toFixed(1),
           ((1000 * r.workerCpu) / FILES).toFixed(2),
           String(r.logins),
+          `${(r.slotUse * 100).toFixed(0)}%`,
           r.all.join(', '),
         ]),
       ]),

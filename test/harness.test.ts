@@ -171,6 +171,29 @@ describe('ftp-srv', () => {
     }
   });
 
+  it('commandDelayMs answers every command that much later, in order (a far server)', async () => {
+    const client = await login();
+    try {
+      const quick = performance.now();
+      await client.send('NOOP');
+      const near = performance.now() - quick;
+      server.faults.commandDelayMs = 150;
+      const t0 = performance.now();
+      await client.send('NOOP');
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(145);
+      // A download is two commands (EPSV, RETR): two round trips, and the bytes still arrive whole.
+      const t1 = performance.now();
+      const out = sink();
+      await client.downloadTo(out.stream, 'a.txt');
+      expect(performance.now() - t1).toBeGreaterThanOrEqual(290);
+      expect(out.bytes().toString()).toBe('hello');
+      expect(near).toBeLessThan(145);
+    } finally {
+      delete server.faults.commandDelayMs;
+      client.close();
+    }
+  });
+
   it('maxLogins refuses the login beyond the limit with 421 and counts sessions', async () => {
     await expect.poll(() => server.logins()).toBe(0);
     server.faults.maxLogins = 2;

@@ -38,6 +38,13 @@ export interface FtpFaults {
   hangAfterConnect?: boolean;
   /** Commands with this directive (e.g. `PASS`) are read and never answered. */
   hangOnCommand?: string;
+  /**
+   * Every command waits this long before it is handled, as if the server were a round trip away (a far
+   * server: ftp-sync in one region, the customer's server in another). ftp-srv handles a connection's
+   * commands one after the other, so they queue behind it. Not applied to the banner, nor to the data
+   * connections (their connect and transfer stay on loopback).
+   */
+  commandDelayMs?: number;
   /** LIST, MLSD and NLST wait this long before they are handled (a slow server, a huge directory). */
   listDelayMs?: number;
   /**
@@ -328,11 +335,14 @@ export async function startFtpServer(opts: FtpServerOptions): Promise<FtpTestSer
       } catch {
         // an observer, never a fault
       }
-      const injected = injectFault(connection, directive, arg);
-      const slowList = faults.listDelayMs && /^(LIST|MLSD|NLST)$/.test(directive) ? faults.listDelayMs : 0;
-      const result = injected ?? (slowList ? delay(slowList).then(() => handle(command)) : handle(command));
+      const respond = () => {
+        const injected = injectFault(connection, directive, arg);
+        const slowList = faults.listDelayMs && /^(LIST|MLSD|NLST)$/.test(directive) ? faults.listDelayMs : 0;
+        return injected ?? (slowList ? delay(slowList).then(() => handle(command)) : handle(command));
+      };
+      const rtt = faults.commandDelayMs;
       // ftp-srv chains commands with no catch; a failure must not become an unhandled rejection.
-      return Promise.resolve(result).catch(() => {});
+      return Promise.resolve(rtt ? delay(rtt).then(respond) : respond()).catch(() => {});
     };
   }
 
