@@ -25,7 +25,7 @@ afterEach(async () => {
 function replicaPool(
   e: TestEnv,
   budget = makeRedisBudget(e.redis, e.prefix),
-  opts: { wantedMinIdleMs?: number } = {},
+  opts: { wantedMinIdleMs?: number; wantAfterMs?: number } = {},
 ): SessionPool {
   const pool = makeSessionPool({
     ...opts,
@@ -69,14 +69,14 @@ describe('session pool across replicas', () => {
   it('a job waiting for a hand-over of its own busy session also takes a slot another replica gives back', async () => {
     env = await makeTestEnv('pool-poll', { tenant: { maxConnections: 2 } });
     const tenant = env.config.tenants[0]!;
-    const a = replicaPool(env);
+    const a = replicaPool(env, undefined, { wantAfterMs: 300 });
     const b = replicaPool(env);
     const busy = await a.acquire(tenant); // A's first job: still transferring
     const other = await b.acquire(tenant);
     await b.release(other!); // B has no more work of the tenant: its session is idle
     // A's second job: the budget (2) is used up, one slot by A's busy session. Without asking the
     // budget again it would wait for that one (up to handoffWaitMs, 5 s), running the tenant on one
-    // connection; it gets the slot B gives back instead.
+    // connection; after wantAfterMs it marks the tenant wanted and gets the slot B gives back.
     const started = Date.now();
     const second = await a.acquire(tenant);
     expect(second).not.toBeNull();
@@ -87,6 +87,26 @@ describe('session pool across replicas', () => {
     expect(env.ftp.maxConcurrentLoginsByUser().acme).toBe(2);
     await a.release(second!);
     await a.release(busy!);
+  });
+
+  it('a job waiting for its own busy session asks no other replica for its slot at first: it takes its own back, the other keeps its session', async () => {
+    env = await makeTestEnv('pool-want-after', { tenant: { maxConnections: 2 } });
+    const tenant = env.config.tenants[0]!;
+    const a = replicaPool(env, undefined, { wantAfterMs: 3_000 });
+    const b = replicaPool(env);
+    const busy = await a.acquire(tenant);
+    const other = await b.acquire(tenant);
+    await b.release(other!); // idle in B, which checks for wanted tenants every 100 ms
+    const second = a.acquire(tenant);
+    // A's first job ends 800 ms later. Had A marked the tenant wanted at once, B would have logged its
+    // idle session out by then and A logged in again with its slot: two logins for nothing.
+    await delay(800);
+    expect(b.open('acme')).toBe(1);
+    await a.release(busy!);
+    expect((await second)?.session).toBe(busy!.session);
+    expect(b.open('acme')).toBe(1);
+    expect(env.ftp.loginAttempts()).toHaveLength(2);
+    await a.release((await second)!);
   });
 
   it('a session given back a moment ago keeps its slot while wanted (no logout and login per file); idle long enough, it goes', async () => {

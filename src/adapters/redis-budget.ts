@@ -27,8 +27,9 @@ local free = limit - redis.call('ZCARD', KEYS[1])
 `;
 
 /**
- * KEYS: leases, lowered limit, wanted flag, pause. ARGV: limit, lease ms, lease id, wanted ms.
- * Returns 1 (taken), 0 (no slot), or -ms (logins paused after 421s for that long).
+ * KEYS: leases, lowered limit, wanted flag, pause. ARGV: limit, lease ms, lease id, wanted ms (0: a
+ * refusal does not mark the tenant wanted). Returns 1 (taken), 0 (no slot), or -ms (logins paused
+ * after 421s for that long).
  */
 const ACQUIRE = luaScript(`${PRELUDE}
 if pause > 0 then return -pause end
@@ -37,7 +38,7 @@ if free > 0 then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
   return 1
 end
-redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
+if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], 1, 'PX', ARGV[4]) end
 return 0`);
 
 /** As ACQUIRE, without taking: the free slots (≥ 0), or -ms of pause. ARGV: limit, wanted ms. */
@@ -119,14 +120,14 @@ export function makeRedisBudget(
   timer.unref();
 
   return {
-    async tryAcquire(org, limit) {
+    async tryAcquire(org, limit, opts) {
       const lease = randomUUID();
       const key = k(org);
       const res = Number(
         await ACQUIRE(
           redis,
           [key.slots, key.lowered, key.wanted, key.pause],
-          [limit, leaseMs, lease, WANTED_MS],
+          [limit, leaseMs, lease, opts?.markWanted === false ? 0 : WANTED_MS],
         ),
       );
       if (res < 0) return { pausedMs: -res };

@@ -11,8 +11,12 @@ export interface NoSlot {
 }
 
 export interface ConnectionBudget {
-  /** A lease id, or why not (every slot taken, or logins paused after 421s). */
-  tryAcquire(org: string, limit: number): Promise<string | NoSlot>;
+  /**
+   * A lease id, or why not (every slot taken, or logins paused after 421s). A refusal marks the tenant
+   * wanted (see `wanted`) unless `markWanted` is false: a caller whose own session of the tenant is
+   * about to come back does not ask other replicas to give theirs up.
+   */
+  tryAcquire(org: string, limit: number, opts?: { markWanted?: boolean }): Promise<string | NoSlot>;
   /** Whether an acquire could succeed now, taking nothing: free slots, or a pause in ms (< 0). */
   room(org: string, limit: number): Promise<number>;
   release(org: string, lease: string): Promise<void>;

@@ -65,6 +65,15 @@ export function describeBudgetConformance(name: string, makeFixture: () => Promi
       expect(await b.wanted([a, c, d])).toEqual(new Set([a, c]));
     });
 
+    it('does not mark a tenant wanted for a refusal with markWanted: false', async () => {
+      const a = freshOrg();
+      await b.tryAcquire(a, 1);
+      expect(await b.tryAcquire(a, 1, { markWanted: false })).toStrictEqual({});
+      expect(await b.wanted([a])).toEqual(new Set());
+      expect(await b.tryAcquire(a, 1)).toStrictEqual({});
+      expect(await b.wanted([a])).toEqual(new Set([a]));
+    });
+
     it('after a 421: lowers the limit and pauses logins, the pause doubling with each 421 in a row until a login succeeds', async () => {
       const org = freshOrg();
       await b.tryAcquire(org, 5);

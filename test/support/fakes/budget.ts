@@ -48,11 +48,11 @@ export function makeMemoryBudget(opts: { now?: () => number } = {}): MemoryBudge
   };
 
   return {
-    async tryAcquire(org, limit) {
+    async tryAcquire(org, limit, opts) {
       const left = pauseLeft(org);
       if (left > 0) return { pausedMs: left };
       if (free(org, limit) <= 0) {
-        wantedUntil.set(org, now() + WANTED_MS);
+        if (opts?.markWanted !== false) wantedUntil.set(org, now() + WANTED_MS);
         return {};
       }
       const id = randomUUID();
