@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ORG_PATTERN } from '../src/config.js';
-import { parseJobId, versionJobId } from '../src/queue/jobs.js';
+import { bouncesOf, noSlotDelay, parseJobId, versionJobId } from '../src/queue/jobs.js';
 
 describe('sync job ids', () => {
   it('property: an id built for a version reads back as its org (and batch), whatever the org', () => {
@@ -29,5 +29,23 @@ describe('sync job ids', () => {
     ]) {
       expect(parseJobId(id), id).toBeUndefined();
     }
+  });
+});
+
+describe('no-slot delay', () => {
+  it('is 50–150 ms for the first four bounces, then doubles up to 250–750 ms', () => {
+    const range = (bounces: number) => [noSlotDelay(bounces, () => 0), noSlotDelay(bounces, () => 1)];
+    for (const b of [0, 1, 2, 3]) expect(range(b)).toEqual([50, 150]);
+    expect(range(4)).toEqual([100, 300]);
+    expect(range(5)).toEqual([200, 600]);
+    expect(range(6)).toEqual([250, 750]);
+    expect(range(1_000)).toEqual([250, 750]);
+  });
+
+  it('counts the pickups that ended in neither an outcome nor a failed attempt', () => {
+    expect(bouncesOf({ attemptsStarted: 1, attemptsMade: 0 })).toBe(0);
+    expect(bouncesOf({ attemptsStarted: 4, attemptsMade: 0 })).toBe(3);
+    expect(bouncesOf({ attemptsStarted: 4, attemptsMade: 3 })).toBe(0);
+    expect(bouncesOf({ attemptsStarted: 0, attemptsMade: 0 })).toBe(0);
   });
 });

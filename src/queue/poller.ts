@@ -15,7 +15,7 @@ import type { TenantDirectory } from '../ports/tenants.js';
 import { type PollDeps, type PollOutcome, runPoll } from '../sync/poll.js';
 import type { ParkedRecord, PollJobData } from '../types.js';
 import { makeWorker } from './bullmq-worker.js';
-import { noSlotDelay, POLL_QUEUE, schedulerId } from './jobs.js';
+import { bouncesOf, noSlotDelay, POLL_QUEUE, schedulerId } from './jobs.js';
 
 export interface PollerOptions {
   connection: RedisClient;
@@ -147,7 +147,7 @@ export function startPoller(pollDeps: Omit<PollDeps, 'log'>, opts: PollerOptions
       }
       safe(() => opts.onPoll?.(job.data.org, outcome));
       if (outcome.kind === 'no-slot') {
-        await job.moveToDelayed(Date.now() + noSlotDelay(), token);
+        await job.moveToDelayed(Date.now() + noSlotDelay(bouncesOf(job)), token);
         throw new DelayedError();
       }
       return outcome;

@@ -10,7 +10,7 @@ import { isCallRecord } from '../sync/metadata/resolve.js';
 import { runSyncJob } from '../sync/sync-job.js';
 import type { SyncJobData, SyncResult } from '../types.js';
 import { closeOnce, makeWorker, SHUTDOWN } from './bullmq-worker.js';
-import { noSlotDelay, SYNC_QUEUE } from './jobs.js';
+import { bouncesOf, noSlotDelay, SYNC_QUEUE } from './jobs.js';
 
 export interface SyncWorkerOptions {
   connection: RedisClient;
@@ -63,7 +63,7 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
         case 'no-slot':
           // Logins paused after 421s: wait the pause out (plus jitter, so the jobs do not come back
           // at the same moment); else a short random delay until a slot is free.
-          await job.moveToDelayed(Date.now() + (outcome.retryInMs ?? 0) + noSlotDelay(), token);
+          await job.moveToDelayed(Date.now() + (outcome.retryInMs ?? 0) + noSlotDelay(bouncesOf(job)), token);
           throw new DelayedError();
         case 'wait':
           log.debug({ org: data.org, path: data.path, detail: outcome.detail }, 'waiting');
