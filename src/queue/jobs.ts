@@ -40,10 +40,10 @@ const NO_SLOT_MAX_SPAN_MS = 500;
 
 /**
  * Delay before trying again when no connection slot is free: jittered, not an attempt. 50–150 ms for
- * a job's first four bounces (a slot another replica holds is often free again by then; measured with
- * 4 replicas, `npm run bench:scale`: 110–124 files/s against 90–116 when it doubles from the first
- * bounce and 108 at 250–750 ms every time), then doubling to at most 250–750 ms, so that a tenant whose
- * slots stay busy (long transfers) is not fetched and put back many times a second by every worker.
+ * a job's first four bounces (a slot another replica holds is often free again by then: with 4
+ * replicas in `npm run bench:scale`, a short delay was ahead of 250–750 ms in most rounds, see
+ * docs/scaling.md), then doubling to at most 250–750 ms, so that a tenant whose slots stay busy (long
+ * transfers) is not fetched and put back many times a second by every worker.
  */
 export function noSlotDelay(bounces: number, random = Math.random): number {
   const span = Math.min(NO_SLOT_MAX_SPAN_MS, 100 * 2 ** Math.min(8, Math.max(0, bounces - 3)));
