@@ -72,6 +72,11 @@ const { values: args } = parseArgs({
     'poll-seconds': { type: 'string', default: '30' },
     'queue-jobs': { type: 'string', default: '20000' },
     'cluster-tenants': { type: 'string', default: '20' },
+    /**
+     * `worker.groupFiles`: small files per group job, as a poll adds them (spread over each tenant's
+     * maxConnections). 1: a job per file (as before group jobs).
+     */
+    'group-files': { type: 'string', default: '50' },
   },
 });
 const FILES = Number(args.files);
@@ -95,6 +100,7 @@ const WARMUP = Number(args.warmup);
 const isWarmup = (path: string, perTenant: number) =>
   Number(/call-(\d+)\./.exec(path)?.[1] ?? 0) >= perTenant;
 const ORDER = args.order === 'interleaved' ? 'interleaved' : 'tenant';
+const GROUP_FILES = Number(args['group-files']);
 const MiB = 1024 * 1024;
 const started = Date.now();
 const say = (msg: string) =>
@@ -113,6 +119,8 @@ interface Row {
   otherCpu: number;
   /** How often a job was taken by a worker, on average: 1 is ideal; more is no-slot churn. */
   pickups: number;
+  /** Jobs that carried the files (fewer than the files with groups). */
+  jobs: number;
   /** FTP logins (PASS) the server saw during the run: sessions opened, over all processes. */
   logins: number;
   /**
@@ -187,7 +195,7 @@ async function runOnce(
     extra: {
       defaults: { pollInterval: '1h', minFileAge: '1ms', maxConnections: MAX_CONNECTIONS },
       // Completed jobs kept for the run: the bench counts them (and how often each was picked up).
-      worker: { concurrency: concurrencyFor(workers), keepCompleted: '1h' },
+      worker: { concurrency: concurrencyFor(workers), keepCompleted: '1h', groupFiles: GROUP_FILES },
       log: { level: 'info' }, // as in production; 'ftp-sync started' is how a child says it is up
     },
   });
@@ -206,18 +214,25 @@ async function runOnce(
       procs.push(spawnDaemon({ name: `worker-${i}`, config: configFile, role: 'worker' }));
     // Several processes loading tsx at once on a busy machine take longer than a test would wait.
     await Promise.all(procs.map((p) => startedLog(p, 180_000)));
-    const enqueue = makeEnqueue(queue, config);
+    // As a poll adds them: each tenant's small files in groups spread over its slots.
+    const add = makeEnqueue(queue, config, ctx.redis);
+    const enqueue = (org: string, list: RemoteFile[]) => add(org, list, { connections: MAX_CONNECTIONS });
+    const state = makeRedisState(ctx.redis, prefix);
+    // Files synced (sync state), not jobs: a group job carries many.
     const completed = async (n: number) => {
-      const c = await queue.getJobCounts('completed', 'failed');
+      const c = await queue.getJobCounts('failed');
       if (c.failed) throw new Error(`${c.failed} job(s) failed`);
-      return c.completed === n;
+      let files = 0;
+      for (const org of ctx.corpus.orgs) files += (await state.info(org)).files;
+      return files === n;
     };
+    /** Pickups of the completed jobs, and how many jobs. */
     const pickedUp = async () => {
       let started = 0;
       const total = (await queue.getJobCounts('completed')).completed ?? 0;
       for (let i = 0; i < total; i += 500)
         for (const j of await queue.getJobs(['completed'], i, i + 499)) started += j.attemptsStarted;
-      return started;
+      return { started, jobs: total };
     };
     if (warmCount > 0) {
       await Promise.all([...warm].map(([org, list]) => enqueue(org, list)));
@@ -245,7 +260,9 @@ async function runOnce(
     const h = process.cpuUsage(harness0);
     const rcpu = (await redisCpu(ctx.redis)) - redis0;
     const ours = workerCpu + (h.user + h.system) / 1e6 + rcpu;
-    const started = (await pickedUp()) - warmPickups;
+    const picked = await pickedUp();
+    const started = picked.started - warmPickups.started;
+    const jobs = picked.jobs - warmPickups.jobs;
     const objects = await listObjects(s3, ctx.corpus.orgs);
     if (objects.length !== FILES + warmCount)
       throw new Error(`${objects.length} objects, expected ${FILES + warmCount}`);
@@ -261,7 +278,8 @@ async function runOnce(
         redisCpu: rcpu,
         machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
         otherCpu: Math.max(0, (m1.busy - m0.busy) / 100 - ours),
-        pickups: started / FILES,
+        pickups: started / Math.max(1, jobs),
+        jobs,
         logins: ctx.corpus.ftp.loginAttempts().length - logins0,
         slotUse: transferMs(procs, wall0) / (TENANTS * MAX_CONNECTIONS * seconds * 1000),
       },
@@ -387,7 +405,7 @@ async function main() {
     const base = rows[0]!.filesPerSec;
     console.log(
       `\nThroughput: ${FILES} × ${(SIZE / 1024).toFixed(0)} KiB over ${TENANTS} tenants, jobs added ${ORDER === 'tenant' ? 'tenant by tenant (as polls add them)' : 'round-robin over tenants'}, ` +
-        `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), worker.concurrency ${args.concurrency === 'auto' ? `Σ maxConnections / workers (${WORKERS.map(concurrencyFor).join(', ')})` : args.concurrency}; ` +
+        `maxConnections ${MAX_CONNECTIONS} per tenant (${TENANTS * MAX_CONNECTIONS} FTP sessions at most), ${GROUP_FILES > 1 ? `small files in group jobs of up to ${GROUP_FILES} (worker.groupFiles)` : 'a job per file (--group-files=1)'}, worker.concurrency ${args.concurrency === 'auto' ? `Σ maxConnections / workers (${WORKERS.map(concurrencyFor).join(', ')})` : args.concurrency}; ` +
         `${RTT > 0 ? `FTP server ${RTT} ms away (every command answered after ${RTT} ms). ` : ''}` +
         `${cpus().length} CPU(s), node ${process.version}; median of ${ROUNDS} round(s). ` +
         `${WARMUP ? `Warm workers: ${WARMUP * TENANTS} other files synced first, not timed. ` : 'Cold workers (--warmup=0). '}` +
@@ -407,6 +425,7 @@ async function main() {
           'redis CPU s',
           'other CPU s',
           'machine busy',
+          'jobs',
           'pickups per job',
           'worker CPU ms per file',
           'FTP logins',
@@ -424,6 +443,7 @@ async function main() {
           r.redisCpu.toFixed(1),
           r.otherCpu.toFixed(1),
           `${(r.machineBusy * 100).toFixed(0)}%`,
+          String(r.jobs),
           r.pickups.toFixed(1),
           ((1000 * r.workerCpu) / FILES).toFixed(2),
           String(r.logins),

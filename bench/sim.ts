@@ -162,7 +162,7 @@ async function pollLoad(
 async function queueAlone(redis: Redis, prefix: string, jobs: number) {
   const config = parseConfig({ s3: { bucket: 'b' }, vela: { enabled: false }, tenants: [] });
   const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix });
-  const enqueue = makeEnqueue(queue, config);
+  const enqueue = makeEnqueue(queue, config, redis);
   const perTenant = 100;
   let done = 0;
   const connection = redis.duplicate({ maxRetriesPerRequest: null });

@@ -22,14 +22,14 @@ import { makeRoot, type Root, type RootOptions } from './root.js';
 import { makeAfterSync } from './sync/after-sync.js';
 import { tenantPrefix } from './sync/key.js';
 import { startStaleUploadCleanup } from './sync/stale-uploads.js';
-import type { SyncJobData } from './types.js';
+import type { SyncQueueData } from './types.js';
 
 export type Role = 'all' | 'poller' | 'worker' | 'api';
 
 export interface Daemon {
   readonly poller?: Poller;
   readonly worker?: SyncWorker;
-  readonly syncQueue: Queue<SyncJobData>;
+  readonly syncQueue: Queue<SyncQueueData>;
   /** Every metric of this process (src/metrics.ts). */
   readonly metrics: Metrics;
   /** The admin HTTP server (health, metrics, dashboard), when `http.enabled`. */

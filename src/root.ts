@@ -42,7 +42,7 @@ import { makeSyncJobs } from './queue/sync-jobs.js';
 import type { BatchJobData } from './sync/batch/expand.js';
 import { makeCredentialCache } from './sync/credentials.js';
 import { makeSessionPool, type SessionPool } from './sync/pool.js';
-import type { PollJobData, SyncJobData, SyncResult } from './types.js';
+import type { GroupResult, PollJobData, SyncQueueData, SyncResult } from './types.js';
 
 /**
  * The poll lock's lifetime; it is renewed every third of it while the poll runs. A poller that dies
@@ -91,7 +91,7 @@ export interface Root {
   presigner(): Presigner;
   /** The tenants a call can belong to: configured and onboarded ones, and orgs of the upload API only. */
   callTenants(): TenantDirectory;
-  syncQueue(): Queue<SyncJobData, SyncResult>;
+  syncQueue(): Queue<SyncQueueData, SyncResult | GroupResult>;
   pollQueue(): Queue<PollJobData>;
   jobs(): SyncJobs;
   /** Zip batches: their records and entry outcomes, and the queue of batch jobs. */
@@ -145,7 +145,10 @@ export function makeRoot(config: Config, log: Logger, opts: RootOptions = {}): R
         : makeS3Store(config.s3, makeS3Client(config.s3, { log }), { records: uploads(), log }),
     );
   const syncQueue = () =>
-    once('syncQueue', () => new Queue<SyncJobData, SyncResult>(SYNC_QUEUE, { connection: redis(), prefix }));
+    once(
+      'syncQueue',
+      () => new Queue<SyncQueueData, SyncResult | GroupResult>(SYNC_QUEUE, { connection: redis(), prefix }),
+    );
   const pollQueue = () =>
     once('pollQueue', () => new Queue<PollJobData>(POLL_QUEUE, { connection: redis(), prefix }));
   let closing: Promise<void> | undefined;

@@ -132,6 +132,40 @@ export interface SyncJobData {
   absent?: boolean;
 }
 
+/** One file of a group sync job: its version, and whether the poll found no object for it. */
+export interface GroupMember {
+  path: string;
+  size: number;
+  mtime: string;
+  absent?: boolean;
+}
+
+/**
+ * Data of a group sync job: small files of one tenant synced one after the other on one session, each
+ * its own version with its own sync state (queue/group.ts). `pickup` is the BullMQ pickup
+ * (`attemptsStarted`) on which none of `files` has been tried yet: set when the group goes back to the
+ * queue for want of a slot, so its files still count as first runs then (and not after a crash).
+ */
+export interface GroupJobData {
+  org: string;
+  files: GroupMember[];
+  pickup?: number;
+}
+
+/** What a sync queue job carries: one version, or a group of small ones. */
+export type SyncQueueData = SyncJobData | GroupJobData;
+
+/** What a group sync job answers: how many of its files ended how (spun off: now a job of their own). */
+export interface GroupResult {
+  outcome: 'group';
+  files: number;
+  uploaded: number;
+  bytes: number;
+  spunOff: number;
+}
+
+export const isGroup = (d: SyncQueueData): d is GroupJobData => 'files' in d;
+
 /** Data of a poll job. */
 export interface PollJobData {
   org: string;

@@ -30,6 +30,7 @@ import { listingDate } from '../src/sync/listing-time.js';
 import { planPoll } from '../src/sync/plan.js';
 import { SizeMismatchError, transferFile } from '../src/sync/transfer.js';
 import { walk } from '../src/sync/walk.js';
+import type { SyncJobData } from '../src/types.js';
 import { makeTestEnv, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { redisUrl, uniquePrefix } from './support/env.js';
 import { sha256, tempDir, writeFileDeep } from './support/fs.js';
@@ -69,7 +70,7 @@ const plainTenant = (org: string, port: number, user: string, password: string, 
 
 async function failedByPath(daemon: Daemon) {
   const failed = await daemon.syncQueue.getFailed(0, -1);
-  return new Map(failed.map((j) => [j.data.path, j]));
+  return new Map(failed.map((j) => [(j.data as SyncJobData).path, j]));
 }
 
 const keysOf = async (env: TestEnv, prefix: string) =>

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/main.js';
 import { makeEnqueue } from '../src/queue/enqueue.js';
 import { versionJobId } from '../src/queue/jobs.js';
+import type { SyncJobData } from '../src/types.js';
 import { makeTestEnv, type TestEnv, waitIdle } from './support/daemon.js';
 import { sha256, writeFileDeep } from './support/fs.js';
 import { itNeeding, missing } from './support/needs.js';
@@ -69,7 +70,7 @@ describe('manifest first: call records that do not index at once', () => {
     // Its job runs again (a stalled job re-run): synced already, so it only indexes, from S3.
     const version = { path: 'records/r.csv', size: csv.size, mtime: csv.mtime, mtimeExact: false };
     await (await daemon.syncQueue.getJob(versionJobId('acme', version)))?.remove();
-    await makeEnqueue(daemon.syncQueue, e.config)('acme', [version]);
+    await makeEnqueue(daemon.syncQueue, e.config, e.redis)('acme', [version]);
     await waitFor('late.wav in S3', async () => (await e.store.head('acme/calls/late.wav')) !== undefined);
     expect((await e.store.head('acme/calls/late.wav'))!.metadata).toMatchObject({
       email: 'r@acme.example',
@@ -96,7 +97,9 @@ describe('manifest first: call records that do not index at once', () => {
     await waitIdle(daemon.syncQueue, 30_000);
     const keys = (await listAll(e.s3.client, e.s3.bucket, 'acme/calls/')).map((o) => o.key);
     expect(keys).toHaveLength(5);
-    expect((await daemon.syncQueue.getFailed()).map((j) => j.data.path)).toEqual(['records/big.csv']);
+    expect((await daemon.syncQueue.getFailed()).map((j) => (j.data as SyncJobData).path)).toEqual([
+      'records/big.csv',
+    ]);
   });
 });
 

@@ -58,7 +58,7 @@ describe('fair order across tenants', () => {
       () => connection.quit(),
       () => queue.close(),
     );
-    const enqueue = makeEnqueue(queue, config);
+    const enqueue = makeEnqueue(queue, config, connection);
     await enqueue('big', files(6, 'b'));
     await enqueue('small', files(2, 's'));
     await enqueue('mid', files(3, 'm'));
@@ -87,7 +87,7 @@ describe('fair order across tenants', () => {
       () => connection.quit(),
       () => queue.close(),
     );
-    const enqueue = makeEnqueue(queue, config);
+    const enqueue = makeEnqueue(queue, config, connection);
     await enqueue('backlog', files(500, 'x'));
     await enqueue('late', files(1, 'y'));
     const order = await processingOrder(501, prefix);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ORG_PATTERN } from '../src/config.js';
-import { bouncesOf, noSlotDelay, parseJobId, versionJobId } from '../src/queue/jobs.js';
+import { bouncesOf, groupJobId, noSlotDelay, parseJobId, versionJobId } from '../src/queue/jobs.js';
 
 describe('sync job ids', () => {
   it('property: an id built for a version reads back as its org (and batch), whatever the org', () => {
@@ -20,12 +20,25 @@ describe('sync job ids', () => {
     );
   });
 
+  it('property: a group id reads back as its org and how many files it carries', () => {
+    const org = fc.stringMatching(ORG_PATTERN);
+    fc.assert(
+      fc.property(org, fc.array(fc.string(), { minLength: 1, maxLength: 60 }), (o, members) => {
+        const id = groupJobId(o, members);
+        expect(id).not.toContain(':');
+        expect(parseJobId(id)).toEqual({ org: o, forced: false, files: members.length });
+      }),
+    );
+  });
+
   it('reads no org out of ids it did not build', () => {
     for (const id of [
       'poll-acme',
       'v-acme',
       'x-acme-0123456789abcdef0123456789abcdef',
       'f-acme-0123456789abcdef0123456789abcdef',
+      'g0-acme-0123456789abcdef0123456789abcdef',
+      'g-acme-0123456789abcdef0123456789abcdef',
     ]) {
       expect(parseJobId(id), id).toBeUndefined();
     }

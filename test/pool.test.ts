@@ -203,7 +203,11 @@ describe('421 back-off (shared by replicas through Redis)', () => {
   });
 
   it('a server answering 421 to every login: jobs wait out the growing pause, not counted as attempts, asking Vela only when they may log in', async () => {
-    env = await makeTestEnv('budget-421', { vela: true });
+    // A job per file (groups bounce the same way: test/groups.test.ts).
+    env = await makeTestEnv('budget-421', {
+      vela: true,
+      config: { worker: { concurrency: 4, groupFiles: 1 } },
+    });
     for (let i = 0; i < 3; i++) await writeFileDeep(env.root, `calls/${i}.wav`, 2_000);
     const poller = await env.start({ role: 'poller' });
     await poller.poller!.pollNow('acme');
@@ -231,7 +235,11 @@ describe('421 back-off (shared by replicas through Redis)', () => {
   });
 
   it('jobs of a tenant whose slots another replica holds go back to the queue without asking Vela', async () => {
-    env = await makeTestEnv('budget-full', { vela: true, tenant: { maxConnections: 1 } });
+    env = await makeTestEnv('budget-full', {
+      vela: true,
+      tenant: { maxConnections: 1 },
+      config: { worker: { concurrency: 4, groupFiles: 1 } },
+    });
     for (let i = 0; i < 2; i++) await writeFileDeep(env.root, `calls/${i}.wav`, 2_000);
     const poller = await env.start({ role: 'poller' });
     await poller.poller!.pollNow('acme');

@@ -23,6 +23,7 @@ import type { Daemon } from '../src/main.js';
 import { openOps } from '../src/ops/context.js';
 import { getStatus } from '../src/ops/status.js';
 import { addTenant, listTenants, testTenant } from '../src/ops/tenants.js';
+import type { SyncJobData } from '../src/types.js';
 import { makeTestEnv, passwordOf, SECRETS, type TestEnv, waitIdle } from './support/daemon.js';
 import { redisUrl } from './support/env.js';
 import { type TempDir, tempDir, writeFileDeep } from './support/fs.js';
@@ -300,7 +301,7 @@ describe('hostile names through the whole pipeline: every object stays under <or
     expect(counts.failed).toBe(refused.length);
     const failed = await daemon.syncQueue.getFailed();
     for (const job of failed) expect(job.failedReason).toMatch(/^unsafe path /);
-    expect(failed.map((j) => j.data.path).sort()).toEqual([...refused].sort());
+    expect(failed.map((j) => (j.data as SyncJobData).path).sort()).toEqual([...refused].sort());
   });
 
   it('no S3 request of the run went outside the bucket prefix <bucket>/acme/', () => {

@@ -180,6 +180,12 @@ export const configSchema = z.strictObject({
        * memory while its PutObject runs; larger entries stream as multipart uploads.
        */
       batchEntries: int(1, 16).default(4),
+      /**
+       * Small files (up to 8 MiB) of one tenant carried by one sync job: synced one after the other on
+       * one session, each still its own version with its own sync state. A poll's small files are spread
+       * over at least as many jobs as the tenant has connection slots. 1 gives every file its own job.
+       */
+      groupFiles: int(1, 1000).default(50),
       /** Attempts of a sync job before it stays failed (backoff grows to 5 minutes). */
       attempts: int(1, 1000).default(40),
       /** On SIGTERM, how long transfers may run before they are aborted and handed back. */

@@ -21,7 +21,8 @@ export function pollerRole(
     {
       state,
       pool: root.pool(),
-      enqueue: async (org, files, absent) => void (await jobs.enqueue(org, files, { absent })),
+      enqueue: async (tenant, files, absent) =>
+        void (await jobs.enqueue(tenant.org, files, { absent, connections: tenant.maxConnections })),
       pending: (org, files) => jobs.pending(org, files),
       findAbsent: (org, files) => findAbsent(root.store(), config.s3.keyTemplate, org, files),
     },

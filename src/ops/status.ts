@@ -95,8 +95,9 @@ const iso = (ms?: number) => (ms ? new Date(ms).toISOString() : undefined);
 async function countByOrg(ctx: OpsContext, states: JobState[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const id of await ctx.jobs.ids(states)) {
-    const org = parseJobId(id)?.org;
-    if (org) out.set(org, (out.get(org) ?? 0) + 1);
+    const parsed = parseJobId(id);
+    // A group job counts as the files it carries.
+    if (parsed) out.set(parsed.org, (out.get(parsed.org) ?? 0) + (parsed.files ?? 1));
   }
   return out;
 }

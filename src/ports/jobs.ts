@@ -28,10 +28,15 @@ export interface EnqueueOptions {
   batch?: string;
   /** Paths known to have no object in S3 (the poll listed the tenant's keys). */
   absent?: ReadonlySet<string>;
+  /**
+   * The tenant's connection slots: its small files are added in group jobs (`worker.groupFiles`),
+   * spread over at least this many. Without it (and always with `batch`) each file gets its own job.
+   */
+  connections?: number;
 }
 
 export interface SyncJobs {
-  /** Adds a sync job per file, deduplicated by version id; returns the ids. */
+  /** Adds sync jobs for the files, deduplicated by version id; returns the ids of the jobs added. */
   enqueue(org: string, files: RemoteFile[], opts?: EnqueueOptions): Promise<string[]>;
   /**
    * Which of these versions have a job already (waiting, running, delayed or parked, failed; completed

@@ -8,6 +8,8 @@ import type { Version } from '../types.js';
 
 export const POLL_QUEUE = 'poll';
 export const SYNC_QUEUE = 'sync';
+/** The BullMQ job name of a group sync job (a single version's job is named `sync`). */
+export const GROUP_JOB = 'group';
 
 export function versionJobId(org: string, v: Version, batch?: string): string {
   const h = createHash('sha256')
@@ -18,10 +20,24 @@ export function versionJobId(org: string, v: Version, batch?: string): string {
 }
 
 /**
- * The parts of a sync job id built by `versionJobId`: `v-<org>-<hash>` (a version's own job) or
- * `f-<org>-<hash>-<batch>` (a forced resync). Undefined for any other id.
+ * A group job's id, from its members' version ids: the same group of the same versions is added once.
+ * `g<files>-<org>-<hash>`: status counts a group as its files.
  */
-export function parseJobId(id: string): { org: string; forced: boolean; batch?: string } | undefined {
+export function groupJobId(org: string, versionIds: readonly string[]): string {
+  const h = createHash('sha256').update(versionIds.join('\0')).digest('hex').slice(0, 32);
+  return `g${versionIds.length}-${org}-${h}`;
+}
+
+/**
+ * The parts of a sync job id built by `versionJobId`: `v-<org>-<hash>` (a version's own job) or
+ * `f-<org>-<hash>-<batch>` (a forced resync), or by `groupJobId` (`files`: how many it carries).
+ * Undefined for any other id.
+ */
+export function parseJobId(
+  id: string,
+): { org: string; forced: boolean; batch?: string; files?: number } | undefined {
+  const g = /^g([1-9][0-9]*)-(.+)-[0-9a-f]{32}$/.exec(id);
+  if (g) return { org: g[2]!, forced: false, files: Number(g[1]) };
   const m = /^([vf])-(.+)-[0-9a-f]{32}(?:-([A-Za-z0-9]+))?$/.exec(id);
   if (!m || (m[1] === 'f') !== (m[3] !== undefined)) return undefined;
   return { org: m[2]!, forced: m[1] === 'f', ...(m[3] !== undefined && { batch: m[3] }) };

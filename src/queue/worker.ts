@@ -2,14 +2,22 @@
  * The sync worker role: BullMQ glue around `runSyncJob`. This is the one place where domain errors
  * are mapped to BullMQ's (PermanentError → UnrecoverableError, parked / no slot → DelayedError).
  */
-import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
 import { PermanentError, toError } from '../errors.js';
 import type { SyncJobDeps } from '../sync/job-types.js';
 import { isCallRecord } from '../sync/metadata/resolve.js';
 import { runSyncJob } from '../sync/sync-job.js';
-import type { SyncJobData, SyncResult } from '../types.js';
+import {
+  type GroupJobData,
+  type GroupResult,
+  isGroup,
+  type SyncJobData,
+  type SyncQueueData,
+  type SyncResult,
+} from '../types.js';
 import { closeOnce, makeWorker, SHUTDOWN } from './bullmq-worker.js';
+import { runGroupJob } from './group.js';
 import { bouncesOf, noSlotDelay, SYNC_QUEUE } from './jobs.js';
 
 export interface SyncWorkerOptions {
@@ -28,14 +36,45 @@ export interface SyncWorkerOptions {
 }
 
 export interface SyncWorker {
-  readonly worker: Worker<SyncJobData, SyncResult>;
+  readonly worker: Worker<SyncQueueData, SyncResult | GroupResult>;
   close(): Promise<void>;
 }
 
 export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): SyncWorker {
   const log = deps.log.child({ role: 'worker' });
+  // Where a group's files that leave it are added (queue/group.ts).
+  const queue = new Queue<SyncQueueData>(SYNC_QUEUE, { connection: opts.connection, prefix: opts.prefix });
+  const groups = {
+    deps,
+    queue,
+    redis: opts.connection,
+    log,
+    onTenantError: (org: string, err: Error) => safe(() => opts.onTenantError?.(org, err)),
+    onOutcome: (org: string, outcome: string, bytes: number, ms: number) =>
+      safe(() => opts.onOutcome?.(org, outcome, bytes, ms)),
+    onProgress: (() => {
+      const last = new WeakMap<Job, (bytes: number) => void>();
+      return (job: Job, bytes: number) => {
+        let write = last.get(job);
+        if (!write) {
+          write = progressEvery(PROGRESS_MS, Date.now(), (b) => job.updateProgress({ bytes: b }));
+          last.set(job, write);
+        }
+        write(bytes);
+      };
+    })(),
+  };
 
-  async function process(job: Job<SyncJobData, SyncResult>, token?: string, signal?: AbortSignal) {
+  async function process(
+    job: Job<SyncQueueData, SyncResult | GroupResult>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<SyncResult | GroupResult> {
+    if (isGroup(job.data)) return runGroupJob(groups, job as Job<GroupJobData>, token, signal);
+    return processOne(job as Job<SyncJobData, SyncResult>, token, signal);
+  }
+
+  async function processOne(job: Job<SyncJobData, SyncResult>, token?: string, signal?: AbortSignal) {
     const started = Date.now();
     const data = job.data;
     try {
@@ -112,7 +151,15 @@ export function startSyncWorker(deps: SyncJobDeps, opts: SyncWorkerOptions): Syn
   }
 
   const worker = makeWorker(SYNC_QUEUE, process, { ...opts, backoff: true }, log, 'sync worker');
-  return { worker, close: closeOnce(worker, opts.shutdownTimeoutMs) };
+  const closeWorker = closeOnce(worker, opts.shutdownTimeoutMs);
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close: () => {
+      closing ??= closeWorker().finally(() => queue.close());
+      return closing;
+    },
+  };
 }
 
 /** How often a running transfer writes its progress to its job (a Redis script and an event each). */

@@ -19,8 +19,11 @@ import { walk } from './walk.js';
 export interface PollDeps {
   state: SyncStateStore;
   pool: SessionPool;
-  /** Adds sync jobs (deduplicated by version id); `absent`: paths known to have no object in S3. */
-  enqueue: (org: string, files: RemoteFile[], absent?: ReadonlySet<string>) => Promise<void>;
+  /**
+   * Adds sync jobs (deduplicated by version id; small files in groups spread over the tenant's
+   * connection slots); `absent`: paths known to have no object in S3.
+   */
+  enqueue: (tenant: TenantConfig, files: RemoteFile[], absent?: ReadonlySet<string>) => Promise<void>;
   /**
    * Which stable versions have a job already (aligned with `files`): not added again. Without it
    * every stable unsynced version is added each poll (and deduplicated by its job id).
@@ -100,7 +103,7 @@ export async function runPoll(deps: PollDeps, tenant: TenantConfig): Promise<Pol
   }
   if (fresh.length) {
     const absent = await deps.findAbsent?.(tenant.org, fresh);
-    await deps.enqueue(tenant.org, fresh, absent);
+    await deps.enqueue(tenant, fresh, absent);
   }
   await deps.state.replaceSeen(tenant.org, plan.seen);
   const ms = now() - started;

@@ -17,7 +17,7 @@ import { parseConfig } from '../../src/config.js';
 import { makeLogger } from '../../src/log.js';
 import { type Daemon, startDaemon } from '../../src/main.js';
 import type { ObjectStore } from '../../src/ports/object-store.js';
-import { SYNC_QUEUE } from '../../src/queue/jobs.js';
+import { parseJobId, SYNC_QUEUE } from '../../src/queue/jobs.js';
 import { makeMemoryObjectStore } from './fakes/memory-object-store.js';
 import { makeSyntheticSource } from './fakes/synthetic-source.js';
 import { type RedisServer, startRedis } from './redis.js';
@@ -116,16 +116,14 @@ export function describePollCost(FILES: number): void {
       expect(await poll('backlog')).toMatchObject({ kind: 'done', enqueued: 0, waiting: FILES });
       expect(await poll('backlog')).toMatchObject({ kind: 'done', enqueued: FILES });
       const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix });
+      // Files carried by the queue's jobs (a group job carries many: its id says how many).
       const jobs = async () => {
-        const c = await queue.getJobCounts(
-          'waiting',
-          'prioritized',
-          'delayed',
-          'active',
-          'completed',
-          'failed',
+        const ids = await queue.getRanges(
+          ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'],
+          0,
+          -1,
         );
-        return Object.values(c).reduce((a, b) => a + b, 0);
+        return ids.reduce((n, id) => n + (parseJobId(id)?.files ?? 1), 0);
       };
       expect(await jobs()).toBe(FILES);
       const listsBefore = lists;
