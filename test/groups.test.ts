@@ -4,7 +4,7 @@
  * finish goes on as a job of its own; the poll and resync see grouped versions as queued.
  */
 import { randomBytes } from 'node:crypto';
-import { Queue } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, parseConfig } from '../src/config.js';
@@ -77,7 +77,7 @@ describe('the queue side of groups (real Redis)', () => {
       },
     );
     const config = parseConfig({ s3: { bucket: 'b' }, vela: { enabled: false }, tenants: [] }) as Config;
-    return { redis, sync, jobs: makeSyncJobs(sync, poll, config, redis) };
+    return { redis, sync, prefix, jobs: makeSyncJobs(sync, poll, config, redis) };
   }
 
   it('a grouped version is pending while its group exists; a marker left by a group that is gone is not', async () => {
@@ -107,6 +107,29 @@ describe('the queue side of groups (real Redis)', () => {
     expect(await jobs.pending('acme', files)).toEqual([false, false, false, true, true, true]);
     expect(await jobs.get(versionJobId('acme', files[0]!))).toBeUndefined();
     expect(await redis.hlen(groupMarkerKey(sync, 'acme'))).toBe(6);
+  });
+
+  it('a group that failed for good holds none of its files: resync finds no job and queues them anew', async () => {
+    const { redis, prefix, jobs } = await setup();
+    const files = many(4);
+    await jobs.enqueue('acme', files, { connections: 1 });
+    const id = versionJobId('acme', files[1]!);
+    expect(await jobs.get(id)).toMatchObject({ state: 'prioritized' });
+    const connection = redis.duplicate({ maxRetriesPerRequest: null });
+    const worker = new Worker(
+      SYNC_QUEUE,
+      async () => {
+        throw new UnrecoverableError('stalled twice');
+      },
+      { connection, prefix },
+    );
+    closers.push(
+      () => connection.quit(),
+      () => worker.close(),
+    );
+    await waitFor('the group failed', async () => (await jobs.counts()).sync.failed === 1);
+    expect(await jobs.get(id)).toBeUndefined();
+    expect((await jobs.failed(10))[0]?.data.path).toBe('calls/c-0.wav (and 3 more in its group)');
   });
 
   it('resync batches and forced resyncs are never grouped', async () => {

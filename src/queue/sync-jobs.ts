@@ -126,6 +126,8 @@ export function makeSyncJobs(
       const file = group.data.files.find((f) => versionJobId(group.data.org, f) === id);
       if (!file) return undefined;
       const state = (await group.getState()) as JobState;
+      // A group that failed for good (it stalled twice) holds none of its files: `resync` queues them anew.
+      if (state === 'failed') return undefined;
       return {
         id,
         state: SYNC_STATES.includes(state as never) ? state : 'unknown',
