@@ -136,8 +136,9 @@ async function main() {
       const check = () => {
         if (done >= expected || Date.now() > deadline) resolve();
       };
-      daemon.worker!.worker.on('completed', () => {
-        done++;
+      // A group job ends many files at once (those it handed on complete as jobs of their own).
+      daemon.worker!.worker.on('completed', (_job, result) => {
+        done += result.outcome === 'group' ? result.synced : 1;
         check();
       });
       setInterval(check, 1000).unref();

@@ -150,15 +150,21 @@ export interface GroupJobData {
   org: string;
   files: GroupMember[];
   pickup?: number;
+  /** Files that ended in earlier pickups (the group went back to the queue after them). */
+  ended?: { synced: number; spunOff: number };
 }
 
 /** What a sync queue job carries: one version, or a group of small ones. */
 export type SyncQueueData = SyncJobData | GroupJobData;
 
-/** What a group sync job answers: how many of its files ended how (spun off: now a job of their own). */
+/**
+ * What a group sync job answers, over all its pickups: files that ended in it (`synced`: uploaded,
+ * found in S3 or already synced, or superseded; `uploaded` of them with bytes sent) and files that
+ * went on as jobs of their own (`spunOff`).
+ */
 export interface GroupResult {
   outcome: 'group';
-  files: number;
+  synced: number;
   uploaded: number;
   bytes: number;
   spunOff: number;

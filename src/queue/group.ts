@@ -54,7 +54,13 @@ export async function runGroupJob(
   // The files were never tried before this pickup: the first pickup, or the one after a bounce for
   // want of a slot. Not after a crash (BullMQ gives the group out again: a file may be half done).
   const firstRun = job.attemptsMade === 0 && job.attemptsStarted === (job.data.pickup ?? 1);
-  const result: GroupResult = { outcome: 'group', files: files.length, uploaded: 0, bytes: 0, spunOff: 0 };
+  const result: GroupResult = {
+    outcome: 'group',
+    synced: job.data.ended?.synced ?? 0,
+    uploaded: 0,
+    bytes: 0,
+    spunOff: job.data.ended?.spunOff ?? 0,
+  };
   const finished: string[] = [];
   let doneBytes = 0;
 
@@ -67,6 +73,7 @@ export async function runGroupJob(
       org,
       files: files.slice(i),
       ...(untried && firstRun && { pickup: job.attemptsStarted + 1 }),
+      ended: { synced: result.synced, spunOff: result.spunOff },
     });
     await forget();
     await job.moveToDelayed(at, token);
@@ -121,10 +128,12 @@ export async function runGroupJob(
         run.onOutcome?.(org, outcome.result.outcome, outcome.result.bytes, Date.now() - started);
         if (outcome.result.outcome === 'uploaded') result.uploaded++;
         result.bytes += outcome.result.bytes;
+        result.synced++;
         break;
       case 'superseded':
         log.info({ path: file.path, detail: outcome.detail }, 'superseded by a newer version');
         run.onOutcome?.(org, 'superseded', 0, Date.now() - started);
+        result.synced++;
         break;
       case 'no-slot':
         return handBack(i, true, Date.now() + (outcome.retryInMs ?? 0) + noSlotDelay(bouncesOf(job)));

@@ -148,6 +148,19 @@ export async function makeTestEnv(name: string, opts: TestEnvOptions = {}): Prom
   };
 }
 
+/**
+ * Files the queue's completed jobs synced (kept with `worker.keepCompleted`): a group job counts as the
+ * files that ended in it (those it handed on complete as jobs of their own).
+ */
+export async function completedFiles(queue: Queue): Promise<number> {
+  let files = 0;
+  for (const job of await queue.getJobs(['completed'])) {
+    const result = job.returnvalue as { outcome?: string; synced?: number } | undefined;
+    files += result?.outcome === 'group' ? (result.synced ?? 0) : 1;
+  }
+  return files;
+}
+
 /** Waits until the queue has nothing waiting, active or delayed. */
 export async function waitIdle(queue: Queue, timeoutMs = 60_000): Promise<Record<string, number>> {
   const until = Date.now() + timeoutMs;
