@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeRedisBudget } from '../src/adapters/redis-budget.js';
 import { type Config, parseConfig } from '../src/config.js';
 import type { Daemon } from '../src/main.js';
 import { GROUP_MAX_BYTES, GROUP_MAX_FILE, groupMarkerKey, planGroups } from '../src/queue/enqueue.js';
@@ -220,4 +221,32 @@ describe('group jobs in the daemon', () => {
     env.ftp.faults.failRetr = undefined;
     await waitFor('b-flaky.wav in S3', async () => puts('acme/calls/b-flaky.wav') === 1, 30_000);
   }, 90_000);
+
+  it('a group whose tenant has no free slot goes back to the queue whole, asks Vela nothing, and syncs once one frees', async () => {
+    for (let i = 0; i < 6; i++) await writeFileDeep(env.root, `calls/c-${i}.wav`, randomBytes(3_000 + i));
+    // The worker takes nothing while the files are queued and the slots taken.
+    await daemon.worker!.worker.pause();
+    await poll();
+    const calls = env.vela!.calls().length;
+    expect(await poll()).toMatchObject({ enqueued: 6 });
+    // Another replica takes both of the tenant's slots (once this process's idle sessions closed).
+    const other = makeRedisBudget(env.redis, env.prefix);
+    const held: string[] = [];
+    await waitFor('both slots held elsewhere', async () => {
+      const id = await other.tryAcquire('acme', 2);
+      if (typeof id === 'string') held.push(id);
+      return held.length === 2;
+    });
+    daemon.worker!.worker.resume();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const groups = await daemon.syncQueue.getJobs(['delayed', 'waiting', 'prioritized', 'active']);
+    expect(groups.map((j) => parseJobId(j.id ?? '')?.files)).toEqual([3, 3]);
+    expect(groups.every((j) => j.attemptsMade === 0 && j.attemptsStarted >= 2)).toBe(true);
+    expect(env.vela!.calls().length).toBe(calls);
+    for (const h of held) await other.release('acme', h);
+    other.close();
+    await waitIdle(daemon.syncQueue, 30_000);
+    for (let i = 0; i < 6; i++) expect(puts(`acme/calls/c-${i}.wav`), `c-${i}`).toBe(1);
+    expect(env.vela!.calls().length).toBe(calls + 6);
+  }, 60_000);
 });
