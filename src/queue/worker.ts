@@ -1,6 +1,8 @@
 /**
- * The sync worker role: BullMQ glue around `runSyncJob`. This is the one place where domain errors
- * are mapped to BullMQ's (PermanentError → UnrecoverableError, parked / no slot → DelayedError).
+ * The sync worker role: BullMQ glue around `runSyncJob`. A single version's job is handled here, where
+ * domain errors are mapped to BullMQ's (PermanentError → UnrecoverableError, parked / no slot →
+ * DelayedError); a group job goes to queue/group.ts, which hands a file it cannot finish on as a job
+ * of its own, so that from then on this mapping applies to it too.
  */
 import { DelayedError, type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { RedisClient } from '../adapters/redis-client.js';
